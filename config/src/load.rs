@@ -1,0 +1,375 @@
+//! Loading: TOML file → env overrides → typed settings → validation, collecting every
+//! problem with its TOML path and line instead of stopping at the first.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_path_to_error::Segment;
+use toml::de::DeTable;
+
+use crate::connector::{self, Connector};
+use crate::env::{self, EnvOverride};
+use crate::problem::{Origin, Problem, Problems};
+use crate::settings::Settings;
+
+/// Settings after validation, with the typed connectors.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    pub connectors: Vec<Connector>,
+    /// The file it was read from; `None` for the embedded defaults.
+    pub file: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn connector(&self, name: &str) -> Option<&Connector> {
+        self.connectors.iter().find(|c| c.name == name)
+    }
+}
+
+/// Loads `file` (or the embedded defaults when `None`) with the process environment.
+pub fn load(file: Option<&Path>) -> Result<Config, Problems> {
+    load_with_env(file, std::env::vars())
+}
+
+/// Loads with an explicit environment (tests pass their own).
+pub fn load_with_env(
+    file: Option<&Path>,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, Problems> {
+    let file_name = file.map_or_else(|| "<defaults>".to_string(), |f| f.display().to_string());
+    let source = match file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            Problems(vec![Problem {
+                path: String::new(),
+                origin: Origin::File {
+                    file: file_name.clone(),
+                    line: None,
+                },
+                message: format!("cannot read config file: {e}"),
+            }])
+        })?,
+        None => String::new(),
+    };
+    load_str(&source, &file_name, vars).map(|(settings, connectors)| Config {
+        settings,
+        connectors,
+        file: file.map(Path::to_path_buf),
+    })
+}
+
+/// The core: parse `source` (named `file_name` in messages), apply env, deserialize, validate.
+pub fn load_str(
+    source: &str,
+    file_name: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<(Settings, Vec<Connector>), Problems> {
+    let locator = Locator::new(source, file_name);
+    let mut table: toml::Table = toml::from_str(source).map_err(|e| {
+        Problems(vec![Problem {
+            path: String::new(),
+            origin: locator.origin_of_span(e.span()),
+            message: format!("invalid TOML: {}", e.message().trim()),
+        }])
+    })?;
+
+    let connector_names: Vec<String> = table
+        .get("connectors")
+        .and_then(toml::Value::as_table)
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default();
+    let (overrides, mut problems) = env::resolve(vars, &connector_names);
+    let mut env_origin: HashMap<String, EnvOverride> = HashMap::new();
+    for o in overrides {
+        set_path(&mut table, &o.path, o.value());
+        env_origin.insert(o.path.join("."), o);
+    }
+
+    let settings = deserialize_recovering(&mut table, &env_origin, &locator, &mut problems);
+    let mut connectors = Vec::new();
+    let origin = |path: &str| {
+        env_origin
+            .get(path)
+            .map(|o| Origin::Env(o.var.clone()))
+            .unwrap_or_else(|| locator.origin_of_path(path))
+    };
+    if let Some(settings) = &settings {
+        problems.extend(validate_settings(settings, &origin));
+        for (name, raw) in &settings.connectors {
+            let set_keys: Vec<String> = table
+                .get("connectors")
+                .and_then(|c| c.get(name))
+                .and_then(toml::Value::as_table)
+                .map(|t| t.keys().cloned().collect())
+                .unwrap_or_default();
+            match connector::validate(name, raw, &set_keys, &settings.ingest.company_domains) {
+                Ok(c) => connectors.push(c),
+                Err(found) => {
+                    for (key, message) in found {
+                        let path = if key.is_empty() {
+                            format!("connectors.{name}")
+                        } else {
+                            format!("connectors.{name}.{key}")
+                        };
+                        problems.push(Problem {
+                            origin: origin(&path),
+                            path,
+                            message,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    problems.sort_by_key(|p| match &p.origin {
+        Origin::File { line, .. } => (0, line.unwrap_or(usize::MAX)),
+        Origin::Env(_) => (1, 0),
+    });
+    match settings {
+        Some(settings) if problems.is_empty() => Ok((settings, connectors)),
+        _ => Err(Problems(problems)),
+    }
+}
+
+/// Deserializes, and on each error records it and removes the offending key, so one run
+/// reports every unknown key and wrong type rather than only the first.
+fn deserialize_recovering(
+    table: &mut toml::Table,
+    env_origin: &HashMap<String, EnvOverride>,
+    locator: &Locator,
+    problems: &mut Vec<Problem>,
+) -> Option<Settings> {
+    const MAX_ROUNDS: usize = 200;
+    for _ in 0..MAX_ROUNDS {
+        let value = toml::Value::Table(table.clone());
+        let error = match serde_path_to_error::deserialize::<_, Settings>(value) {
+            Ok(settings) => return Some(settings),
+            Err(error) => error,
+        };
+        let mut path: Vec<String> = error
+            .path()
+            .iter()
+            .filter_map(|segment| match segment {
+                Segment::Map { key } => Some(key.clone()),
+                Segment::Seq { index } => Some(index.to_string()),
+                Segment::Enum { variant } => Some(variant.clone()),
+                Segment::Unknown => None,
+            })
+            .collect();
+        let message = error.inner().message().trim().to_string();
+        if let Some(unknown) = unknown_field(&message)
+            && path.last() != Some(&unknown)
+        {
+            path.push(unknown);
+        }
+        let dotted = path.join(".");
+        // An env value that parsed as a TOML literal (`123`) may be meant as a string.
+        if let Some(o) = env_origin.get(&dotted)
+            && !matches!(get_path(table, &path), Some(toml::Value::String(_)))
+        {
+            set_path(table, &path, toml::Value::String(o.raw.clone()));
+            continue;
+        }
+        let origin = env_origin
+            .get(&dotted)
+            .map(|o| Origin::Env(o.var.clone()))
+            .unwrap_or_else(|| locator.origin_of_path(&dotted));
+        let message = if message.starts_with("unknown field") {
+            format!("unknown key: {message}")
+        } else {
+            message
+        };
+        problems.push(Problem {
+            path: dotted,
+            origin,
+            message,
+        });
+        if path.is_empty() || !remove_path(table, &path) {
+            return None;
+        }
+    }
+    None
+}
+
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+fn get_path<'a>(table: &'a toml::Table, path: &[String]) -> Option<&'a toml::Value> {
+    let (first, rest) = path.split_first()?;
+    let mut value = table.get(first)?;
+    for part in rest {
+        value = match value {
+            toml::Value::Table(t) => t.get(part)?,
+            toml::Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut current = table;
+    for part in parents {
+        let entry = current
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        current = entry.as_table_mut().expect("made a table above");
+    }
+    current.insert(last.clone(), value);
+}
+
+fn remove_path(table: &mut toml::Table, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut current = table;
+    for part in parents {
+        match current.get_mut(part) {
+            Some(toml::Value::Table(t)) => current = t,
+            _ => return false,
+        }
+    }
+    current.remove(last).is_some()
+}
+
+/// Checks that need more than types: URLs, addresses, files and directories, ranges.
+fn validate_settings(settings: &Settings, origin: &dyn Fn(&str) -> Origin) -> Vec<Problem> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    if let Some(urls) = &settings.nats.url {
+        for url in urls.split(',').map(str::trim) {
+            match url::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "nats" | "tls" | "ws" | "wss") && u.host().is_some() => {}
+                Ok(u) => found.push((
+                    "nats.url".into(),
+                    format!("bad URL {url:?}: expected nats://host:port (scheme {:?})", u.scheme()),
+                )),
+                Err(e) => found.push(("nats.url".into(), format!("bad URL {url:?}: {e}"))),
+            }
+        }
+    }
+    if !(1..=4096).contains(&settings.nats.publish_window) {
+        found.push((
+            "nats.publish_window".into(),
+            format!(
+                "{} is out of range 1..=4096 (async-nats stalls past ~5000 unacked publishes)",
+                settings.nats.publish_window
+            ),
+        ));
+    }
+    if settings.nats.max_deliver < 1 {
+        found.push(("nats.max_deliver".into(), "must be at least 1".into()));
+    }
+    if settings.nats.duplicate_window_secs == 0 {
+        found.push((
+            "nats.duplicate_window_secs".into(),
+            "must be at least 1: re-published interactions are deduplicated in this window".into(),
+        ));
+    }
+    if settings.api.addr.parse::<std::net::SocketAddr>().is_err() {
+        found.push((
+            "api.addr".into(),
+            format!("{:?} is not an address like 127.0.0.1:8700", settings.api.addr),
+        ));
+    }
+    if settings.ingest.max_message_bytes == 0 {
+        found.push(("ingest.max_message_bytes".into(), "must be at least 1".into()));
+    }
+    let mut file_problems = Vec::new();
+    connector::check_optional_file(
+        "nats.credentials_file",
+        settings.nats.credentials_file.as_deref(),
+        &mut file_problems,
+    );
+    connector::check_optional_file(
+        "nats.token_file",
+        settings.nats.token_file.as_deref(),
+        &mut file_problems,
+    );
+    connector::check_optional_file(
+        "api.token_file",
+        settings.api.token_file.as_deref(),
+        &mut file_problems,
+    );
+    found.extend(file_problems);
+    let data_dir = &settings.data_dir;
+    match std::fs::metadata(data_dir) {
+        Ok(meta) if !meta.is_dir() => found.push((
+            "data_dir".into(),
+            format!("{} exists and is not a directory", data_dir.display()),
+        )),
+        Ok(_) => {
+            if let Err(e) = std::fs::read_dir(data_dir) {
+                found.push((
+                    "data_dir".into(),
+                    format!("directory {} is not readable: {e}", data_dir.display()),
+                ));
+            }
+        }
+        Err(_) => {} // created at start-up
+    }
+    found
+        .into_iter()
+        .map(|(path, message)| Problem {
+            origin: origin(&path),
+            path,
+            message,
+        })
+        .collect()
+}
+
+/// Maps TOML paths and byte spans to 1-based lines of the source.
+struct Locator<'a> {
+    file: String,
+    tree: Option<DeTable<'a>>,
+    line_starts: Vec<usize>,
+}
+
+impl<'a> Locator<'a> {
+    fn new(source: &'a str, file: &str) -> Self {
+        let tree = DeTable::parse(source).ok().map(|t| t.into_inner());
+        let line_starts = std::iter::once(0)
+            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Locator {
+            file: file.to_string(),
+            tree,
+            line_starts,
+        }
+    }
+
+    fn line_of(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&start| start <= offset)
+    }
+
+    fn origin_of_span(&self, span: Option<std::ops::Range<usize>>) -> Origin {
+        Origin::File {
+            file: self.file.clone(),
+            line: span.map(|s| self.line_of(s.start)),
+        }
+    }
+
+    /// The line of the deepest key of `path` present in the file.
+    fn origin_of_path(&self, path: &str) -> Origin {
+        let mut span = None;
+        if let Some(tree) = &self.tree {
+            let mut table = Some(tree);
+            for part in path.split('.').filter(|p| !p.is_empty()) {
+                let Some(current) = table else { break };
+                let Some((key, value)) = current.get_key_value(part) else {
+                    break;
+                };
+                span = Some(key.span());
+                table = value.get_ref().as_table();
+            }
+        }
+        self.origin_of_span(span)
+    }
+}

@@ -1,0 +1,205 @@
+//! The typed settings tree. Every field is documented in the shipped `config/rapport.toml`;
+//! every field can be overridden from the environment (see [`crate::env`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything Rapport reads from `rapport.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Root of Rapport's state: the embedded nats-server's JetStream store, the store.
+    pub data_dir: PathBuf,
+    pub log: LogSettings,
+    pub nats: NatsSettings,
+    pub ingest: IngestSettings,
+    pub api: ApiSettings,
+    /// Connector instances by name.
+    pub connectors: BTreeMap<String, ConnectorSettings>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("rapport-data"),
+            log: LogSettings::default(),
+            nats: NatsSettings::default(),
+            ingest: IngestSettings::default(),
+            api: ApiSettings::default(),
+            connectors: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `tracing` filter directive, e.g. `info` or `rapport_pipeline=debug,info`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsSettings {
+    /// Server URL(s), comma-separated. Unset: Rapport starts its own nats-server.
+    pub url: Option<String>,
+    /// The nats-server binary for the embedded server: a path, or a name looked up on PATH.
+    pub server_binary: String,
+    /// NATS credentials file (`.creds`) for a secured cluster.
+    pub credentials_file: Option<PathBuf>,
+    /// File holding a NATS auth token (kept out of the config file).
+    pub token_file: Option<PathBuf>,
+    /// JetStream stream replicas (1 for a single server, 3 for a cluster).
+    pub replicas: usize,
+    /// Interactions are kept this many days, then dropped by JetStream.
+    pub stream_max_age_days: u64,
+    /// Interactions stream size cap in bytes (oldest dropped first); 0 = unlimited.
+    pub stream_max_bytes: i64,
+    /// Window in which a re-published `Nats-Msg-Id` is dropped as a duplicate.
+    pub duplicate_window_secs: u64,
+    /// Most publishes awaiting their JetStream ack at once (bounded, never unbounded).
+    pub publish_window: usize,
+    /// Seconds to wait for the first connection before giving up at start-up.
+    pub connect_timeout_secs: u64,
+    /// Analysis consumer: redeliver an unacked interaction after this many seconds.
+    pub ack_wait_secs: u64,
+    /// Analysis consumer: deliveries before an interaction goes to the DLQ.
+    pub max_deliver: i64,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        NatsSettings {
+            url: None,
+            server_binary: "nats-server".into(),
+            credentials_file: None,
+            token_file: None,
+            replicas: 1,
+            stream_max_age_days: 90,
+            stream_max_bytes: 0,
+            duplicate_window_secs: 24 * 3600,
+            publish_window: 2048,
+            connect_timeout_secs: 10,
+            ack_wait_secs: 60,
+            max_deliver: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// A message, line or file larger than this goes to the DLQ as "too large".
+    pub max_message_bytes: usize,
+    /// The DLQ keeps at most this many bytes of the rejected input.
+    pub dlq_max_raw_bytes: usize,
+    /// E-mail addresses in these domains (and their subdomains) are the company's agents.
+    pub company_domains: Vec<String>,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            max_message_bytes: 4 * 1024 * 1024,
+            dlq_max_raw_bytes: 64 * 1024,
+            company_domains: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// Address of the HTTP listener (webhooks now; the query API later).
+    pub addr: String,
+    /// Bearer token, inline. Prefer `token_file` or the `RAPPORT_API_TOKEN` env var.
+    pub token: Option<String>,
+    /// File whose first line is the bearer token.
+    pub token_file: Option<PathBuf>,
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            addr: "127.0.0.1:8700".into(),
+            token: None,
+            token_file: None,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// One connector instance as written in the file: a flat table whose `kind` decides which
+/// keys apply. [`crate::connector::ConnectorSpec`] is the validated, typed form; keeping the
+/// raw form flat gives exact paths in errors and one env-override rule for every key.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSettings {
+    /// files · maildir · imap · chat-webhook · mastodon
+    pub kind: Option<String>,
+    /// Disabled connectors are validated but not started.
+    pub enabled: Option<bool>,
+
+    // files, maildir
+    /// A file or directory (files), or the Maildir root (maildir).
+    pub path: Option<PathBuf>,
+    /// files: the source format, or `auto` to detect each file from its content.
+    pub format: Option<String>,
+    /// files, maildir, imap (poll mode), mastodon: seconds between looks for new input.
+    pub poll_interval_secs: Option<u64>,
+
+    // imap
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// imap: `tls` (implicit TLS, port 993), `starttls` or `plain`.
+    pub security: Option<String>,
+    pub username: Option<String>,
+    /// imap: password inline (prefer `password_file` or the env override).
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub mailbox: Option<String>,
+    /// imap: `idle` (push, falls back to polling when unsupported) or `poll`.
+    pub mode: Option<String>,
+    /// imap, mastodon: extra PEM CA certificate to trust (self-signed servers).
+    pub ca_file: Option<PathBuf>,
+
+    // chat-webhook
+    /// chat-webhook: URL path the webhook listens on.
+    pub route: Option<String>,
+
+    // mastodon
+    /// mastodon: instance base URL, e.g. `https://social.example`.
+    pub instance: Option<String>,
+    /// mastodon: access token inline (prefer `access_token_file` or the env override).
+    pub access_token: Option<String>,
+    pub access_token_file: Option<PathBuf>,
+    /// mastodon: `home`, `notifications`, `public`, `hashtag:<tag>`.
+    pub timelines: Option<Vec<String>>,
+
+    // all kinds
+    /// Overrides `ingest.company_domains` for this connector.
+    pub company_domains: Option<Vec<String>>,
+    /// Calls: speaker label → role (`{ spk_0 = "agent", spk_1 = "customer" }`).
+    pub speaker_roles: Option<BTreeMap<String, String>>,
+}
