@@ -1,0 +1,247 @@
+//! One RFC 5322 message → one [`Interaction`].
+
+use mail_parser::{Address, HeaderName, HeaderValue, Message, MessageParser, PartType};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use super::clean;
+use crate::error::ParseError;
+use crate::format::ParseContext;
+use crate::ids::content_hash;
+use crate::record::{Author, Channel, Interaction, Role};
+
+/// The reason given for a message whose text is nothing but quotes and signatures.
+pub const EMPTY_BODY: &str =
+    "empty body: the message has no text after removing quotes and signatures";
+
+/// Parses one message. See [`super::parse_eml`].
+pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Interaction, ParseError> {
+    ctx.check_size(input.len())?;
+    let message = MessageParser::default()
+        .parse(input)
+        .ok_or_else(|| ParseError::new("not an e-mail message: no header fields found"))?;
+    if !has_message_headers(&message) {
+        return Err(ParseError::new(
+            "not an e-mail message: none of the header fields From, To, Subject, Date, \
+             Message-ID, Received or Content-Type is present",
+        ));
+    }
+
+    let message_id = message.message_id().and_then(bare_id);
+    let native_id = match &message_id {
+        Some(id) => id.clone(),
+        None => format!("sha256:{}", content_hash(input)),
+    };
+    let references = id_list(message.references());
+    let in_reply_to = id_list(message.in_reply_to()).into_iter().next();
+    let conversation_id = format!(
+        "email:{}",
+        references
+            .first()
+            .or(in_reply_to.as_ref())
+            .unwrap_or(&native_id)
+    );
+
+    let mut attributes = Map::new();
+    let occurred_at = occurred_at(&message, &mut attributes)?;
+    let text = body_text(&message)?;
+
+    if let Some(subject) = message.subject() {
+        attributes.insert("subject".into(), Value::from(subject.trim()));
+    }
+    if let Some(id) = &message_id {
+        attributes.insert("message_id".into(), Value::from(id.as_str()));
+    }
+    attributes.insert("to".into(), Value::from(addresses(message.to())));
+    let cc = addresses(message.cc());
+    if !cc.is_empty() {
+        attributes.insert("cc".into(), Value::from(cc));
+    }
+    if message.attachment_count() > 0 {
+        attributes.insert(
+            "attachments".into(),
+            Value::from(message.attachment_count()),
+        );
+    }
+    if !references.is_empty() {
+        attributes.insert("references".into(), Value::from(references));
+    }
+
+    Ok(Interaction {
+        id: format!("email:{native_id}"),
+        conversation_id,
+        channel: Channel::Email,
+        connector: ctx.connector.clone(),
+        occurred_at,
+        author: author(&message, ctx),
+        text,
+        language: language(&message),
+        public: false,
+        in_reply_to: in_reply_to.map(|id| format!("email:{id}")),
+        attributes,
+    })
+}
+
+fn has_message_headers(message: &Message<'_>) -> bool {
+    message.root_part().headers().iter().any(|h| {
+        matches!(
+            h.name,
+            HeaderName::From
+                | HeaderName::To
+                | HeaderName::Subject
+                | HeaderName::Date
+                | HeaderName::MessageId
+                | HeaderName::Received
+                | HeaderName::ContentType
+                | HeaderName::Sender
+        )
+    })
+}
+
+/// A message id without angle brackets or surrounding space; `None` when nothing is left.
+fn bare_id(id: &str) -> Option<String> {
+    let id = id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+/// The ids of a References or In-Reply-To field, in order.
+fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
+    match value {
+        HeaderValue::Text(id) => bare_id(id).into_iter().collect(),
+        HeaderValue::TextList(ids) => ids.iter().filter_map(|id| bare_id(id)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn addresses(address: Option<&Address<'_>>) -> Vec<String> {
+    address
+        .map(|a| {
+            a.iter()
+                .filter_map(|a| a.address())
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn author(message: &Message<'_>, ctx: &ParseContext) -> Author {
+    let from = message
+        .from()
+        .or_else(|| message.sender())
+        .and_then(|a| a.first());
+    let address = from
+        .and_then(|a| a.address())
+        .map(|a| a.trim().to_lowercase())
+        .filter(|a| !a.is_empty());
+    let name = from
+        .and_then(|a| a.name())
+        .map(|n| n.trim().trim_matches('"').trim().to_string())
+        .filter(|n| !n.is_empty());
+
+    let mut ids = Vec::new();
+    if let Some(address) = &address {
+        ids.push(format!("email:{address}"));
+    }
+    // A Reply-To that points back at a recipient is a mailing list, not the author: as an
+    // identity key it would merge everyone who posts to the list into one customer.
+    let recipients: Vec<String> = addresses(message.to())
+        .into_iter()
+        .chain(addresses(message.cc()))
+        .map(|a| a.to_lowercase())
+        .collect();
+    for reply_to in addresses(message.reply_to()) {
+        let reply_to = reply_to.to_lowercase();
+        let id = format!("email:{reply_to}");
+        if !ids.contains(&id) && !recipients.contains(&reply_to) {
+            ids.push(id);
+        }
+    }
+    let role = match &address {
+        Some(address) if is_company_address(address, &ctx.company_domains) => Role::Agent,
+        Some(_) => Role::Customer,
+        None => Role::Unknown,
+    };
+    Author { role, ids, name }
+}
+
+/// True when the address's domain is one of `domains` or a subdomain of one.
+pub fn is_company_address(address: &str, domains: &[String]) -> bool {
+    let Some((_, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    let domain = domain.trim().trim_end_matches('.').to_lowercase();
+    domains.iter().any(|d| {
+        let d = d
+            .trim()
+            .trim_start_matches('@')
+            .trim_matches('.')
+            .to_lowercase();
+        !d.is_empty() && (domain == d || domain.ends_with(&format!(".{d}")))
+    })
+}
+
+/// The Date header in UTC, else the newest Received date (recorded as `date_source`).
+fn occurred_at(
+    message: &Message<'_>,
+    attributes: &mut Map<String, Value>,
+) -> Result<OffsetDateTime, ParseError> {
+    if let Some(t) = message.date().and_then(to_utc) {
+        return Ok(t);
+    }
+    if let Some(t) = message
+        .received_all()
+        .filter_map(|r| r.date())
+        .filter_map(|d| to_utc(&d))
+        .max()
+    {
+        attributes.insert("date_source".into(), Value::from("received"));
+        return Ok(t);
+    }
+    let raw = message.header_raw(HeaderName::Date).unwrap_or("").trim();
+    Err(ParseError::new(format!(
+        "invalid or missing Date header: {raw:?}"
+    )))
+}
+
+fn to_utc(date: &mail_parser::DateTime) -> Option<OffsetDateTime> {
+    if !date.is_valid() {
+        return None;
+    }
+    OffsetDateTime::from_unix_timestamp(date.to_timestamp()).ok()
+}
+
+/// The sender's text: every inline text part (HTML converted), quotes and signatures removed.
+pub(super) fn body_text(message: &Message<'_>) -> Result<String, ParseError> {
+    let mut parts = Vec::new();
+    for part in message.text_bodies() {
+        let text = match &part.body {
+            PartType::Text(text) => clean::strip_quotes_and_signatures(text),
+            PartType::Html(html) => clean::html_body(html),
+            _ => continue,
+        };
+        let text = crate::text::normalise_whitespace(&text);
+        if !text.is_empty() {
+            parts.push(text);
+        }
+    }
+    let text = parts.join("\n\n");
+    if text.is_empty() {
+        return Err(ParseError::new(EMPTY_BODY));
+    }
+    Ok(text)
+}
+
+/// The first tag of Content-Language.
+fn language(message: &Message<'_>) -> Option<String> {
+    let tag = match message.header(HeaderName::ContentLanguage)? {
+        HeaderValue::Text(tag) => tag.split(',').next()?.trim().to_string(),
+        HeaderValue::TextList(tags) => tags.first()?.trim().to_string(),
+        _ => return None,
+    };
+    (!tag.is_empty()).then_some(tag)
+}

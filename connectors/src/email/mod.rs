@@ -1,0 +1,39 @@
+//! E-mail: RFC 5322 messages (`.eml`, Maildir files, IMAP fetches) and mbox files.
+//!
+//! | field | from |
+//! |---|---|
+//! | `id` | `email:<Message-ID>`, else `email:sha256:<content hash of the raw message>` |
+//! | `conversation_id` | `email:<first References id, else In-Reply-To, else own id>` |
+//! | `in_reply_to` | `email:<In-Reply-To>` |
+//! | `author` | From (and Reply-To) as `email:<address>`; agent when the domain is one of `company_domains` or below it |
+//! | `occurred_at` | Date in UTC, else the newest Received date (`date_source: "received"`) |
+//! | `text` | the text body (HTML converted), quoted replies and signatures removed |
+//! | `language` | Content-Language |
+//! | `attributes` | `subject`, `message_id`, `to`, `cc`, `attachments` (count), `references`, `date_source` |
+//!
+//! Charsets are decoded by `mail-parser`. A message with no text of its own after cleaning
+//! is an error ("empty body"), so it reaches the dead-letter queue instead of the analysis.
+
+mod clean;
+mod mbox;
+mod message;
+#[cfg(test)]
+mod tests;
+
+pub use clean::{html_body, strip_quotes_and_signatures};
+pub use mbox::{escape_from, unescape_from};
+pub use message::{EMPTY_BODY, is_company_address};
+
+use crate::error::ParseError;
+use crate::format::{ParseContext, Unit};
+use crate::record::Interaction;
+
+/// One RFC 5322 message → one interaction.
+pub fn parse_eml(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, ParseError> {
+    message::parse(input, ctx).map(|interaction| vec![interaction])
+}
+
+/// An mbox file (mboxrd/mboxo, LF or CRLF) → one unit per message.
+pub fn parse_mbox(input: &[u8], ctx: &ParseContext) -> Vec<Unit> {
+    mbox::parse(input, ctx)
+}
