@@ -1,1 +1,376 @@
-fn main() {}
+//! `rapport`: the command line. Argument parsing, wiring and exit codes only; the work is
+//! in the `rapport-pipeline`, `rapport-connectors` and `rapport-config` crates.
+//!
+//! Exit codes: 0 success · 1 runtime failure (bus, I/O) · 2 configuration or usage problem ·
+//! 3 finished, but some input was rejected (it is in `rapport.dlq.ingest`).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rapport_config::{Config, LogFormat};
+use rapport_connectors::Format;
+use rapport_pipeline::daemon::{self, Role};
+use rapport_pipeline::ingest::files::{FileReader, Layout, ScanReport};
+use rapport_pipeline::ingest::{ConnectorState, ConnectorStatus, Counters, Sink};
+use rapport_pipeline::{Bus, Checkpoints};
+
+mod connectors_cmd;
+
+const EXIT_FAILURE: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+const EXIT_REJECTED: u8 = 3;
+
+#[derive(Parser)]
+#[command(name = "rapport", version, about = "Streaming, omnichannel conversation analysis")]
+struct Cli {
+    /// Configuration file (default: $RAPPORT_CONFIG, else embedded defaults).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Log format for people (text) or log shippers (json); overrides log.format.
+    #[arg(long, global = true, value_parser = ["text", "json"])]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: connectors (workers, alerter and API as they land).
+    Run {
+        /// Run only part of Rapport in this process.
+        #[arg(long, value_parser = ["all", "connectors"], default_value = "all")]
+        role: String,
+    },
+    /// Import files once: e-mail (.eml, mbox, Maildir), chat, call and social exports.
+    Ingest {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Source format; `auto` detects each file from its content.
+        #[arg(long, default_value = "auto", value_parser = format_names())]
+        format: String,
+        /// Parse and print, publish nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: one Interaction JSON per line on stdout. Else: the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Connector name: the checkpoint namespace and the `connector` field (default
+        /// `ingest`). Naming a configured connector also uses its parse settings.
+        #[arg(long, default_value = "ingest")]
+        connector: String,
+    },
+    /// Configuration: check a file, list the environment overrides.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Connector status and connection tests.
+    Connectors {
+        #[command(subcommand)]
+        command: ConnectorsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Report every problem with its TOML path and line; exit 2 if there are any.
+    Check { file: Option<PathBuf> },
+    /// Print every setting's RAPPORT_* environment variable.
+    Env,
+}
+
+#[derive(Subcommand)]
+enum ConnectorsCommand {
+    /// Counters per connector: read, published, duplicates, failed, last error.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that a connector's source is reachable and parse its first items.
+    Test { name: String },
+}
+
+fn format_names() -> Vec<&'static str> {
+    std::iter::once("auto")
+        .chain(Format::ALL.iter().map(|f| f.name()))
+        .collect()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts");
+    let code = runtime.block_on(dispatch(cli));
+    ExitCode::from(code)
+}
+
+async fn dispatch(cli: Cli) -> u8 {
+    let config_file = daemon::config_path(cli.config.clone());
+    if let Command::Config { command } = &cli.command {
+        return config_command(command, config_file);
+    }
+    let config = match rapport_config::load(config_file.as_deref()) {
+        Ok(config) => config,
+        Err(problems) => {
+            eprintln!("{problems}");
+            eprintln!("rapport: configuration has {} problem(s)", problems.0.len());
+            return EXIT_CONFIG;
+        }
+    };
+    init_logging(&config, cli.log_format.as_deref());
+    match cli.command {
+        Command::Run { role } => {
+            let role = match role.as_str() {
+                "connectors" => Role::Connectors,
+                _ => Role::All,
+            };
+            match daemon::run(config, role).await {
+                Ok(()) => 0,
+                Err(e @ daemon::DaemonError::NoToken { .. }) => {
+                    eprintln!("rapport: {e}");
+                    EXIT_CONFIG
+                }
+                Err(e) => {
+                    eprintln!("rapport: {e}");
+                    EXIT_FAILURE
+                }
+            }
+        }
+        Command::Ingest {
+            paths,
+            format,
+            dry_run,
+            json,
+            connector,
+        } => ingest(&config, paths, &format, dry_run, json, &connector).await,
+        Command::Connectors { command } => match command {
+            ConnectorsCommand::Status { json } => connectors_cmd::status(&config, json).await,
+            ConnectorsCommand::Test { name } => connectors_cmd::test(&config, &name).await,
+        },
+        Command::Config { .. } => unreachable!("handled above"),
+    }
+}
+
+fn config_command(command: &ConfigCommand, config_file: Option<PathBuf>) -> u8 {
+    match command {
+        ConfigCommand::Check { file } => {
+            let file = file.clone().or(config_file);
+            match rapport_config::load(file.as_deref()) {
+                Ok(config) => {
+                    let name = file.map_or("embedded defaults".into(), |f| f.display().to_string());
+                    println!(
+                        "{name}: OK ({} connector(s): {})",
+                        config.connectors.len(),
+                        config
+                            .connectors
+                            .iter()
+                            .map(|c| format!("{} [{}{}]", c.name, c.spec.kind(), if c.enabled { "" } else { ", disabled" }))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    0
+                }
+                Err(problems) => {
+                    println!("{problems}");
+                    eprintln!("{} problem(s)", problems.0.len());
+                    EXIT_CONFIG
+                }
+            }
+        }
+        ConfigCommand::Env => {
+            let names: Vec<String> = match rapport_config::load(config_file.as_deref()) {
+                Ok(c) => c.connectors.iter().map(|c| c.name.clone()).collect(),
+                Err(_) => Vec::new(),
+            };
+            for path in rapport_config::env::overridable_paths(&names) {
+                let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+                println!("{:<48} {}", rapport_config::env::var_name(&parts), parts.join("."));
+            }
+            0
+        }
+    }
+}
+
+async fn ingest(
+    config: &Config,
+    paths: Vec<PathBuf>,
+    format: &str,
+    dry_run: bool,
+    json: bool,
+    connector_name: &str,
+) -> u8 {
+    let settings = &config.settings;
+    let format = Format::from_name(format);
+    let template = match config.connector(connector_name) {
+        Some(connector) => {
+            rapport_pipeline::ingest::files::parse_template(connector, settings.ingest.max_message_bytes)
+        }
+        None => {
+            let mut ctx = rapport_connectors::ParseContext::new(connector_name, "");
+            ctx.company_domains = settings.ingest.company_domains.clone();
+            ctx.max_message_bytes = settings.ingest.max_message_bytes;
+            ctx
+        }
+    };
+    let (bus, mut sink) = if dry_run {
+        (None, Sink::Print { json, printed: 0 })
+    } else {
+        match Bus::start(settings).await {
+            Ok(bus) => {
+                let sink = Sink::bus(&bus, settings.ingest.dlq_max_raw_bytes);
+                (Some(bus), sink)
+            }
+            Err(e) => {
+                eprintln!("rapport: {e}");
+                return EXIT_FAILURE;
+            }
+        }
+    };
+    let state = ConnectorState {
+        name: connector_name.to_string(),
+        checkpoints: bus.as_ref().map(|b| Checkpoints::new(b.checkpoints.clone())),
+        counters: std::sync::Arc::new(Counters::default()),
+    };
+    let bar = progress_bar(dry_run && json);
+    let started = std::time::Instant::now();
+    let mut total = ScanReport::default();
+    let mut failure = None;
+    for path in paths {
+        let mut reader = FileReader::new(state.clone(), path.clone(), Layout::Files(format), template.clone());
+        let mut on_progress = |done: u64, all: u64| {
+            if let Some(bar) = &bar {
+                bar.set_length(all);
+                bar.set_position(done);
+            }
+        };
+        match reader.scan(&mut sink, &mut on_progress).await {
+            Ok(report) => add(&mut total, report),
+            Err(e) => {
+                failure = Some(format!("{}: {e}", path.display()));
+                break;
+            }
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    if let (Some(bus), Some(checkpoints)) = (&bus, &state.checkpoints) {
+        let _ = state.counters.snapshot(connector_name, "files").save(checkpoints).await;
+        let _ = bus.client.flush().await;
+    }
+    if let Some(bus) = bus {
+        bus.shutdown().await;
+    }
+    print_report(&total, elapsed, dry_run, json);
+    if let Some(message) = failure {
+        eprintln!("rapport: {message}");
+        return EXIT_FAILURE;
+    }
+    if total.rejected > 0 { EXIT_REJECTED } else { 0 }
+}
+
+fn add(total: &mut ScanReport, r: ScanReport) {
+    total.files_read += r.files_read;
+    total.files_unchanged += r.files_unchanged;
+    total.units += r.units;
+    total.interactions += r.interactions;
+    total.stored += r.stored;
+    total.duplicates += r.duplicates;
+    total.rejected += r.rejected;
+}
+
+fn print_report(report: &ScanReport, elapsed: f64, dry_run: bool, json: bool) {
+    let rate = report.interactions as f64 / elapsed.max(1e-9);
+    if json && !dry_run {
+        let mut value = serde_json::to_value(report).expect("report serializes");
+        value["seconds"] = serde_json::json!(elapsed);
+        value["interactions_per_second"] = serde_json::json!(rate);
+        println!("{value}");
+        return;
+    }
+    let verb = if dry_run { "parsed (dry run, nothing published)" } else { "published" };
+    eprintln!(
+        "{} interactions {verb} from {} file(s) ({} unchanged, skipped); {} stored, {} duplicates dropped, {} rejected to rapport.dlq.ingest; {:.2} s, {:.0} interactions/s",
+        report.interactions,
+        report.files_read,
+        report.files_unchanged,
+        report.stored,
+        report.duplicates,
+        report.rejected,
+        elapsed,
+        rate
+    );
+}
+
+fn progress_bar(quiet: bool) -> Option<indicatif::ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("template is valid")
+        .progress_chars("=> "),
+    );
+    Some(bar)
+}
+
+fn init_logging(config: &Config, format_flag: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.settings.log.level));
+    let json = match format_flag {
+        Some(f) => f == "json",
+        None => config.settings.log.format == LogFormat::Json,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub(crate) fn print_statuses(statuses: &[(String, String, bool, Option<ConnectorStatus>)], json: bool) {
+    if json {
+        let rows: Vec<_> = statuses
+            .iter()
+            .map(|(name, kind, enabled, status)| {
+                serde_json::json!({"name": name, "kind": kind, "enabled": enabled, "status": status})
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return;
+    }
+    println!(
+        "{:<20} {:<13} {:>9} {:>10} {:>10} {:>7}  {:<20}  LAST ERROR",
+        "CONNECTOR", "KIND", "READ", "PUBLISHED", "DUPLICATE", "FAILED", "UPDATED"
+    );
+    for (name, kind, enabled, status) in statuses {
+        let name = if *enabled { name.clone() } else { format!("{name} (off)") };
+        match status {
+            Some(s) => println!(
+                "{:<20} {:<13} {:>9} {:>10} {:>10} {:>7}  {:<20}  {}",
+                name,
+                kind,
+                s.read,
+                s.published,
+                s.duplicates,
+                s.failed,
+                s.updated_at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                s.last_error.as_deref().unwrap_or("-")
+            ),
+            None => println!("{name:<20} {kind:<13} {:>9} {:>10} {:>10} {:>7}  {:<20}  -", "-", "-", "-", "-", "never ran"),
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Why a piece of input could not become interactions. Every variant names the problem
+//! precisely; the runtime adds the source path and offset and sends it to the DLQ.
+
+/// A unit of input (a file, an mbox message, an NDJSON line, a CSV row) that was rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{reason}")]
+pub struct ParseError {
+    /// Human-readable, names the field or construct: "invalid timestamp \"25:61\" in cue 3".
+    pub reason: String,
+}
+
+impl ParseError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        ParseError {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<serde_json::Error> for ParseError {
+    fn from(e: serde_json::Error) -> Self {
+        let kind = if e.is_eof() {
+            "truncated JSON"
+        } else if e.is_syntax() {
+            "invalid JSON"
+        } else {
+            "unexpected JSON shape"
+        };
+        ParseError::new(format!(
+            "{kind}: {e} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    }
+}
+
+/// Decodes UTF-8 or says where it stops being UTF-8.
+pub fn utf8(bytes: &[u8]) -> Result<&str, ParseError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| {
+        ParseError::new(format!(
+            "not valid UTF-8: invalid byte sequence at byte {}",
+            e.valid_up_to()
+        ))
+    })
+}

@@ -1,0 +1,22 @@
+//! Rapport's connectors: the [`Interaction`] record, source formats (one module per
+//! channel, one function per format) and format detection.
+//!
+//! This crate is pure parsing: bytes in, interactions or precise errors out. Reading files,
+//! polling servers, checkpoints and publishing live in `rapport-pipeline`'s connector
+//! runtime, so every format can be tested without a bus.
+
+pub mod call;
+pub mod chat;
+pub mod email;
+pub mod error;
+pub mod format;
+pub mod ids;
+pub mod record;
+pub mod social;
+pub mod text;
+#[cfg(test)]
+pub(crate) mod testing;
+
+pub use error::ParseError;
+pub use format::{Format, ParseContext, Unit, detect};
+pub use record::{Author, Channel, Interaction, Role};

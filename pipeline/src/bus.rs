@@ -1,0 +1,345 @@
+//! The bus: NATS JetStream streams, the analysis consumer and the KV buckets of DESIGN.md §4,
+//! created idempotently at start-up, plus the bounded-window interaction publisher.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, kv, stream};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use rapport_config::Settings;
+use rapport_connectors::Interaction;
+use tracing::{info, warn};
+
+use crate::nats_server::{EmbeddedNats, EmbeddedNatsError};
+
+pub const INTERACTIONS_STREAM: &str = "RAPPORT_INTERACTIONS";
+pub const FLAGS_STREAM: &str = "RAPPORT_FLAGS";
+pub const DLQ_STREAM: &str = "RAPPORT_DLQ";
+pub const ANALYSIS_CONSUMER: &str = "analysis";
+pub const CHECKPOINTS_BUCKET: &str = "rapport-checkpoints";
+pub const IDENTITIES_BUCKET: &str = "rapport-identities";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error(transparent)]
+    Embedded(#[from] EmbeddedNatsError),
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        source: async_nats::ConnectError,
+    },
+    #[error("cannot read NATS credentials {path}: {source}")]
+    Credentials {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot set up JetStream {what}: {message} (is JetStream enabled on the server?)")]
+    Topology { what: String, message: String },
+    #[error("publish to {subject} failed: {message}")]
+    Publish { subject: String, message: String },
+    #[error("checkpoint store: {0}")]
+    Kv(String),
+}
+
+/// A connected bus with Rapport's topology in place.
+pub struct Bus {
+    pub client: async_nats::Client,
+    pub jetstream: jetstream::Context,
+    pub checkpoints: kv::Store,
+    pub identities: kv::Store,
+    publish_window: usize,
+    embedded: Option<EmbeddedNats>,
+}
+
+impl Bus {
+    /// Connects to `nats.url`, or starts the embedded nats-server when it is unset.
+    pub async fn start(settings: &Settings) -> Result<Bus, BusError> {
+        let (url, embedded) = match &settings.nats.url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let server =
+                    EmbeddedNats::start(&settings.nats.server_binary, &settings.data_dir).await?;
+                (server.url(), Some(server))
+            }
+        };
+        let mut bus = Bus::connect(&url, settings).await?;
+        bus.embedded = embedded;
+        Ok(bus)
+    }
+
+    /// Connects to a given server (tests use this with their own nats-server).
+    pub async fn connect(url: &str, settings: &Settings) -> Result<Bus, BusError> {
+        let nats = &settings.nats;
+        let mut options = async_nats::ConnectOptions::new()
+            .name("rapport")
+            .connection_timeout(Duration::from_secs(nats.connect_timeout_secs))
+            // Reconnect forever with capped exponential back-off: a restarted server is
+            // picked up again, and publishes wait rather than fail during the gap.
+            .max_reconnects(None)
+            .reconnect_delay_callback(|attempt| {
+                Duration::from_millis((100u64 << attempt.min(7) as u64).min(10_000))
+            })
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Disconnected => warn!("NATS disconnected; reconnecting"),
+                    async_nats::Event::Connected => info!("NATS connected"),
+                    other => info!(event = %other, "NATS event"),
+                }
+            });
+        if let Some(path) = &nats.credentials_file {
+            options = options
+                .credentials_file(path)
+                .await
+                .map_err(|source| BusError::Credentials {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+        }
+        if let Some(path) = &nats.token_file {
+            let token =
+                std::fs::read_to_string(path).map_err(|source| BusError::Credentials {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            options = options.token(token.trim().to_string());
+        }
+        let client = options
+            .connect(url)
+            .await
+            .map_err(|source| BusError::Connect {
+                url: url.to_string(),
+                source,
+            })?;
+        let jetstream = jetstream::new(client.clone());
+        let (checkpoints, identities) = ensure_topology(&jetstream, settings).await?;
+        Ok(Bus {
+            client,
+            jetstream,
+            checkpoints,
+            identities,
+            publish_window: nats.publish_window,
+            embedded: None,
+        })
+    }
+
+    pub fn publisher(&self) -> Publisher {
+        Publisher::new(self.jetstream.clone(), self.publish_window)
+    }
+
+    /// The URL of the embedded server, when Rapport started one.
+    pub fn embedded_url(&self) -> Option<String> {
+        self.embedded.as_ref().map(EmbeddedNats::url)
+    }
+
+    /// Flushes the connection and stops the embedded server, if any.
+    pub async fn shutdown(self) {
+        let _ = self.client.flush().await;
+        if let Some(server) = self.embedded {
+            server.stop().await;
+        }
+    }
+}
+
+/// Creates or updates the streams, consumer and buckets. Safe to run from every process at
+/// every start: existing ones get the configured limits, nothing is deleted.
+async fn ensure_topology(
+    js: &jetstream::Context,
+    settings: &Settings,
+) -> Result<(kv::Store, kv::Store), BusError> {
+    let nats = &settings.nats;
+    let days = |d: u64| Duration::from_secs(d * 24 * 3600);
+    let interactions = stream::Config {
+        name: INTERACTIONS_STREAM.into(),
+        description: Some("Rapport: every interaction from every connector".into()),
+        subjects: vec!["rapport.interactions.>".into()],
+        storage: stream::StorageType::File,
+        max_age: days(nats.stream_max_age_days),
+        max_bytes: if nats.stream_max_bytes > 0 {
+            nats.stream_max_bytes
+        } else {
+            -1
+        },
+        duplicate_window: Duration::from_secs(nats.duplicate_window_secs),
+        num_replicas: nats.replicas,
+        ..Default::default()
+    };
+    let flags = stream::Config {
+        name: FLAGS_STREAM.into(),
+        description: Some("Rapport: complaint, honesty, churn-risk, escalation flags".into()),
+        subjects: vec!["rapport.flags.>".into()],
+        storage: stream::StorageType::File,
+        duplicate_window: Duration::from_secs(nats.duplicate_window_secs),
+        num_replicas: nats.replicas,
+        ..Default::default()
+    };
+    let dlq = stream::Config {
+        name: DLQ_STREAM.into(),
+        description: Some("Rapport: inputs that failed, with reason and stage headers".into()),
+        subjects: vec!["rapport.dlq.>".into()],
+        storage: stream::StorageType::File,
+        max_age: days(30),
+        duplicate_window: Duration::from_secs(nats.duplicate_window_secs),
+        num_replicas: nats.replicas,
+        ..Default::default()
+    };
+    for config in [interactions, flags, dlq] {
+        ensure_stream(js, config).await?;
+    }
+    let stream = js
+        .get_stream(INTERACTIONS_STREAM)
+        .await
+        .map_err(|e| topology(INTERACTIONS_STREAM, e))?;
+    stream
+        .get_or_create_consumer(
+            ANALYSIS_CONSUMER,
+            consumer::pull::Config {
+                durable_name: Some(ANALYSIS_CONSUMER.into()),
+                description: Some("Rapport analysis workers (shared by every worker process)".into()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(nats.ack_wait_secs),
+                max_deliver: nats.max_deliver,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| topology("consumer analysis", e))?;
+    let bucket = |name: &str, description: &str, history: i64| kv::Config {
+        bucket: name.into(),
+        description: description.into(),
+        history,
+        storage: stream::StorageType::File,
+        num_replicas: nats.replicas,
+        ..Default::default()
+    };
+    let checkpoints = js
+        .create_or_update_key_value(bucket(
+            CHECKPOINTS_BUCKET,
+            "Rapport connector cursors and status",
+            1,
+        ))
+        .await
+        .map_err(|e| topology(CHECKPOINTS_BUCKET, e))?;
+    let identities = js
+        .create_or_update_key_value(bucket(
+            IDENTITIES_BUCKET,
+            "Rapport identity key -> customer id",
+            5,
+        ))
+        .await
+        .map_err(|e| topology(IDENTITIES_BUCKET, e))?;
+    Ok((checkpoints, identities))
+}
+
+async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Result<(), BusError> {
+    let name = config.name.clone();
+    match js.get_stream(&name).await {
+        Ok(_) => {
+            js.update_stream(config)
+                .await
+                .map_err(|e| topology(&name, e))?;
+        }
+        Err(_) => {
+            js.create_stream(config)
+                .await
+                .map_err(|e| topology(&name, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn topology(what: &str, e: impl std::fmt::Display) -> BusError {
+    BusError::Topology {
+        what: what.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// What a flush confirmed: new messages stored vs. duplicates JetStream dropped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub stored: u64,
+    pub duplicates: u64,
+}
+
+type AckFuture = BoxFuture<'static, Result<jetstream::publish::PublishAck, String>>;
+
+/// Publishes interactions with `Nats-Msg-Id` = id, keeping at most `window` acks in flight:
+/// fast (no per-message round trip) and bounded (no unbounded memory, no client stall).
+/// Callers [`Publisher::flush`] before they checkpoint, so a checkpoint never runs ahead
+/// of what JetStream has stored.
+pub struct Publisher {
+    jetstream: jetstream::Context,
+    window: usize,
+    in_flight: FuturesUnordered<AckFuture>,
+    confirmed: Published,
+}
+
+impl Publisher {
+    pub fn new(jetstream: jetstream::Context, window: usize) -> Self {
+        Publisher {
+            jetstream,
+            window: window.max(1),
+            in_flight: FuturesUnordered::new(),
+            confirmed: Published::default(),
+        }
+    }
+
+    pub async fn publish(&mut self, interaction: &Interaction) -> Result<(), BusError> {
+        let payload = serde_json::to_vec(interaction).expect("Interaction serializes");
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", interaction.id.as_str());
+        self.publish_raw(interaction.subject(), headers, payload.into())
+            .await
+    }
+
+    /// Publishes any message on the bus with the same bounded window.
+    pub async fn publish_raw(
+        &mut self,
+        subject: String,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<(), BusError> {
+        while self.in_flight.len() >= self.window {
+            self.settle_one().await?;
+        }
+        let ack = self
+            .jetstream
+            .publish_with_headers(subject.clone(), headers, payload)
+            .await
+            .map_err(|e| BusError::Publish {
+                subject: subject.clone(),
+                message: e.to_string(),
+            })?;
+        self.in_flight.push(Box::pin(async move {
+            ack.await
+                .map_err(|e| format!("publish to {subject} not acknowledged: {e}"))
+        }));
+        Ok(())
+    }
+
+    async fn settle_one(&mut self) -> Result<(), BusError> {
+        if let Some(result) = self.in_flight.next().await {
+            let ack = result.map_err(|message| BusError::Publish {
+                subject: String::new(),
+                message,
+            })?;
+            if ack.duplicate {
+                self.confirmed.duplicates += 1;
+            } else {
+                self.confirmed.stored += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for every outstanding ack; returns what was confirmed since the last flush.
+    pub async fn flush(&mut self) -> Result<Published, BusError> {
+        while !self.in_flight.is_empty() {
+            self.settle_one().await?;
+        }
+        Ok(std::mem::take(&mut self.confirmed))
+    }
+}

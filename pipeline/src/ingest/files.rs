@@ -1,0 +1,397 @@
+//! Files, directories and Maildirs: e-mail, chat, call and social exports on disk.
+//!
+//! Each file has a checkpoint (size, mtime, resume offset, a hash of its first 4 KiB). An
+//! unchanged file is skipped; an append-only file (mbox, NDJSON, twcs CSV) that grew is
+//! resumed at the offset after its last stored unit; any other changed file is read again,
+//! and JetStream's duplicate window drops what was already stored.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+use rapport_connectors::{Format, ParseContext, Unit, detect};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tracing::{debug, warn};
+
+use super::{ConnectorState, Sink, ingest_dead_letter};
+use crate::bus::{BusError, Published};
+use crate::checkpoint::Checkpoints;
+
+/// Interactions handed to the sink between two commits (and checkpoint writes).
+const COMMIT_EVERY: usize = 8192;
+const HEAD_BYTES: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// How a directory is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Any files below the path; `None` detects each file's format from its content.
+    Files(Option<Format>),
+    /// A Maildir: messages in `new/` and `cur/`, keyed by their unique name so that a
+    /// message moving from new/ to cur/ (read by a mail client) is not read twice.
+    Maildir,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileCheckpoint {
+    pub source: String,
+    pub size: u64,
+    pub mtime_ns: i128,
+    /// Byte offset after the last unit whose interactions are stored.
+    pub offset: u64,
+    /// Hash of the first 4 KiB: a rotated or rewritten file starts over.
+    pub head: String,
+    pub complete: bool,
+}
+
+/// What one scan did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ScanReport {
+    pub files_read: u64,
+    pub files_unchanged: u64,
+    pub units: u64,
+    pub interactions: u64,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+}
+
+impl ScanReport {
+    fn add_published(&mut self, p: Published) {
+        self.stored += p.stored;
+        self.duplicates += p.duplicates;
+    }
+}
+
+/// Progress callback: (bytes done, bytes total) over the files this scan reads.
+pub type Progress<'a> = &'a mut (dyn FnMut(u64, u64) + Send);
+
+pub struct FileReader {
+    state: ConnectorState,
+    root: PathBuf,
+    layout: Layout,
+    template: ParseContext,
+    checkpoints_by_key: HashMap<String, FileCheckpoint>,
+    loaded: bool,
+}
+
+impl FileReader {
+    /// `template` carries the connector-wide parse settings; source and time are per file.
+    pub fn new(state: ConnectorState, root: PathBuf, layout: Layout, template: ParseContext) -> Self {
+        let layout = match layout {
+            Layout::Files(Some(Format::Maildir)) => Layout::Maildir,
+            Layout::Files(None) if is_maildir(&root) => Layout::Maildir,
+            other => other,
+        };
+        FileReader {
+            state,
+            root,
+            layout,
+            template,
+            checkpoints_by_key: HashMap::new(),
+            loaded: false,
+        }
+    }
+
+    /// Reads every new or changed file once.
+    pub async fn scan(
+        &mut self,
+        sink: &mut Sink,
+        progress: Progress<'_>,
+    ) -> Result<ScanReport, IngestError> {
+        if !self.loaded {
+            if let Some(checkpoints) = &self.state.checkpoints {
+                let prefix = Checkpoints::prefix(&self.state.name);
+                self.checkpoints_by_key = checkpoints.load_prefix(&prefix).await?;
+            }
+            self.loaded = true;
+        }
+        let files = self.list_files()?;
+        let mut report = ScanReport::default();
+        let mut pending = Vec::new();
+        for path in files {
+            let meta = match std::fs::metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "file vanished before it was read");
+                    continue;
+                }
+            };
+            let key = self.checkpoint_key(&path);
+            let mtime_ns = mtime_ns(&meta);
+            match self.checkpoints_by_key.get(&key) {
+                Some(cp) if cp.complete && cp.size == meta.len() && cp.mtime_ns == mtime_ns => {
+                    report.files_unchanged += 1;
+                }
+                _ => pending.push((path, key, meta.len(), mtime_ns)),
+            }
+        }
+        let total: u64 = pending.iter().map(|(_, _, size, _)| size).sum();
+        let mut done = 0;
+        progress(0, total);
+        for (path, key, size, mtime_ns) in pending {
+            self.read_file(&path, &key, mtime_ns, sink, &mut report)
+                .await?;
+            done += size;
+            progress(done, total);
+        }
+        Ok(report)
+    }
+
+    async fn read_file(
+        &mut self,
+        path: &Path,
+        key: &str,
+        mtime_ns: i128,
+        sink: &mut Sink,
+        report: &mut ScanReport,
+    ) -> Result<(), IngestError> {
+        let source = path.display().to_string();
+        let bytes = match tokio::fs::read(path).await {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(e) => {
+                let reason = format!("cannot read file: {e}");
+                self.state.counters.record_error(format!("{source}: {reason}"));
+                let letter = ingest_dead_letter(&self.state.name, &source, None, reason, Bytes::new());
+                sink.dead_letter(&letter).await?;
+                report.rejected += 1;
+                return Ok(());
+            }
+        };
+        report.files_read += 1;
+        let size = bytes.len() as u64;
+        let head = rapport_connectors::ids::content_hash(&bytes[..bytes.len().min(HEAD_BYTES)]);
+        let format = match self.layout {
+            Layout::Maildir => Some(Format::Eml),
+            Layout::Files(Some(format)) => Some(format),
+            Layout::Files(None) => detect(path, &bytes),
+        };
+        let Some(format) = format else {
+            let reason = "unrecognised format: not an e-mail, mbox, chat/call/social JSON, WebVTT, SRT or twcs CSV (set the connector's format to force one)";
+            let letter = ingest_dead_letter(&self.state.name, &source, Some(0), reason, bytes.clone());
+            sink.dead_letter(&letter).await?;
+            self.state.counters.add(&self.state.counters.failed, 1);
+            report.rejected += 1;
+            self.save(key, FileCheckpoint {
+                source,
+                size,
+                mtime_ns,
+                offset: size,
+                head,
+                complete: true,
+            })
+            .await?;
+            return Ok(());
+        };
+        let resume = match self.checkpoints_by_key.get(key) {
+            Some(cp) if format.is_append_only() && cp.head == head && cp.offset <= size => cp.offset,
+            _ => 0,
+        };
+        // mbox units stand alone, so parsing starts at the resume point; other append-only
+        // formats (CSV needs its header) are parsed whole and the stored units skipped.
+        let base = if format == Format::Mbox { resume } else { 0 };
+        let mut ctx = self.template.clone();
+        ctx.source = source.clone();
+        ctx.source_time = OffsetDateTime::from_unix_timestamp_nanos(mtime_ns)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let input = bytes.slice(base as usize..);
+        let units = tokio::task::spawn_blocking(move || format.parse(&input, &ctx))
+            .await
+            .expect("parser thread panicked");
+        debug!(source = %source, %format, units = units.len(), resume, "parsed");
+
+        let mut since_commit = 0;
+        for unit in units {
+            let (start, end) = (base + unit.start, base + unit.end);
+            if end <= resume {
+                continue;
+            }
+            report.units += 1;
+            let handed = emit_unit(sink, &self.state, &source, unit, start, &bytes).await?;
+            match handed {
+                Some(n) => {
+                    report.interactions += n;
+                    since_commit += n as usize;
+                }
+                None => report.rejected += 1,
+            }
+            if since_commit >= COMMIT_EVERY {
+                since_commit = 0;
+                let published = sink.commit().await?;
+                self.count_published(published, report);
+                self.save(key, FileCheckpoint {
+                    source: source.clone(),
+                    size,
+                    mtime_ns,
+                    offset: end,
+                    head: head.clone(),
+                    complete: false,
+                })
+                .await?;
+            }
+        }
+        let published = sink.commit().await?;
+        self.count_published(published, report);
+        self.save(key, FileCheckpoint {
+            source,
+            size,
+            mtime_ns,
+            offset: size,
+            head,
+            complete: true,
+        })
+        .await?;
+        Ok(())
+    }
+
+    fn count_published(&self, published: Published, report: &mut ScanReport) {
+        let counters = &self.state.counters;
+        counters.add(&counters.published, published.stored);
+        counters.add(&counters.duplicates, published.duplicates);
+        report.add_published(published);
+    }
+
+    async fn save(&mut self, key: &str, checkpoint: FileCheckpoint) -> Result<(), BusError> {
+        if let Some(checkpoints) = &self.state.checkpoints {
+            checkpoints.put(key, &checkpoint).await?;
+        }
+        self.checkpoints_by_key.insert(key.to_string(), checkpoint);
+        Ok(())
+    }
+
+    fn checkpoint_key(&self, path: &Path) -> String {
+        let source_key = match self.layout {
+            Layout::Maildir => {
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                format!("maildir:{}", name.split(':').next().unwrap_or(name))
+            }
+            Layout::Files(_) => {
+                let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+                format!("file:{}", absolute.display())
+            }
+        };
+        Checkpoints::key(&self.state.name, &source_key)
+    }
+
+    fn list_files(&self) -> Result<Vec<PathBuf>, IngestError> {
+        let io = |source| IngestError::Io {
+            path: self.root.clone(),
+            source,
+        };
+        let meta = std::fs::metadata(&self.root).map_err(io)?;
+        if meta.is_file() {
+            return Ok(vec![self.root.clone()]);
+        }
+        let mut files = Vec::new();
+        match self.layout {
+            Layout::Maildir => {
+                for sub in ["new", "cur"] {
+                    let dir = self.root.join(sub);
+                    if dir.is_dir() {
+                        walk(&dir, false, &mut files).map_err(io)?;
+                    }
+                }
+            }
+            Layout::Files(_) => walk(&self.root, true, &mut files).map_err(io)?,
+        }
+        Ok(files)
+    }
+}
+
+/// Hands one parsed unit to the sink: its interactions, or a dead letter with the unit's
+/// raw bytes. Returns the number of interactions, or `None` when the unit was rejected.
+pub async fn emit_unit(
+    sink: &mut Sink,
+    state: &ConnectorState,
+    source: &str,
+    unit: Unit,
+    absolute_start: u64,
+    whole_input: &Bytes,
+) -> Result<Option<u64>, BusError> {
+    let counters = &state.counters;
+    counters.add(&counters.read, 1);
+    match unit.outcome {
+        Ok(interactions) => {
+            for interaction in &interactions {
+                sink.interaction(interaction).await?;
+            }
+            Ok(Some(interactions.len() as u64))
+        }
+        Err(error) => {
+            let len = (unit.end - unit.start) as usize;
+            let start = absolute_start as usize;
+            let raw = whole_input.slice(start.min(whole_input.len())..(start + len).min(whole_input.len()));
+            counters.add(&counters.failed, 1);
+            counters.record_error(format!("{source} at byte {absolute_start}: {}", error.reason));
+            let letter =
+                ingest_dead_letter(&state.name, source, Some(absolute_start), error.reason, raw);
+            sink.dead_letter(&letter).await?;
+            Ok(None)
+        }
+    }
+}
+
+fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        // Hidden files are editor swap files, partial downloads and the like.
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let file_type = entry.file_type()?;
+        let path = entry.path();
+        if file_type.is_dir() {
+            if recursive {
+                walk(&path, true, out)?;
+            }
+        } else if file_type.is_file() || file_type.is_symlink() && path.is_file() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn is_maildir(path: &Path) -> bool {
+    path.join("cur").is_dir() && path.join("new").is_dir()
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// The parse settings shared by every file of a connector.
+pub fn parse_template(
+    connector: &rapport_config::Connector,
+    max_message_bytes: usize,
+) -> ParseContext {
+    let mut ctx = ParseContext::new(connector.name.clone(), String::new());
+    ctx.company_domains = connector.company_domains.clone();
+    ctx.speaker_roles = connector
+        .speaker_roles
+        .iter()
+        .map(|(label, role)| (label.clone(), rapport_connectors::Role::from_label(role)))
+        .collect();
+    ctx.max_message_bytes = max_message_bytes;
+    ctx
+}
+
+/// Shared handle for callers that keep a reader across tasks.
+pub type SharedReader = Arc<tokio::sync::Mutex<FileReader>>;

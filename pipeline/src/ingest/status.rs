@@ -1,0 +1,79 @@
+//! Per-connector counters (read, published, failed, last error), shared with
+//! `rapport connectors status` through the checkpoints bucket.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::checkpoint::Checkpoints;
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Units of input read (messages, lines, rows, files).
+    pub read: AtomicU64,
+    /// Interactions JetStream stored.
+    pub published: AtomicU64,
+    /// Interactions JetStream dropped as already stored.
+    pub duplicates: AtomicU64,
+    /// Units sent to the dead-letter queue.
+    pub failed: AtomicU64,
+    last_error: Mutex<Option<(String, OffsetDateTime)>>,
+}
+
+impl Counters {
+    pub fn record_error(&self, message: impl Into<String>) {
+        *self.last_error.lock().expect("counters lock") =
+            Some((message.into(), OffsetDateTime::now_utc()));
+    }
+
+    pub fn snapshot(&self, name: &str, kind: &str) -> ConnectorStatus {
+        let last_error = self.last_error.lock().expect("counters lock").clone();
+        ConnectorStatus {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            read: self.read.load(Ordering::Relaxed),
+            published: self.published.load(Ordering::Relaxed),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            last_error: last_error.as_ref().map(|(m, _)| m.clone()),
+            last_error_at: last_error.map(|(_, t)| t),
+            updated_at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    pub fn add(&self, counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorStatus {
+    pub name: String,
+    pub kind: String,
+    pub read: u64,
+    pub published: u64,
+    pub duplicates: u64,
+    pub failed: u64,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_error_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl ConnectorStatus {
+    pub async fn save(&self, checkpoints: &Checkpoints) -> Result<(), crate::bus::BusError> {
+        checkpoints
+            .put(&Checkpoints::status_key(&self.name), self)
+            .await
+    }
+
+    pub async fn load(
+        checkpoints: &Checkpoints,
+        name: &str,
+    ) -> Result<Option<ConnectorStatus>, crate::bus::BusError> {
+        checkpoints.get(&Checkpoints::status_key(name)).await
+    }
+}
