@@ -206,31 +206,43 @@ async fn ensure_topology(
         )
         .await
         .map_err(|e| topology("consumer analysis", e))?;
-    let bucket = |name: &str, description: &str, history: i64| kv::Config {
-        bucket: name.into(),
-        description: description.into(),
-        history,
-        storage: stream::StorageType::File,
-        num_replicas: nats.replicas,
-        ..Default::default()
-    };
-    let checkpoints = js
-        .create_or_update_key_value(bucket(
-            CHECKPOINTS_BUCKET,
-            "Rapport connector cursors and status",
-            1,
-        ))
-        .await
-        .map_err(|e| topology(CHECKPOINTS_BUCKET, e))?;
-    let identities = js
-        .create_or_update_key_value(bucket(
-            IDENTITIES_BUCKET,
-            "Rapport identity key -> customer id",
-            5,
-        ))
-        .await
-        .map_err(|e| topology(IDENTITIES_BUCKET, e))?;
+    let checkpoints = ensure_bucket(js, CHECKPOINTS_BUCKET, "Rapport connector cursors and status", 1, nats.replicas).await?;
+    let identities = ensure_bucket(js, IDENTITIES_BUCKET, "Rapport identity key -> customer id", 5, nats.replicas).await?;
     Ok((checkpoints, identities))
+}
+
+/// A KV bucket is a stream named `KV_<bucket>` with KV semantics. It is declared here rather
+/// than with `create_key_value`, whose account-info query fails against nats-server 2.9
+/// (the machine's): the stream settings are the ones async-nats itself uses.
+async fn ensure_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    description: &str,
+    history: i64,
+    replicas: usize,
+) -> Result<kv::Store, BusError> {
+    ensure_stream(
+        js,
+        stream::Config {
+            name: format!("KV_{bucket}"),
+            description: Some(description.into()),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: history,
+            max_bytes: -1,
+            max_message_size: -1,
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            num_replicas: replicas.max(1),
+            discard: stream::DiscardPolicy::New,
+            ..Default::default()
+        },
+    )
+    .await?;
+    js.get_key_value(bucket)
+        .await
+        .map_err(|e| topology(bucket, e))
 }
 
 async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Result<(), BusError> {

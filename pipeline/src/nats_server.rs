@@ -68,6 +68,21 @@ impl EmbeddedNats {
             });
         }
         let port = free_port().map_err(EmbeddedNatsError::NoPort)?;
+        Self::start_on_port(binary, data_dir, port).await
+    }
+
+    /// Starts the server on a given port: a restart keeps the address clients know.
+    pub async fn start_on_port(
+        binary: &str,
+        data_dir: &Path,
+        port: u16,
+    ) -> Result<EmbeddedNats, EmbeddedNatsError> {
+        let store = data_dir.join("nats");
+        std::fs::create_dir_all(&store).map_err(|source| EmbeddedNatsError::StoreDir {
+            dir: store.clone(),
+            source,
+        })?;
+        let url_file = store.join(URL_FILE);
         let spawn = {
             let binary = binary.to_string();
             let store = store.clone();

@@ -173,7 +173,7 @@ impl FileReader {
         };
         report.files_read += 1;
         let size = bytes.len() as u64;
-        let head = rapport_connectors::ids::content_hash(&bytes[..bytes.len().min(HEAD_BYTES)]);
+        let head = head_hash(&bytes);
         let format = match self.layout {
             Layout::Maildir => Some(Format::Eml),
             Layout::Files(Some(format)) => Some(format),
@@ -196,8 +196,17 @@ impl FileReader {
             .await?;
             return Ok(());
         };
+        // The head hash covers the bytes the checkpointed file had (up to 4 KiB), so a file
+        // that grew still matches and one that was rewritten does not.
         let resume = match self.checkpoints_by_key.get(key) {
-            Some(cp) if format.is_append_only() && cp.head == head && cp.offset <= size => cp.offset,
+            Some(cp)
+                if format.is_append_only()
+                    && cp.offset <= size
+                    && cp.size <= size
+                    && cp.head == head_hash(&bytes[..(cp.size as usize).min(bytes.len())]) =>
+            {
+                cp.offset
+            }
             _ => 0,
         };
         // mbox units stand alone, so parsing starts at the resume point; other append-only
@@ -364,6 +373,10 @@ fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> std::io::Result<
         }
     }
     Ok(())
+}
+
+fn head_hash(bytes: &[u8]) -> String {
+    rapport_connectors::ids::content_hash(&bytes[..bytes.len().min(HEAD_BYTES)])
 }
 
 fn is_maildir(path: &Path) -> bool {

@@ -1,0 +1,159 @@
+//! Test harness: a real nats-server per test (own port, own store; can be stopped and
+//! restarted on the same port), the `rapport` binary, and stream inspection helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use async_nats::jetstream;
+use rapport_pipeline::nats_server::EmbeddedNats;
+
+pub const RAPPORT: &str = env!("CARGO_BIN_EXE_rapport");
+
+/// The nats-server binary: `$NATS_SERVER`, else Debian's path, else PATH.
+pub fn nats_binary() -> String {
+    std::env::var("NATS_SERVER").unwrap_or_else(|_| {
+        if Path::new("/usr/sbin/nats-server").exists() {
+            "/usr/sbin/nats-server".into()
+        } else {
+            "nats-server".into()
+        }
+    })
+}
+
+pub struct TestNats {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    server: Option<EmbeddedNats>,
+}
+
+impl TestNats {
+    pub async fn start() -> TestNats {
+        let dir = tempfile::tempdir().unwrap();
+        let server = EmbeddedNats::start(&nats_binary(), dir.path())
+            .await
+            .expect("nats-server starts (install nats-server)");
+        TestNats {
+            port: server.port(),
+            dir,
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+
+    /// Same port, same JetStream store: what a server restart looks like to clients.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let server = EmbeddedNats::start_on_port(&nats_binary(), self.dir.path(), self.port)
+            .await
+            .expect("nats-server restarts");
+        self.server = Some(server);
+    }
+
+    pub async fn jetstream(&self) -> jetstream::Context {
+        let client = async_nats::connect(self.url()).await.unwrap();
+        jetstream::new(client)
+    }
+
+    pub async fn stream_messages(&self, stream: &str) -> u64 {
+        let js = self.jetstream().await;
+        match js.get_stream(stream).await {
+            Ok(mut s) => s.info().await.unwrap().state.messages,
+            Err(_) => 0,
+        }
+    }
+
+    /// Every message of a stream, in order (subject, headers, payload).
+    pub async fn read_stream(&self, stream: &str) -> Vec<async_nats::jetstream::Message> {
+        use futures::StreamExt;
+        let js = self.jetstream().await;
+        let stream = js.get_stream(stream).await.unwrap();
+        let total = stream.cached_info().state.messages as usize;
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::Config {
+                ack_policy: jetstream::consumer::AckPolicy::None,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut out = Vec::with_capacity(total);
+        let mut messages = consumer.messages().await.unwrap();
+        while out.len() < total {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(10), messages.next())
+                .await
+                .expect("stream read stalled");
+            out.push(next.unwrap().unwrap());
+        }
+        out
+    }
+}
+
+/// Runs `rapport` with a clean environment pointing at `nats_url` (or none) and a data dir.
+pub fn rapport(args: &[&str], nats_url: Option<&str>, data_dir: &Path, extra_env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(RAPPORT);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RAPPORT_DATA_DIR", data_dir)
+        .env("RAPPORT_NATS_SERVER_BINARY", nats_binary());
+    if let Some(url) = nats_url {
+        cmd.env("RAPPORT_NATS_URL", url);
+    }
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("rapport runs")
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// `$RAPPORT_CORPUS/<rel>`, or None after printing why the test is skipped.
+pub fn corpus(rel: &str) -> Option<PathBuf> {
+    let Some(root) = std::env::var_os("RAPPORT_CORPUS") else {
+        eprintln!("SKIP: RAPPORT_CORPUS is not set, so the corpus test for {rel} cannot run");
+        return None;
+    };
+    let root = PathBuf::from(root);
+    let root = if root.is_absolute() {
+        root
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(root)
+    };
+    let path = root.join(rel);
+    assert!(path.exists(), "RAPPORT_CORPUS is set but {} does not exist", path.display());
+    Some(path)
+}
+
+/// Writes `n` small chat messages as NDJSON, in `conversations` of 10 messages.
+pub fn write_chat_ndjson(path: &Path, range: std::ops::Range<usize>) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(
+        std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap(),
+    );
+    for i in range {
+        let role = if i % 2 == 0 { "customer" } else { "agent" };
+        let text = match i % 4 {
+            0 => "Min pakke er ikke kommet endnu, hvor bliver den af?",
+            1 => "Beklager! Jeg tjekker forsendelsen med det samme.",
+            2 => "Fakturaen er for høj, jeg vil have en forklaring.",
+            _ => "Tak for tålmodigheden, vi har rettet beløbet.",
+        };
+        writeln!(
+            out,
+            r#"{{"conversation_id":"bench-{}","id":"m{i}","at":"2026-01-01T10:00:00Z","role":"{role}","text":"{text} #{i}"}}"#,
+            i / 10
+        )
+        .unwrap();
+    }
+}
