@@ -345,13 +345,11 @@ fn unquote(lines: &[&str]) -> Vec<String> {
 /// stripped as for plain text. Falls back to the whole HTML when that leaves nothing.
 pub fn html_body(html: &str) -> String {
     let without_quotes = remove_quoted_html(html);
-    let text = strip_quotes_and_signatures(&crate::text::html_to_text(&with_line_breaks(
-        &without_quotes,
-    )));
+    let text = strip_quotes_and_signatures(&crate::text::html_to_text(&without_quotes));
     if !text.trim().is_empty() || without_quotes.len() == html.len() {
         return text;
     }
-    strip_quotes_and_signatures(&crate::text::html_to_text(&with_line_breaks(html)))
+    strip_quotes_and_signatures(&crate::text::html_to_text(html))
 }
 
 /// Removes `<blockquote>` elements and quote containers (`<div class="gmail_quote">`).
@@ -419,46 +417,6 @@ fn matching_close(lower: &str, start: usize, name: &str) -> Option<usize> {
             }
         }
     }
-}
-
-/// Puts a `<br>` after block-level closes so that lines survive HTML-to-text conversion.
-fn with_line_breaks(html: &str) -> String {
-    const BLOCKS: &[&str] = &[
-        "</div>",
-        "</li>",
-        "</tr>",
-        "</h1>",
-        "</h2>",
-        "</h3>",
-        "</h4>",
-        "</h5>",
-        "</h6>",
-        "</table>",
-        "</ul>",
-        "</ol>",
-        "</pre>",
-        "</address>",
-        "<hr>",
-        "<hr/>",
-        "<hr />",
-    ];
-    let lower = html.to_ascii_lowercase();
-    let mut out = String::with_capacity(html.len() + html.len() / 8);
-    let mut last = 0;
-    let mut pos = 0;
-    while let Some(rel) = lower[pos..].find('<') {
-        let at = pos + rel;
-        pos = at + 1;
-        if let Some(block) = BLOCKS.iter().find(|b| lower[at..].starts_with(*b)) {
-            let end = at + block.len();
-            out.push_str(&html[last..end]);
-            out.push_str("<br>");
-            last = end;
-            pos = end;
-        }
-    }
-    out.push_str(&html[last..]);
-    out
 }
 
 #[cfg(test)]
