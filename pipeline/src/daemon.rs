@@ -16,6 +16,9 @@ use crate::ingest::files::{FileReader, Layout, parse_template};
 use crate::ingest::webhook::ChatWebhook;
 use crate::ingest::{ConnectorState, Counters, Sink};
 
+/// How long a watched file's unfinished last line is given to be completed by its writer.
+const UNFINISHED_TAIL_SETTLE: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     All,
@@ -112,7 +115,8 @@ fn start_connectors(
                 poll_interval,
             } => {
                 let format = format.as_deref().and_then(rapport_connectors::Format::from_name);
-                let reader = FileReader::new(state, path.clone(), Layout::Files(format), template);
+                let reader = FileReader::new(state, path.clone(), Layout::Files(format), template)
+                    .hold_unfinished_tail(UNFINISHED_TAIL_SETTLE);
                 tasks.spawn(poll_files(reader, sink, *poll_interval, stop.clone()));
             }
             ConnectorSpec::Maildir {

@@ -86,9 +86,19 @@ pub struct FileReader {
     template: ParseContext,
     checkpoints_by_key: HashMap<String, FileCheckpoint>,
     loaded: bool,
+    /// See [`FileReader::hold_unfinished_tail`].
+    settle: Option<std::time::Duration>,
 }
 
 impl FileReader {
+    /// A watched file may be caught mid-write: its last line is then unfinished and does not
+    /// parse. With this set, such a tail of an append-only file modified within `settle` is
+    /// left for the next scan instead of being dead-lettered. One-off imports leave it unset.
+    pub fn hold_unfinished_tail(mut self, settle: std::time::Duration) -> Self {
+        self.settle = Some(settle);
+        self
+    }
+
     /// `template` carries the connector-wide parse settings; source and time are per file.
     pub fn new(state: ConnectorState, root: PathBuf, layout: Layout, template: ParseContext) -> Self {
         let layout = match layout {
@@ -103,6 +113,7 @@ impl FileReader {
             template,
             checkpoints_by_key: HashMap::new(),
             loaded: false,
+            settle: None,
         }
     }
 
@@ -222,11 +233,22 @@ impl FileReader {
             .expect("parser thread panicked");
         debug!(source = %source, %format, units = units.len(), resume, "parsed");
 
+        let recently_written = self.settle.is_some_and(|settle| {
+            let age = OffsetDateTime::now_utc().unix_timestamp_nanos() - mtime_ns;
+            age < settle.as_nanos() as i128
+        });
+        let unfinished_tail = format.is_append_only() && recently_written && !bytes.ends_with(b"\n");
         let mut since_commit = 0;
+        let mut held_back_at = None;
         for unit in units {
             let (start, end) = (base + unit.start, base + unit.end);
             if end <= resume {
                 continue;
+            }
+            if unfinished_tail && end == size && unit.outcome.is_err() {
+                debug!(source = %source, offset = start, "unfinished last line; read again next scan");
+                held_back_at = Some(start);
+                break;
             }
             report.units += 1;
             let handed = emit_unit(sink, &self.state, &source, unit, start, &bytes).await?;
@@ -258,9 +280,9 @@ impl FileReader {
             source,
             size,
             mtime_ns,
-            offset: size,
+            offset: held_back_at.unwrap_or(size),
             head,
-            complete: true,
+            complete: held_back_at.is_none(),
         })
         .await?;
         Ok(())
@@ -408,3 +430,14 @@ pub fn parse_template(
 
 /// Shared handle for callers that keep a reader across tasks.
 pub type SharedReader = Arc<tokio::sync::Mutex<FileReader>>;
+
+#[cfg(test)]
+mod tests {
+    use rapport_connectors::Format;
+
+    #[test]
+    fn config_knows_every_format_the_connectors_read() {
+        let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+        assert_eq!(names, rapport_config::connector::FORMAT_NAMES);
+    }
+}
