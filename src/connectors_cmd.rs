@@ -50,7 +50,12 @@ pub async fn test(config: &Config, name: &str) -> u8 {
     let Some(connector) = config.connector(name) else {
         eprintln!(
             "rapport: no connector named {name:?} in the configuration (configured: {})",
-            config.connectors.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+            config
+                .connectors
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         return EXIT_CONFIG;
     };
@@ -66,7 +71,11 @@ pub async fn test(config: &Config, name: &str) -> u8 {
             };
             let mut files = Vec::new();
             collect(path, &mut files);
-            println!("{name}: {} readable, {} file(s)", path.display(), files.len());
+            println!(
+                "{name}: {} readable, {} file(s)",
+                path.display(),
+                files.len()
+            );
             let mut failures = 0;
             for file in files.iter().take(3) {
                 let bytes = match std::fs::read(file) {
@@ -79,7 +88,10 @@ pub async fn test(config: &Config, name: &str) -> u8 {
                 };
                 let fmt = match &connector.spec {
                     ConnectorSpec::Maildir { .. } => Some(Format::Eml),
-                    _ => format.as_deref().and_then(Format::from_name).or_else(|| detect(file, &bytes)),
+                    _ => format
+                        .as_deref()
+                        .and_then(Format::from_name)
+                        .or_else(|| detect(file, &bytes)),
                 };
                 let Some(fmt) = fmt else {
                     println!("  {}: unrecognised format", file.display());
@@ -89,12 +101,33 @@ pub async fn test(config: &Config, name: &str) -> u8 {
                 let mut ctx = template.clone();
                 ctx.source = file.display().to_string();
                 let units = fmt.parse(&bytes, &ctx);
-                let ok: usize = units.iter().filter_map(|u| u.outcome.as_ref().ok()).map(Vec::len).sum();
-                let bad: Vec<_> = units.iter().filter_map(|u| u.outcome.as_ref().err()).collect();
-                println!("  {} [{fmt}]: {ok} interaction(s), {} rejected", file.display(), bad.len());
-                if let Some(first) = units.iter().filter_map(|u| u.outcome.as_ref().ok()).flatten().next() {
+                let ok: usize = units
+                    .iter()
+                    .filter_map(|u| u.outcome.as_ref().ok())
+                    .map(Vec::len)
+                    .sum();
+                let bad: Vec<_> = units
+                    .iter()
+                    .filter_map(|u| u.outcome.as_ref().err())
+                    .collect();
+                println!(
+                    "  {} [{fmt}]: {ok} interaction(s), {} rejected",
+                    file.display(),
+                    bad.len()
+                );
+                if let Some(first) = units
+                    .iter()
+                    .filter_map(|u| u.outcome.as_ref().ok())
+                    .flatten()
+                    .next()
+                {
                     let text: String = first.text.chars().take(80).collect();
-                    println!("    first: {} {:?} {}: {text:?}", first.occurred_at, first.author.role, first.channel.as_str());
+                    println!(
+                        "    first: {} {:?} {}: {text:?}",
+                        first.occurred_at,
+                        first.author.role,
+                        first.channel.as_str()
+                    );
                 }
                 for e in bad.iter().take(2) {
                     println!("    rejected: {e}");
@@ -106,18 +139,23 @@ pub async fn test(config: &Config, name: &str) -> u8 {
         ConnectorSpec::ChatWebhook { route } => {
             match rapport_pipeline::daemon::api_token(&config.settings) {
                 Some(_) => {
-                    println!("{name}: webhook POST http://{}{route} (bearer token set)", config.settings.api.addr);
+                    println!(
+                        "{name}: webhook POST http://{}{route} (bearer token set)",
+                        config.settings.api.addr
+                    );
                     0
                 }
                 None => {
-                    println!("{name}: no bearer token: set api.token, api.token_file or RAPPORT_API_TOKEN");
+                    println!(
+                        "{name}: no bearer token: set api.token, api.token_file or RAPPORT_API_TOKEN"
+                    );
                     EXIT_CONFIG
                 }
             }
         }
-        other => {
-            println!("{name}: testing a {} connector is not available in this build yet", other.kind());
-            EXIT_FAILURE
+        ConnectorSpec::Imap(spec) => report(name, rapport_pipeline::ingest::imap::test(spec).await),
+        ConnectorSpec::Mastodon(spec) => {
+            report(name, rapport_pipeline::ingest::mastodon::test(spec).await)
         }
     }
 }
@@ -127,13 +165,31 @@ fn collect(path: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         out.push(path.to_path_buf());
         return;
     }
-    let Ok(entries) = std::fs::read_dir(path) else { return };
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
     let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
     entries.sort();
     for entry in entries {
-        if entry.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+        if entry
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
             continue;
         }
         collect(&entry, out);
+    }
+}
+
+fn report<E: std::fmt::Display>(name: &str, result: Result<String, E>) -> u8 {
+    match result {
+        Ok(summary) => {
+            println!("{name}: {summary}");
+            0
+        }
+        Err(e) => {
+            println!("{name}: {e}");
+            EXIT_FAILURE
+        }
     }
 }

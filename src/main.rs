@@ -23,7 +23,11 @@ const EXIT_CONFIG: u8 = 2;
 const EXIT_REJECTED: u8 = 3;
 
 #[derive(Parser)]
-#[command(name = "rapport", version, about = "Streaming, omnichannel conversation analysis")]
+#[command(
+    name = "rapport",
+    version,
+    about = "Streaming, omnichannel conversation analysis"
+)]
 struct Cli {
     /// Configuration file (default: $RAPPORT_CONFIG, else embedded defaults).
     #[arg(long, global = true)]
@@ -168,7 +172,12 @@ fn config_command(command: &ConfigCommand, config_file: Option<PathBuf>) -> u8 {
                         config
                             .connectors
                             .iter()
-                            .map(|c| format!("{} [{}{}]", c.name, c.spec.kind(), if c.enabled { "" } else { ", disabled" }))
+                            .map(|c| format!(
+                                "{} [{}{}]",
+                                c.name,
+                                c.spec.kind(),
+                                if c.enabled { "" } else { ", disabled" }
+                            ))
                             .collect::<Vec<_>>()
                             .join(", ")
                     );
@@ -188,7 +197,11 @@ fn config_command(command: &ConfigCommand, config_file: Option<PathBuf>) -> u8 {
             };
             for path in rapport_config::env::overridable_paths(&names) {
                 let parts: Vec<&str> = path.iter().map(String::as_str).collect();
-                println!("{:<48} {}", rapport_config::env::var_name(&parts), parts.join("."));
+                println!(
+                    "{:<48} {}",
+                    rapport_config::env::var_name(&parts),
+                    parts.join(".")
+                );
             }
             0
         }
@@ -206,9 +219,10 @@ async fn ingest(
     let settings = &config.settings;
     let format = Format::from_name(format);
     let template = match config.connector(connector_name) {
-        Some(connector) => {
-            rapport_pipeline::ingest::files::parse_template(connector, settings.ingest.max_message_bytes)
-        }
+        Some(connector) => rapport_pipeline::ingest::files::parse_template(
+            connector,
+            settings.ingest.max_message_bytes,
+        ),
         None => {
             let mut ctx = rapport_connectors::ParseContext::new(connector_name, "");
             ctx.company_domains = settings.ingest.company_domains.clone();
@@ -232,7 +246,9 @@ async fn ingest(
     };
     let state = ConnectorState {
         name: connector_name.to_string(),
-        checkpoints: bus.as_ref().map(|b| Checkpoints::new(b.checkpoints.clone())),
+        checkpoints: bus
+            .as_ref()
+            .map(|b| Checkpoints::new(b.checkpoints.clone())),
         counters: std::sync::Arc::new(Counters::default()),
     };
     let bar = progress_bar(dry_run && json);
@@ -240,7 +256,12 @@ async fn ingest(
     let mut total = ScanReport::default();
     let mut failure = None;
     for path in paths {
-        let mut reader = FileReader::new(state.clone(), path.clone(), Layout::Files(format), template.clone());
+        let mut reader = FileReader::new(
+            state.clone(),
+            path.clone(),
+            Layout::Files(format),
+            template.clone(),
+        );
         let mut on_progress = |done: u64, all: u64| {
             if let Some(bar) = &bar {
                 bar.set_length(all);
@@ -260,7 +281,11 @@ async fn ingest(
     }
     let elapsed = started.elapsed().as_secs_f64();
     if let (Some(bus), Some(checkpoints)) = (&bus, &state.checkpoints) {
-        let _ = state.counters.snapshot(connector_name, "files").save(checkpoints).await;
+        let _ = state
+            .counters
+            .snapshot(connector_name, "files")
+            .save(checkpoints)
+            .await;
         let _ = bus.client.flush().await;
     }
     if let Some(bus) = bus {
@@ -293,7 +318,11 @@ fn print_report(report: &ScanReport, elapsed: f64, dry_run: bool, json: bool) {
         println!("{value}");
         return;
     }
-    let verb = if dry_run { "parsed (dry run, nothing published)" } else { "published" };
+    let verb = if dry_run {
+        "parsed (dry run, nothing published)"
+    } else {
+        "published"
+    };
     eprintln!(
         "{} interactions {verb} from {} file(s) ({} unchanged, skipped); {} stored, {} duplicates dropped, {} rejected to rapport.dlq.ingest; {:.2} s, {:.0} interactions/s",
         report.interactions,
@@ -339,7 +368,10 @@ fn init_logging(config: &Config, format_flag: Option<&str>) {
     }
 }
 
-pub(crate) fn print_statuses(statuses: &[(String, String, bool, Option<ConnectorStatus>)], json: bool) {
+pub(crate) fn print_statuses(
+    statuses: &[(String, String, bool, Option<ConnectorStatus>)],
+    json: bool,
+) {
     if json {
         let rows: Vec<_> = statuses
             .iter()
@@ -355,7 +387,11 @@ pub(crate) fn print_statuses(statuses: &[(String, String, bool, Option<Connector
         "CONNECTOR", "KIND", "READ", "PUBLISHED", "DUPLICATE", "FAILED", "UPDATED"
     );
     for (name, kind, enabled, status) in statuses {
-        let name = if *enabled { name.clone() } else { format!("{name} (off)") };
+        let name = if *enabled {
+            name.clone()
+        } else {
+            format!("{name} (off)")
+        };
         match status {
             Some(s) => println!(
                 "{:<20} {:<13} {:>9} {:>10} {:>10} {:>7}  {:<20}  {}",
@@ -370,7 +406,10 @@ pub(crate) fn print_statuses(statuses: &[(String, String, bool, Option<Connector
                     .unwrap_or_default(),
                 s.last_error.as_deref().unwrap_or("-")
             ),
-            None => println!("{name:<20} {kind:<13} {:>9} {:>10} {:>10} {:>7}  {:<20}  -", "-", "-", "-", "-", "never ran"),
+            None => println!(
+                "{name:<20} {kind:<13} {:>9} {:>10} {:>10} {:>7}  {:<20}  -",
+                "-", "-", "-", "-", "never ran"
+            ),
         }
     }
 }

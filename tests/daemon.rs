@@ -48,7 +48,10 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "daemon did not stop within 30 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not stop within 30 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -74,7 +77,11 @@ async fn wait_for_count(nats: &TestNats, stream: &str, want: u64) -> u64 {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn write_config(path: &Path, body: &str) {
@@ -96,23 +103,43 @@ async fn the_daemon_watches_a_directory_through_a_nats_restart_and_drains_on_sig
     );
     let daemon = Daemon::start(&config, &nats.url(), data.path(), &[]);
 
-    std::fs::copy(fixtures().join("chat/transcript_da.json"), inbox.path().join("a.json")).unwrap();
+    std::fs::copy(
+        fixtures().join("chat/transcript_da.json"),
+        inbox.path().join("a.json"),
+    )
+    .unwrap();
     let first = wait_for_count(&nats, "RAPPORT_INTERACTIONS", 1).await;
     assert!(first > 0, "the first file arrives");
 
     // The server goes away and comes back on the same port; the daemon reconnects.
     nats.restart().await;
-    std::fs::copy(fixtures().join("chat/transcript_sv.json"), inbox.path().join("b.json")).unwrap();
-    std::fs::copy(fixtures().join("call/kundesenter-no.vtt"), inbox.path().join("c.vtt")).unwrap();
+    std::fs::copy(
+        fixtures().join("chat/transcript_sv.json"),
+        inbox.path().join("b.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures().join("call/kundesenter-no.vtt"),
+        inbox.path().join("c.vtt"),
+    )
+    .unwrap();
     let dry = support::rapport(
-        &["ingest", inbox.path().to_str().unwrap(), "--dry-run", "--json"],
+        &[
+            "ingest",
+            inbox.path().to_str().unwrap(),
+            "--dry-run",
+            "--json",
+        ],
         None,
         data.path(),
         &[],
     );
     let expected = String::from_utf8_lossy(&dry.stdout).lines().count() as u64;
     let have = wait_for_count(&nats, "RAPPORT_INTERACTIONS", expected).await;
-    assert_eq!(have, expected, "every interaction after the restart, none twice");
+    assert_eq!(
+        have, expected,
+        "every interaction after the restart, none twice"
+    );
 
     let status = daemon.terminate();
     assert!(status.success(), "clean exit after SIGTERM: {status}");
@@ -120,14 +147,29 @@ async fn the_daemon_watches_a_directory_through_a_nats_restart_and_drains_on_sig
 
     // Its counters outlive it, for `rapport connectors status`.
     let out = support::rapport(
-        &["connectors", "status", "--json", "--config", config.to_str().unwrap()],
+        &[
+            "connectors",
+            "status",
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+        ],
         Some(&nats.url()),
         data.path(),
         &[],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let inbox_row = rows.as_array().unwrap().iter().find(|r| r["name"] == "inbox").unwrap();
+    let inbox_row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "inbox")
+        .unwrap();
     assert_eq!(inbox_row["status"]["published"], expected, "{rows}");
 }
 
@@ -145,7 +187,11 @@ async fn an_unfinished_last_line_waits_for_its_writer_instead_of_being_dead_lett
         ),
     );
     let file = inbox.path().join("chat.ndjson");
-    let line = |id: &str| format!(r#"{{"conversation_id":"c1","id":"{id}","at":"2026-03-01T10:00:00Z","role":"customer","text":"Hvor er min ordre {id}?"}}"#);
+    let line = |id: &str| {
+        format!(
+            r#"{{"conversation_id":"c1","id":"{id}","at":"2026-03-01T10:00:00Z","role":"customer","text":"Hvor er min ordre {id}?"}}"#
+        )
+    };
     let partial = line("m2");
     std::fs::write(&file, format!("{}\n{}", line("m1"), &partial[..30])).unwrap();
     let daemon = Daemon::start(&config, &nats.url(), data.path(), &[]);
@@ -155,7 +201,11 @@ async fn an_unfinished_last_line_waits_for_its_writer_instead_of_being_dead_lett
     std::fs::write(&file, format!("{}\n{}\n", line("m1"), partial)).unwrap();
     assert_eq!(wait_for_count(&nats, "RAPPORT_INTERACTIONS", 2).await, 2);
     assert!(daemon.terminate().success());
-    assert_eq!(nats.stream_messages("RAPPORT_DLQ").await, 0, "nothing was dead-lettered");
+    assert_eq!(
+        nats.stream_messages("RAPPORT_DLQ").await,
+        0,
+        "nothing was dead-lettered"
+    );
 }
 
 #[tokio::test]
@@ -163,10 +213,21 @@ async fn sighup_reloads_connectors_without_losing_position() {
     let nats = TestNats::start().await;
     let data = tempfile::tempdir().unwrap();
     let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    std::fs::copy(fixtures().join("chat/transcript_da.json"), one.path().join("a.json")).unwrap();
-    std::fs::copy(fixtures().join("chat/transcript_sv.json"), two.path().join("b.json")).unwrap();
+    std::fs::copy(
+        fixtures().join("chat/transcript_da.json"),
+        one.path().join("a.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures().join("chat/transcript_sv.json"),
+        two.path().join("b.json"),
+    )
+    .unwrap();
     let connector = |name: &str, dir: &Path| {
-        format!("[connectors.{name}]\nkind = \"files\"\npath = \"{}\"\npoll_interval_secs = 1\n", dir.display())
+        format!(
+            "[connectors.{name}]\nkind = \"files\"\npath = \"{}\"\npoll_interval_secs = 1\n",
+            dir.display()
+        )
     };
     let config = data.path().join("rapport.toml");
     write_config(&config, &connector("one", one.path()));
@@ -176,7 +237,14 @@ async fn sighup_reloads_connectors_without_losing_position() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after_one = nats.stream_messages("RAPPORT_INTERACTIONS").await;
 
-    write_config(&config, &format!("{}{}", connector("one", one.path()), connector("two", two.path())));
+    write_config(
+        &config,
+        &format!(
+            "{}{}",
+            connector("one", one.path()),
+            connector("two", two.path())
+        ),
+    );
     daemon.signal("-HUP");
     let want = after_one + 3;
     let have = wait_for_count(&nats, "RAPPORT_INTERACTIONS", want).await;
@@ -187,15 +255,31 @@ async fn sighup_reloads_connectors_without_losing_position() {
     // Connector one restarted from its checkpoint: it re-read nothing (no duplicates were
     // even attempted, so its published counter equals the first pass).
     let out = support::rapport(
-        &["connectors", "status", "--json", "--config", config.to_str().unwrap()],
+        &[
+            "connectors",
+            "status",
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+        ],
         Some(&nats.url()),
         data.path(),
         &[],
     );
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let row = |name: &str| rows.as_array().unwrap().iter().find(|r| r["name"] == name).unwrap().clone();
+    let row = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(row("one")["status"]["duplicates"], 0, "{rows}");
-    assert_eq!(settled, after_one + row("two")["status"]["published"].as_u64().unwrap());
+    assert_eq!(
+        settled,
+        after_one + row("two")["status"]["published"].as_u64().unwrap()
+    );
 }
 
 #[tokio::test]
@@ -206,9 +290,16 @@ async fn the_chat_webhook_authenticates_stores_and_dead_letters() {
     let config = data.path().join("rapport.toml");
     write_config(
         &config,
-        &format!("[api]\naddr = \"127.0.0.1:{port}\"\nmax_body_bytes = 20000\n[connectors.live-chat]\nkind = \"chat-webhook\"\n"),
+        &format!(
+            "[api]\naddr = \"127.0.0.1:{port}\"\nmax_body_bytes = 20000\n[connectors.live-chat]\nkind = \"chat-webhook\"\n"
+        ),
     );
-    let daemon = Daemon::start(&config, &nats.url(), data.path(), &[("RAPPORT_API_TOKEN", "s3cret")]);
+    let daemon = Daemon::start(
+        &config,
+        &nats.url(),
+        data.path(),
+        &[("RAPPORT_API_TOKEN", "s3cret")],
+    );
     let url = format!("http://127.0.0.1:{port}/ingest/chat");
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -216,15 +307,29 @@ async fn the_chat_webhook_authenticates_stores_and_dead_letters() {
     let unauthorised = loop {
         match http.post(&url).body(transcript.clone()).send().await {
             Ok(response) => break response,
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
             Err(e) => panic!("webhook never listened: {e}"),
         }
     };
     assert_eq!(unauthorised.status(), 401);
-    let wrong = http.post(&url).bearer_auth("nope").body(transcript.clone()).send().await.unwrap();
+    let wrong = http
+        .post(&url)
+        .bearer_auth("nope")
+        .body(transcript.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
 
-    let ok = http.post(&url).bearer_auth("s3cret").body(transcript.clone()).send().await.unwrap();
+    let ok = http
+        .post(&url)
+        .bearer_auth("s3cret")
+        .body(transcript.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 202);
     let body: serde_json::Value = ok.json().await.unwrap();
     let accepted = body["accepted"].as_u64().unwrap();
@@ -232,17 +337,45 @@ async fn the_chat_webhook_authenticates_stores_and_dead_letters() {
     // 202 means stored: no waiting needed.
     assert_eq!(nats.stream_messages("RAPPORT_INTERACTIONS").await, accepted);
 
-    let again = http.post(&url).bearer_auth("s3cret").body(transcript).send().await.unwrap();
+    let again = http
+        .post(&url)
+        .bearer_auth("s3cret")
+        .body(transcript)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 202);
-    assert_eq!(nats.stream_messages("RAPPORT_INTERACTIONS").await, accepted, "a resend is deduplicated");
+    assert_eq!(
+        nats.stream_messages("RAPPORT_INTERACTIONS").await,
+        accepted,
+        "a resend is deduplicated"
+    );
 
-    let bad = http.post(&url).bearer_auth("s3cret").body(r#"{"conversation_id":"x","messages":[{"at":"#).send().await.unwrap();
+    let bad = http
+        .post(&url)
+        .bearer_auth("s3cret")
+        .body(r#"{"conversation_id":"x","messages":[{"at":"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
     let body: serde_json::Value = bad.json().await.unwrap();
-    assert!(body["rejected"][0]["reason"].as_str().unwrap().contains("truncated JSON"), "{body}");
+    assert!(
+        body["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("truncated JSON"),
+        "{body}"
+    );
     assert_eq!(nats.stream_messages("RAPPORT_DLQ").await, 1);
 
-    let huge = http.post(&url).bearer_auth("s3cret").body(vec![b' '; 30_000]).send().await.unwrap();
+    let huge = http
+        .post(&url)
+        .bearer_auth("s3cret")
+        .body(vec![b' '; 30_000])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(huge.status(), 413);
     assert!(daemon.terminate().success());
 }
@@ -251,13 +384,26 @@ async fn the_chat_webhook_authenticates_stores_and_dead_letters() {
 fn config_check_reports_problems_with_lines_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.toml");
-    std::fs::write(&config, "[nats]\nurl = \"http//x\"\nwindow = 3\n[connectors.x]\nkind = \"fax\"\n").unwrap();
-    let out = Command::new(RAPPORT).args(["config", "check", config.to_str().unwrap()]).output().unwrap();
+    std::fs::write(
+        &config,
+        "[nats]\nurl = \"http//x\"\nwindow = 3\n[connectors.x]\nkind = \"fax\"\n",
+    )
+    .unwrap();
+    let out = Command::new(RAPPORT)
+        .args(["config", "check", config.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("bad.toml:2: nats.url: bad URL"), "{text}");
-    assert!(text.contains("bad.toml:3: nats.window: unknown key"), "{text}");
-    assert!(text.contains("bad.toml:5: connectors.x.kind: unknown kind \"fax\""), "{text}");
+    assert!(
+        text.contains("bad.toml:3: nats.window: unknown key"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bad.toml:5: connectors.x.kind: unknown kind \"fax\""),
+        "{text}"
+    );
 
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rapport.toml");
     let out = Command::new(RAPPORT)
@@ -265,7 +411,11 @@ fn config_check_reports_problems_with_lines_and_exits_2() {
         .args(["config", "check", shipped.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -273,19 +423,45 @@ fn connectors_test_parses_the_first_items_of_a_source() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");
     std::fs::create_dir(&inbox).unwrap();
-    std::fs::copy(fixtures().join("email/dk-thread-1.eml"), inbox.join("1.eml")).unwrap();
+    std::fs::copy(
+        fixtures().join("email/dk-thread-1.eml"),
+        inbox.join("1.eml"),
+    )
+    .unwrap();
     let config = dir.path().join("r.toml");
-    std::fs::write(&config, format!("[connectors.mail]\nkind = \"files\"\npath = \"{}\"\n", inbox.display())).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[connectors.mail]\nkind = \"files\"\npath = \"{}\"\n",
+            inbox.display()
+        ),
+    )
+    .unwrap();
     let out = Command::new(RAPPORT)
-        .args(["connectors", "test", "mail", "--config", config.to_str().unwrap()])
+        .args([
+            "connectors",
+            "test",
+            "mail",
+            "--config",
+            config.to_str().unwrap(),
+        ])
         .env("RAPPORT_DATA_DIR", dir.path())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("[eml]: 1 interaction(s), 0 rejected"), "{text}");
+    assert!(
+        text.contains("[eml]: 1 interaction(s), 0 rejected"),
+        "{text}"
+    );
     let missing = Command::new(RAPPORT)
-        .args(["connectors", "test", "nope", "--config", config.to_str().unwrap()])
+        .args([
+            "connectors",
+            "test",
+            "nope",
+            "--config",
+            config.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));

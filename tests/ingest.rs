@@ -21,20 +21,38 @@ async fn ingest_publishes_every_fixture_once_and_a_rerun_adds_nothing() {
     let fixtures = fixtures();
     let fixtures = fixtures.to_str().unwrap();
 
-    let dry = rapport(&["ingest", fixtures, "--dry-run", "--json"], None, data.path(), &[]);
+    let dry = rapport(
+        &["ingest", fixtures, "--dry-run", "--json"],
+        None,
+        data.path(),
+        &[],
+    );
     let expected = distinct_ids(&dry) as u64;
     assert!(expected >= 40, "fixtures yield interactions: {expected}");
-    assert_eq!(dry.status.code(), Some(3), "some fixtures are deliberately bad");
+    assert_eq!(
+        dry.status.code(),
+        Some(3),
+        "some fixtures are deliberately bad"
+    );
 
     let first = rapport(&["ingest", fixtures], Some(&nats.url()), data.path(), &[]);
     let stderr = String::from_utf8_lossy(&first.stderr);
     assert_eq!(first.status.code(), Some(3), "{stderr}");
-    assert_eq!(nats.stream_messages("RAPPORT_INTERACTIONS").await, expected, "{stderr}");
+    assert_eq!(
+        nats.stream_messages("RAPPORT_INTERACTIONS").await,
+        expected,
+        "{stderr}"
+    );
     let dead = nats.stream_messages("RAPPORT_DLQ").await;
     assert!(dead >= 10, "bad fixtures are dead-lettered: {dead}");
 
     // Same files again: checkpoints skip them, nothing is added anywhere.
-    let again = rapport(&["ingest", fixtures, "--json"], Some(&nats.url()), data.path(), &[]);
+    let again = rapport(
+        &["ingest", fixtures, "--json"],
+        Some(&nats.url()),
+        data.path(),
+        &[],
+    );
     let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(report["files_read"], 0, "{report}");
     assert_eq!(nats.stream_messages("RAPPORT_INTERACTIONS").await, expected);
@@ -57,7 +75,12 @@ async fn ingest_publishes_every_fixture_once_and_a_rerun_adds_nothing() {
 async fn dead_letters_name_the_reason_source_and_offset() {
     let nats = TestNats::start().await;
     let data = tempfile::tempdir().unwrap();
-    let out = rapport(&["ingest", fixtures().to_str().unwrap()], Some(&nats.url()), data.path(), &[]);
+    let out = rapport(
+        &["ingest", fixtures().to_str().unwrap()],
+        Some(&nats.url()),
+        data.path(),
+        &[],
+    );
     assert_eq!(out.status.code(), Some(3));
     let letters = nats.read_stream("RAPPORT_DLQ").await;
     let reasons: Vec<(String, String, String)> = letters
@@ -65,7 +88,11 @@ async fn dead_letters_name_the_reason_source_and_offset() {
         .map(|m| {
             let h = m.headers.as_ref().expect("dead letters have headers");
             let get = |k: &str| h.get(k).map(|v| v.as_str().to_string()).unwrap_or_default();
-            (get("Rapport-Reason"), get("Rapport-Source"), get("Rapport-Offset"))
+            (
+                get("Rapport-Reason"),
+                get("Rapport-Source"),
+                get("Rapport-Offset"),
+            )
         })
         .collect();
     let has = |needle: &str| reasons.iter().any(|(r, _, _)| r.contains(needle));
@@ -84,9 +111,25 @@ async fn dead_letters_name_the_reason_source_and_offset() {
         .iter()
         .find(|(r, s, _)| s.ends_with("mixed.ndjson") && r.contains("truncated JSON"))
         .expect("the truncated NDJSON line is dead-lettered");
-    assert_ne!(ndjson.2, "0", "a bad line carries its own offset, not the file's");
-    assert!(letters.iter().all(|m| m.subject.as_str() == "rapport.dlq.ingest"));
-    assert!(letters.iter().all(|m| !m.payload.is_empty() || m.headers.as_ref().unwrap().get("Rapport-Raw-Bytes").unwrap().as_str() == "0"));
+    assert_ne!(
+        ndjson.2, "0",
+        "a bad line carries its own offset, not the file's"
+    );
+    assert!(
+        letters
+            .iter()
+            .all(|m| m.subject.as_str() == "rapport.dlq.ingest")
+    );
+    assert!(letters.iter().all(|m| {
+        !m.payload.is_empty()
+            || m.headers
+                .as_ref()
+                .unwrap()
+                .get("Rapport-Raw-Bytes")
+                .unwrap()
+                .as_str()
+                == "0"
+    }));
 }
 
 #[tokio::test]
@@ -109,11 +152,26 @@ async fn huge_messages_are_rejected_by_the_configured_cap() {
         data.path(),
         &[("RAPPORT_INGEST_MAX_MESSAGE_BYTES", "1000")],
     );
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(nats.stream_messages("RAPPORT_INTERACTIONS").await, 1);
     let letters = nats.read_stream("RAPPORT_DLQ").await;
-    let reason = letters[0].headers.as_ref().unwrap().get("Rapport-Reason").unwrap().as_str().to_string();
-    assert!(reason.contains("too large") && reason.contains("1000"), "{reason}");
+    let reason = letters[0]
+        .headers
+        .as_ref()
+        .unwrap()
+        .get("Rapport-Reason")
+        .unwrap()
+        .as_str()
+        .to_string();
+    assert!(
+        reason.contains("too large") && reason.contains("1000"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
@@ -126,9 +184,21 @@ async fn an_interrupted_ingest_resumes_and_stores_each_interaction_exactly_once(
     write_chat_ndjson(&file, 0..TOTAL / 2);
 
     // First half, completely.
-    let out = rapport(&["ingest", file.to_str().unwrap()], Some(&nats.url()), data.path(), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(nats.stream_messages("RAPPORT_INTERACTIONS").await, (TOTAL / 2) as u64);
+    let out = rapport(
+        &["ingest", file.to_str().unwrap()],
+        Some(&nats.url()),
+        data.path(),
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        nats.stream_messages("RAPPORT_INTERACTIONS").await,
+        (TOTAL / 2) as u64
+    );
 
     // The file grows; an ingest is killed part-way through the new half.
     write_chat_ndjson(&file, TOTAL / 2..TOTAL);
@@ -152,19 +222,36 @@ async fn an_interrupted_ingest_resumes_and_stores_each_interaction_exactly_once(
     let _ = child.wait();
 
     // Resume: the checkpoint skips the first half, dedup covers the rest.
-    let out = rapport(&["ingest", file.to_str().unwrap(), "--json"], Some(&nats.url()), data.path(), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rapport(
+        &["ingest", file.to_str().unwrap(), "--json"],
+        Some(&nats.url()),
+        data.path(),
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         report["interactions"].as_u64().unwrap() <= (TOTAL / 2) as u64,
         "resumed after the first half, not from the start: {report}"
     );
-    assert_eq!(nats.stream_messages("RAPPORT_INTERACTIONS").await, TOTAL as u64);
+    assert_eq!(
+        nats.stream_messages("RAPPORT_INTERACTIONS").await,
+        TOTAL as u64
+    );
     let ids: std::collections::HashSet<String> = nats
         .read_stream("RAPPORT_INTERACTIONS")
         .await
         .iter()
-        .map(|m| serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()["id"].as_str().unwrap().to_string())
+        .map(|m| {
+            serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(ids.len(), TOTAL, "each interaction exactly once");
 }
@@ -184,13 +271,26 @@ async fn a_mbox_that_grows_resumes_at_the_next_message() {
         .expect("the fixture holds six messages");
     let file = dir.path().join("support.mbox");
     std::fs::write(&file, &source[..cut]).unwrap();
-    let first = rapport(&["ingest", file.to_str().unwrap(), "--json"], Some(&nats.url()), data.path(), &[]);
+    let first = rapport(
+        &["ingest", file.to_str().unwrap(), "--json"],
+        Some(&nats.url()),
+        data.path(),
+        &[],
+    );
     let first: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     assert_eq!(first["stored"], 3, "{first}");
     std::fs::write(&file, &source).unwrap();
-    let second = rapport(&["ingest", file.to_str().unwrap(), "--json"], Some(&nats.url()), data.path(), &[]);
+    let second = rapport(
+        &["ingest", file.to_str().unwrap(), "--json"],
+        Some(&nats.url()),
+        data.path(),
+        &[],
+    );
     let second: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
-    assert_eq!(second["units"], 3, "only the appended messages are read: {second}");
+    assert_eq!(
+        second["units"], 3,
+        "only the appended messages are read: {second}"
+    );
     assert_eq!(second["stored"], 3, "{second}");
     assert_eq!(nats.stream_messages("RAPPORT_INTERACTIONS").await, 6);
 }
@@ -199,15 +299,32 @@ async fn a_mbox_that_grows_resumes_at_the_next_message() {
 async fn without_a_nats_url_rapport_runs_its_own_nats_server() {
     let data = tempfile::tempdir().unwrap();
     let fixture = fixtures().join("chat/transcript_da.json");
-    let out = rapport(&["ingest", fixture.to_str().unwrap(), "--json"], None, data.path(), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rapport(
+        &["ingest", fixture.to_str().unwrap(), "--json"],
+        None,
+        data.path(),
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["stored"].as_u64().unwrap() > 0, "{report}");
-    assert!(data.path().join("nats/jetstream").is_dir(), "JetStream store under the data dir");
+    assert!(
+        data.path().join("nats/jetstream").is_dir(),
+        "JetStream store under the data dir"
+    );
     // The child was stopped on exit: its port file is gone and a second run starts afresh,
     // finding the first run's checkpoint in the same store.
     assert!(!data.path().join("nats/rapport-nats.port").exists());
-    let again = rapport(&["ingest", fixture.to_str().unwrap(), "--json"], None, data.path(), &[]);
+    let again = rapport(
+        &["ingest", fixture.to_str().unwrap(), "--json"],
+        None,
+        data.path(),
+        &[],
+    );
     let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(report["files_unchanged"], 1, "{report}");
 }

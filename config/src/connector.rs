@@ -66,10 +66,15 @@ pub enum ConnectorSpec {
         poll_interval: Duration,
     },
     /// A Maildir (new/ and cur/), watched for new mail.
-    Maildir { path: PathBuf, poll_interval: Duration },
+    Maildir {
+        path: PathBuf,
+        poll_interval: Duration,
+    },
     Imap(ImapSpec),
     /// `POST <route>` on the API listener, bearer token from `api.token`.
-    ChatWebhook { route: String },
+    ChatWebhook {
+        route: String,
+    },
     Mastodon(MastodonSpec),
 }
 
@@ -176,14 +181,20 @@ pub fn validate(
     let Some(kind) = raw.kind.as_deref() else {
         problems.push((
             "kind".into(),
-            format!("missing: every connector needs a kind ({})", KINDS.join(", ")),
+            format!(
+                "missing: every connector needs a kind ({})",
+                KINDS.join(", ")
+            ),
         ));
         return Err(problems);
     };
     if !KINDS.contains(&kind) {
         problems.push((
             "kind".into(),
-            format!("unknown kind {kind:?}; expected one of {}", KINDS.join(", ")),
+            format!(
+                "unknown kind {kind:?}; expected one of {}",
+                KINDS.join(", ")
+            ),
         ));
         return Err(problems);
     }
@@ -198,7 +209,10 @@ pub fn validate(
     let poll = Duration::from_secs(raw.poll_interval_secs.unwrap_or(5).max(1));
     let mut required = |key: &str, value: Option<String>| -> String {
         value.unwrap_or_else(|| {
-            problems.push((key.into(), format!("required for a connector of kind {kind:?}")));
+            problems.push((
+                key.into(),
+                format!("required for a connector of kind {kind:?}"),
+            ));
             String::new()
         })
     };
@@ -306,7 +320,10 @@ pub fn validate(
                 Ok(url) => {
                     problems.push((
                         "instance".into(),
-                        format!("bad URL {instance:?}: scheme {:?} is not http or https", url.scheme()),
+                        format!(
+                            "bad URL {instance:?}: scheme {:?} is not http or https",
+                            url.scheme()
+                        ),
                     ));
                     None
                 }
@@ -319,7 +336,9 @@ pub fn validate(
             let timelines = raw.timelines.clone().unwrap_or_else(|| vec!["home".into()]);
             for timeline in &timelines {
                 let ok = matches!(timeline.as_str(), "home" | "notifications" | "public")
-                    || timeline.strip_prefix("hashtag:").is_some_and(|t| !t.is_empty());
+                    || timeline
+                        .strip_prefix("hashtag:")
+                        .is_some_and(|t| !t.is_empty());
                 if !ok {
                     problems.push((
                         "timelines".into(),
@@ -335,7 +354,8 @@ pub fn validate(
             );
             check_optional_file("ca_file", raw.ca_file.as_deref(), &mut problems);
             ConnectorSpec::Mastodon(MastodonSpec {
-                instance: url.unwrap_or_else(|| url::Url::parse("http://invalid").expect("literal")),
+                instance: url
+                    .unwrap_or_else(|| url::Url::parse("http://invalid").expect("literal")),
                 access_token,
                 timelines,
                 poll_interval: Duration::from_secs(raw.poll_interval_secs.unwrap_or(30).max(1)),
@@ -349,7 +369,9 @@ pub fn validate(
         if !matches!(role.as_str(), "agent" | "customer" | "bot" | "unknown") {
             problems.push((
                 "speaker_roles".into(),
-                format!("role {role:?} for speaker {label:?} must be agent, customer, bot or unknown"),
+                format!(
+                    "role {role:?} for speaker {label:?} must be agent, customer, bot or unknown"
+                ),
             ));
         }
         speaker_roles.push((label.clone(), role.clone()));
@@ -403,14 +425,17 @@ pub(crate) fn check_optional_file(key: &str, path: Option<&Path>, problems: &mut
     if let Some(path) = path
         && let Err(e) = std::fs::File::open(path)
     {
-        problems.push((key.into(), format!("cannot read file {}: {e}", path.display())));
+        problems.push((
+            key.into(),
+            format!("cannot read file {}: {e}", path.display()),
+        ));
     }
 }
 
 /// A path must exist and be readable (a Maildir must also look like one).
 fn check_readable(path: &Path, maildir: bool) -> Result<(), String> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if meta.is_dir() {
         std::fs::read_dir(path)
             .map_err(|e| format!("directory {} is not readable: {e}", path.display()))?;
@@ -421,7 +446,10 @@ fn check_readable(path: &Path, maildir: bool) -> Result<(), String> {
             ));
         }
     } else if maildir {
-        return Err(format!("{} is a file, a Maildir is a directory", path.display()));
+        return Err(format!(
+            "{} is a file, a Maildir is a directory",
+            path.display()
+        ));
     } else {
         std::fs::File::open(path)
             .map_err(|e| format!("file {} is not readable: {e}", path.display()))?;

@@ -8,7 +8,9 @@ pub mod load;
 pub mod problem;
 pub mod settings;
 
-pub use connector::{Connector, ConnectorSpec, ImapMode, ImapSecurity, ImapSpec, MastodonSpec, Secret};
+pub use connector::{
+    Connector, ConnectorSpec, ImapMode, ImapSecurity, ImapSpec, MastodonSpec, Secret,
+};
 pub use load::{Config, load, load_str, load_with_env};
 pub use problem::{Origin, Problem, Problems};
 pub use settings::{LogFormat, Settings};

@@ -246,10 +246,15 @@ fn validate_settings(settings: &Settings, origin: &dyn Fn(&str) -> Origin) -> Ve
     if let Some(urls) = &settings.nats.url {
         for url in urls.split(',').map(str::trim) {
             match url::Url::parse(url) {
-                Ok(u) if matches!(u.scheme(), "nats" | "tls" | "ws" | "wss") && u.host().is_some() => {}
+                Ok(u)
+                    if matches!(u.scheme(), "nats" | "tls" | "ws" | "wss")
+                        && u.host().is_some() => {}
                 Ok(u) => found.push((
                     "nats.url".into(),
-                    format!("bad URL {url:?}: expected nats://host:port (scheme {:?})", u.scheme()),
+                    format!(
+                        "bad URL {url:?}: expected nats://host:port (scheme {:?})",
+                        u.scheme()
+                    ),
                 )),
                 Err(e) => found.push(("nats.url".into(), format!("bad URL {url:?}: {e}"))),
             }
@@ -276,11 +281,17 @@ fn validate_settings(settings: &Settings, origin: &dyn Fn(&str) -> Origin) -> Ve
     if settings.api.addr.parse::<std::net::SocketAddr>().is_err() {
         found.push((
             "api.addr".into(),
-            format!("{:?} is not an address like 127.0.0.1:8700", settings.api.addr),
+            format!(
+                "{:?} is not an address like 127.0.0.1:8700",
+                settings.api.addr
+            ),
         ));
     }
     if settings.ingest.max_message_bytes == 0 {
-        found.push(("ingest.max_message_bytes".into(), "must be at least 1".into()));
+        found.push((
+            "ingest.max_message_bytes".into(),
+            "must be at least 1".into(),
+        ));
     }
     let mut file_problems = Vec::new();
     connector::check_optional_file(

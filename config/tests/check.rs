@@ -20,7 +20,10 @@ fn line_of(problems: &rapport_config::Problems, path: &str) -> Option<usize> {
 #[test]
 fn empty_file_gives_embedded_defaults() {
     let (settings, connectors) = load_str("", "x.toml", no_env()).unwrap();
-    assert!(settings.nats.url.is_none(), "no url means embedded nats-server");
+    assert!(
+        settings.nats.url.is_none(),
+        "no url means embedded nats-server"
+    );
     assert_eq!(settings.nats.publish_window, 2048);
     assert!(connectors.is_empty());
 }
@@ -59,11 +62,23 @@ kind = "carrier-pigeon"
     let text = problems.to_string();
     assert_eq!(line_of(&problems, "nats.publish_windw"), Some(5), "{text}");
     assert!(text.contains("unknown key"), "{text}");
-    assert_eq!(line_of(&problems, "ingest.max_message_bytes"), Some(8), "{text}");
-    assert_eq!(line_of(&problems, "connectors.mail.port"), Some(13), "{text}");
+    assert_eq!(
+        line_of(&problems, "ingest.max_message_bytes"),
+        Some(8),
+        "{text}"
+    );
+    assert_eq!(
+        line_of(&problems, "connectors.mail.port"),
+        Some(13),
+        "{text}"
+    );
     assert_eq!(line_of(&problems, "nats.url"), Some(4), "{text}");
     assert!(text.contains("bad URL"), "{text}");
-    assert_eq!(line_of(&problems, "connectors.files.path"), Some(17), "{text}");
+    assert_eq!(
+        line_of(&problems, "connectors.files.path"),
+        Some(17),
+        "{text}"
+    );
     assert!(text.contains("unknown format \"docx\""), "{text}");
     assert!(text.contains("unknown kind \"carrier-pigeon\""), "{text}");
     // The imap connector was dropped for its bad port, so its missing keys are not reported
@@ -76,7 +91,10 @@ kind = "carrier-pigeon"
             Origin::Env(_) => None,
         })
         .collect();
-    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "sorted by line: {lines:?}");
+    assert!(
+        lines.windows(2).all(|w| w[0] <= w[1]),
+        "sorted by line: {lines:?}"
+    );
     assert!(problems.0.len() >= 7, "{text}");
 }
 
@@ -84,7 +102,10 @@ kind = "carrier-pigeon"
 fn toml_syntax_errors_name_the_line() {
     let problems = load_str("[nats]\nurl = \"unterminated\n", "r.toml", no_env()).unwrap_err();
     assert_eq!(problems.0.len(), 1);
-    assert!(problems.to_string().starts_with("r.toml:2: invalid TOML"), "{problems}");
+    assert!(
+        problems.to_string().starts_with("r.toml:2: invalid TOML"),
+        "{problems}"
+    );
 }
 
 #[test]
@@ -95,18 +116,36 @@ fn env_overrides_every_level_and_keeps_strings_strings() {
         dir.path().display()
     );
     let env = vec![
-        ("RAPPORT_DATA_DIR".to_string(), "/var/lib/rapport".to_string()),
-        ("RAPPORT_NATS_URL".to_string(), "nats://10.0.0.1:4222".to_string()),
+        (
+            "RAPPORT_DATA_DIR".to_string(),
+            "/var/lib/rapport".to_string(),
+        ),
+        (
+            "RAPPORT_NATS_URL".to_string(),
+            "nats://10.0.0.1:4222".to_string(),
+        ),
         ("RAPPORT_NATS_PUBLISH_WINDOW".to_string(), "512".to_string()),
-        ("RAPPORT_CONNECTORS_SUPPORT_MAIL_USERNAME".to_string(), "12345".to_string()),
-        ("RAPPORT_CONNECTORS_SUPPORT_MAIL_PORT".to_string(), "1143".to_string()),
-        ("RAPPORT_INGEST_COMPANY_DOMAINS".to_string(), "[\"shop.dk\"]".to_string()),
+        (
+            "RAPPORT_CONNECTORS_SUPPORT_MAIL_USERNAME".to_string(),
+            "12345".to_string(),
+        ),
+        (
+            "RAPPORT_CONNECTORS_SUPPORT_MAIL_PORT".to_string(),
+            "1143".to_string(),
+        ),
+        (
+            "RAPPORT_INGEST_COMPANY_DOMAINS".to_string(),
+            "[\"shop.dk\"]".to_string(),
+        ),
     ];
     let (settings, connectors) = load_str(&source, "r.toml", env).unwrap();
     assert_eq!(settings.data_dir.to_str(), Some("/var/lib/rapport"));
     assert_eq!(settings.nats.url.as_deref(), Some("nats://10.0.0.1:4222"));
     assert_eq!(settings.nats.publish_window, 512);
-    let mail = connectors.iter().find(|c| c.name == "support-mail").unwrap();
+    let mail = connectors
+        .iter()
+        .find(|c| c.name == "support-mail")
+        .unwrap();
     match &mail.spec {
         ConnectorSpec::Imap(imap) => {
             assert_eq!(imap.username, "12345");
@@ -119,19 +158,27 @@ fn env_overrides_every_level_and_keeps_strings_strings() {
 
 #[test]
 fn bad_env_values_name_the_variable() {
-    let env = vec![("RAPPORT_NATS_PUBLISH_WINDOW".to_string(), "lots".to_string())];
+    let env = vec![(
+        "RAPPORT_NATS_PUBLISH_WINDOW".to_string(),
+        "lots".to_string(),
+    )];
     let problems = load_str("", "r.toml", env).unwrap_err();
     assert!(
-        problems.to_string().contains("env RAPPORT_NATS_PUBLISH_WINDOW: nats.publish_window"),
+        problems
+            .to_string()
+            .contains("env RAPPORT_NATS_PUBLISH_WINDOW: nats.publish_window"),
         "{problems}"
     );
 }
 
 #[test]
 fn missing_config_file_is_a_problem() {
-    let problems = load_with_env(Some(std::path::Path::new("/nonexistent/r.toml")), no_env())
-        .unwrap_err();
-    assert!(problems.to_string().contains("cannot read config file"), "{problems}");
+    let problems =
+        load_with_env(Some(std::path::Path::new("/nonexistent/r.toml")), no_env()).unwrap_err();
+    assert!(
+        problems.to_string().contains("cannot read config file"),
+        "{problems}"
+    );
 }
 
 #[test]
@@ -155,6 +202,9 @@ fn shipped_config_is_valid() {
     std::env::set_current_dir(&root).unwrap();
     let (settings, connectors) = load_str(&source, "config/rapport.toml", no_env())
         .unwrap_or_else(|p| panic!("shipped config has problems:\n{p}"));
-    assert!(settings.nats.url.is_none(), "shipped config runs on embedded defaults");
+    assert!(
+        settings.nats.url.is_none(),
+        "shipped config runs on embedded defaults"
+    );
     assert!(!connectors.is_empty());
 }

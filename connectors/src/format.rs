@@ -130,7 +130,10 @@ impl Format {
 
     /// Formats whose units are appended over time (a checkpoint offset can resume them).
     pub fn is_append_only(self) -> bool {
-        matches!(self, Format::Mbox | Format::ChatJson | Format::Mastodon | Format::TwcsCsv)
+        matches!(
+            self,
+            Format::Mbox | Format::ChatJson | Format::Mastodon | Format::TwcsCsv
+        )
     }
 
     /// Parses a whole input. `Maildir` is a directory layout, not a byte format: each of its
@@ -253,6 +256,16 @@ fn looks_like_email(text: &str) -> bool {
         .filter(|l| !l.starts_with(' ') && !l.starts_with('\t'))
         .filter_map(|l| l.split_once(':').map(|(k, _)| k.to_ascii_lowercase()))
         .collect();
-    let known = ["from", "to", "subject", "date", "message-id", "received", "mime-version", "return-path", "content-type"];
+    let known = [
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "received",
+        "mime-version",
+        "return-path",
+        "content-type",
+    ];
     names.iter().filter(|n| known.contains(&n.as_str())).count() >= 2
 }

@@ -13,9 +13,9 @@ pub mod format;
 pub mod ids;
 pub mod record;
 pub mod social;
-pub mod text;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod text;
 
 pub use error::ParseError;
 pub use format::{Format, ParseContext, Unit, detect};

@@ -22,7 +22,9 @@ pub fn corpus(rel: &str) -> Option<PathBuf> {
     let root = if root.is_absolute() {
         root
     } else {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(root)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(root)
     };
     let path = root.join(rel);
     assert!(

@@ -77,7 +77,10 @@ pub fn html_to_text(html: &str) -> String {
 /// Appends HTML text with whitespace collapsed and entities decoded.
 fn push_text(out: &mut String, text: &str, pending_space: &mut bool) {
     let decoded = decode_entities(text);
-    for (i, word) in decoded.split(|c: char| c.is_whitespace() && c != '\u{a0}').enumerate() {
+    for (i, word) in decoded
+        .split(|c: char| c.is_whitespace() && c != '\u{a0}')
+        .enumerate()
+    {
         if i > 0 {
             *pending_space = true;
         }
@@ -103,7 +106,9 @@ pub fn decode_entities(text: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let end = rest[1..].find(|c: char| c == ';' || c == '&' || c.is_whitespace()).map(|i| i + 1);
+        let end = rest[1..]
+            .find(|c: char| c == ';' || c == '&' || c.is_whitespace())
+            .map(|i| i + 1);
         let decoded = end.filter(|&e| rest.as_bytes()[e] == b';').and_then(|e| {
             let entity = &rest[1..e];
             let ch = match entity {

@@ -90,20 +90,20 @@ impl Bus {
                 }
             });
         if let Some(path) = &nats.credentials_file {
-            options = options
-                .credentials_file(path)
-                .await
-                .map_err(|source| BusError::Credentials {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+            options =
+                options
+                    .credentials_file(path)
+                    .await
+                    .map_err(|source| BusError::Credentials {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
         }
         if let Some(path) = &nats.token_file {
-            let token =
-                std::fs::read_to_string(path).map_err(|source| BusError::Credentials {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+            let token = std::fs::read_to_string(path).map_err(|source| BusError::Credentials {
+                path: path.display().to_string(),
+                source,
+            })?;
             options = options.token(token.trim().to_string());
         }
         let client = options
@@ -197,7 +197,9 @@ async fn ensure_topology(
             ANALYSIS_CONSUMER,
             consumer::pull::Config {
                 durable_name: Some(ANALYSIS_CONSUMER.into()),
-                description: Some("Rapport analysis workers (shared by every worker process)".into()),
+                description: Some(
+                    "Rapport analysis workers (shared by every worker process)".into(),
+                ),
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(nats.ack_wait_secs),
                 max_deliver: nats.max_deliver,
@@ -206,8 +208,22 @@ async fn ensure_topology(
         )
         .await
         .map_err(|e| topology("consumer analysis", e))?;
-    let checkpoints = ensure_bucket(js, CHECKPOINTS_BUCKET, "Rapport connector cursors and status", 1, nats.replicas).await?;
-    let identities = ensure_bucket(js, IDENTITIES_BUCKET, "Rapport identity key -> customer id", 5, nats.replicas).await?;
+    let checkpoints = ensure_bucket(
+        js,
+        CHECKPOINTS_BUCKET,
+        "Rapport connector cursors and status",
+        1,
+        nats.replicas,
+    )
+    .await?;
+    let identities = ensure_bucket(
+        js,
+        IDENTITIES_BUCKET,
+        "Rapport identity key -> customer id",
+        5,
+        nats.replicas,
+    )
+    .await?;
     Ok((checkpoints, identities))
 }
 

@@ -13,6 +13,8 @@ use tracing::{error, info, warn};
 use crate::bus::{Bus, BusError};
 use crate::checkpoint::Checkpoints;
 use crate::ingest::files::{FileReader, Layout, parse_template};
+use crate::ingest::imap::ImapReader;
+use crate::ingest::mastodon::MastodonReader;
 use crate::ingest::webhook::ChatWebhook;
 use crate::ingest::{ConnectorState, Counters, Sink};
 
@@ -34,17 +36,23 @@ pub enum DaemonError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("connectors.{name}: a chat-webhook needs a bearer token: set api.token, api.token_file or RAPPORT_API_TOKEN")]
+    #[error(
+        "connectors.{name}: a chat-webhook needs a bearer token: set api.token, api.token_file or RAPPORT_API_TOKEN"
+    )]
     NoToken { name: String },
-    #[error("configuration reload: {0}")]
-    Reload(String),
+    #[error("connectors.{name}: {message}")]
+    Connector { name: String, message: String },
 }
 
 /// Runs until SIGTERM/SIGINT. SIGHUP re-reads `config_path` and restarts the connectors
 /// with the new settings; their checkpoints keep their position.
 pub async fn run(mut config: Config, role: Role) -> Result<(), DaemonError> {
     let bus = Bus::start(&config.settings).await?;
-    info!(?role, embedded = bus.embedded_url().is_some(), "rapport running");
+    info!(
+        ?role,
+        embedded = bus.embedded_url().is_some(),
+        "rapport running"
+    );
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
     let mut hangup = signal(tokio::signal::unix::SignalKind::hangup());
@@ -66,7 +74,11 @@ pub async fn run(mut config: Config, role: Role) -> Result<(), DaemonError> {
         if !reload {
             break;
         }
-        match config.file.as_deref().map(|f| rapport_config::load(Some(f))) {
+        match config
+            .file
+            .as_deref()
+            .map(|f| rapport_config::load(Some(f)))
+        {
             Some(Ok(new)) => {
                 info!(connectors = new.connectors.len(), "configuration reloaded");
                 config = new;
@@ -114,7 +126,9 @@ fn start_connectors(
                 format,
                 poll_interval,
             } => {
-                let format = format.as_deref().and_then(rapport_connectors::Format::from_name);
+                let format = format
+                    .as_deref()
+                    .and_then(rapport_connectors::Format::from_name);
                 let reader = FileReader::new(state, path.clone(), Layout::Files(format), template)
                     .hold_unfinished_tail(UNFINISHED_TAIL_SETTLE);
                 tasks.spawn(poll_files(reader, sink, *poll_interval, stop.clone()));
@@ -137,8 +151,30 @@ fn start_connectors(
                     None => hook,
                 });
             }
-            other => {
-                warn!(connector = %connector.name, kind = other.kind(), "connector kind not available in this build yet; skipped");
+            ConnectorSpec::Imap(spec) => {
+                let reader = ImapReader::new(state, spec.clone(), template);
+                let name = connector.name.clone();
+                let stop = stop.clone();
+                tasks.spawn(async move {
+                    let (mut reader, mut sink) = (reader, sink);
+                    if let Err(e) = reader.run(&mut sink, stop).await {
+                        error!(connector = %name, error = %e, "IMAP connector stopped");
+                    }
+                });
+            }
+            ConnectorSpec::Mastodon(spec) => {
+                let mut reader =
+                    MastodonReader::new(state, spec.clone(), template).map_err(|e| {
+                        DaemonError::Connector {
+                            name: connector.name.clone(),
+                            message: e.to_string(),
+                        }
+                    })?;
+                let stop = stop.clone();
+                tasks.spawn(async move {
+                    let mut sink = sink;
+                    reader.run(&mut sink, stop).await;
+                });
             }
         }
     }
@@ -150,12 +186,11 @@ fn start_connectors(
                 addr: addr.clone(),
                 source,
             })?;
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
-            DaemonError::Listen {
+        let listener =
+            tokio::net::TcpListener::from_std(listener).map_err(|source| DaemonError::Listen {
                 addr: addr.clone(),
                 source,
-            }
-        })?;
+            })?;
         info!(%addr, "HTTP listener for webhooks");
         let mut stop = stop.clone();
         tasks.spawn(async move {
@@ -220,7 +255,12 @@ async fn save_status(state: ConnectorState, kind: &'static str, mut stop: watch:
             _ = tokio::time::sleep(Duration::from_secs(2)) => false,
             _ = stop.wait_for(|s| *s) => true,
         };
-        if let Err(e) = state.counters.snapshot(&state.name, kind).save(&checkpoints).await {
+        if let Err(e) = state
+            .counters
+            .snapshot(&state.name, kind)
+            .save(&checkpoints)
+            .await
+        {
             warn!(connector = %state.name, error = %e, "cannot save connector status");
         }
         if stopping {

@@ -64,7 +64,11 @@ impl DeadLetter {
         );
         headers.insert(
             "Nats-Msg-Id",
-            format!("dlq:{}", rapport_connectors::ids::content_hash(identity.as_bytes())).as_str(),
+            format!(
+                "dlq:{}",
+                rapport_connectors::ids::content_hash(identity.as_bytes())
+            )
+            .as_str(),
         );
         (self.subject(), headers, payload)
     }
@@ -102,7 +106,10 @@ mod tests {
         assert_eq!(payload.len(), 10);
         assert_eq!(headers.get(TRUNCATED).unwrap().as_str(), "true");
         assert_eq!(headers.get(RAW_BYTES).unwrap().as_str(), "100");
-        assert_eq!(headers.get(REASON).unwrap().as_str(), "truncated JSON: EOF while parsing");
+        assert_eq!(
+            headers.get(REASON).unwrap().as_str(),
+            "truncated JSON: EOF while parsing"
+        );
         let (_, again, _) = letter.to_message(10);
         assert_eq!(headers.get("Nats-Msg-Id"), again.get("Nats-Msg-Id"));
     }

@@ -13,7 +13,9 @@ use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedNatsError {
-    #[error("cannot start nats-server {binary:?}: {source} (install nats-server, or set nats.server_binary or nats.url)")]
+    #[error(
+        "cannot start nats-server {binary:?}: {source} (install nats-server, or set nats.server_binary or nats.url)"
+    )]
     Spawn {
         binary: String,
         source: std::io::Error,
@@ -23,7 +25,9 @@ pub enum EmbeddedNatsError {
         dir: PathBuf,
         source: std::io::Error,
     },
-    #[error("nats-server did not accept connections on 127.0.0.1:{port} within {secs} s; its log: {log}")]
+    #[error(
+        "nats-server did not accept connections on 127.0.0.1:{port} within {secs} s; its log: {log}"
+    )]
     NotReady { port: u16, secs: u64, log: PathBuf },
     #[error("no free loopback port: {0}")]
     NoPort(std::io::Error),
@@ -57,9 +61,14 @@ impl EmbeddedNats {
         if let Some(port) = std::fs::read_to_string(&url_file)
             .ok()
             .and_then(|s| s.trim().parse::<u16>().ok())
-            && tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+            && tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
         {
-            info!(port, "attached to the nats-server another Rapport process runs for this data dir");
+            info!(
+                port,
+                "attached to the nats-server another Rapport process runs for this data dir"
+            );
             return Ok(EmbeddedNats {
                 port,
                 child: Arc::new(Mutex::new(None)),
@@ -130,11 +139,10 @@ impl Drop for EmbeddedNats {
         }
         if let Ok(mut guard) = self.child.try_lock()
             && let Some(child) = guard.as_mut()
+            && let Some(pid) = child.id()
         {
-            if let Some(pid) = child.id() {
-                // SAFETY: plain kill(2) on our own child's pid.
-                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-            }
+            // SAFETY: plain kill(2) on our own child's pid.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         }
     }
 }
@@ -166,7 +174,9 @@ async fn watch(
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut guard = child.lock().await;
-        let Some(running) = guard.as_mut() else { return };
+        let Some(running) = guard.as_mut() else {
+            return;
+        };
         match running.try_wait() {
             Ok(None) => {
                 backoff = Duration::from_millis(200);
@@ -203,7 +213,10 @@ async fn wait_ready(port: u16, log: &Path) -> Result<(), EmbeddedNatsError> {
     const SECS: u64 = 15;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(SECS);
     while tokio::time::Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(25)).await;

@@ -98,7 +98,12 @@ impl TestNats {
 }
 
 /// Runs `rapport` with a clean environment pointing at `nats_url` (or none) and a data dir.
-pub fn rapport(args: &[&str], nats_url: Option<&str>, data_dir: &Path, extra_env: &[(&str, &str)]) -> Output {
+pub fn rapport(
+    args: &[&str],
+    nats_url: Option<&str>,
+    data_dir: &Path,
+    extra_env: &[(&str, &str)],
+) -> Output {
     let mut cmd = Command::new(RAPPORT);
     cmd.args(args)
         .env_clear()
@@ -131,7 +136,11 @@ pub fn corpus(rel: &str) -> Option<PathBuf> {
         Path::new(env!("CARGO_MANIFEST_DIR")).join(root)
     };
     let path = root.join(rel);
-    assert!(path.exists(), "RAPPORT_CORPUS is set but {} does not exist", path.display());
+    assert!(
+        path.exists(),
+        "RAPPORT_CORPUS is set but {} does not exist",
+        path.display()
+    );
     Some(path)
 }
 
@@ -139,7 +148,11 @@ pub fn corpus(rel: &str) -> Option<PathBuf> {
 pub fn write_chat_ndjson(path: &Path, range: std::ops::Range<usize>) {
     use std::io::Write;
     let mut out = std::io::BufWriter::new(
-        std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap(),
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap(),
     );
     for i in range {
         let role = if i % 2 == 0 { "customer" } else { "agent" };

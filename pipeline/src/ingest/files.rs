@@ -100,7 +100,12 @@ impl FileReader {
     }
 
     /// `template` carries the connector-wide parse settings; source and time are per file.
-    pub fn new(state: ConnectorState, root: PathBuf, layout: Layout, template: ParseContext) -> Self {
+    pub fn new(
+        state: ConnectorState,
+        root: PathBuf,
+        layout: Layout,
+        template: ParseContext,
+    ) -> Self {
         let layout = match layout {
             Layout::Files(Some(Format::Maildir)) => Layout::Maildir,
             Layout::Files(None) if is_maildir(&root) => Layout::Maildir,
@@ -175,8 +180,11 @@ impl FileReader {
             Ok(bytes) => Bytes::from(bytes),
             Err(e) => {
                 let reason = format!("cannot read file: {e}");
-                self.state.counters.record_error(format!("{source}: {reason}"));
-                let letter = ingest_dead_letter(&self.state.name, &source, None, reason, Bytes::new());
+                self.state
+                    .counters
+                    .record_error(format!("{source}: {reason}"));
+                let letter =
+                    ingest_dead_letter(&self.state.name, &source, None, reason, Bytes::new());
                 sink.dead_letter(&letter).await?;
                 report.rejected += 1;
                 return Ok(());
@@ -192,18 +200,22 @@ impl FileReader {
         };
         let Some(format) = format else {
             let reason = "unrecognised format: not an e-mail, mbox, chat/call/social JSON, WebVTT, SRT or twcs CSV (set the connector's format to force one)";
-            let letter = ingest_dead_letter(&self.state.name, &source, Some(0), reason, bytes.clone());
+            let letter =
+                ingest_dead_letter(&self.state.name, &source, Some(0), reason, bytes.clone());
             sink.dead_letter(&letter).await?;
             self.state.counters.add(&self.state.counters.failed, 1);
             report.rejected += 1;
-            self.save(key, FileCheckpoint {
-                source,
-                size,
-                mtime_ns,
-                offset: size,
-                head,
-                complete: true,
-            })
+            self.save(
+                key,
+                FileCheckpoint {
+                    source,
+                    size,
+                    mtime_ns,
+                    offset: size,
+                    head,
+                    complete: true,
+                },
+            )
             .await?;
             return Ok(());
         };
@@ -237,7 +249,8 @@ impl FileReader {
             let age = OffsetDateTime::now_utc().unix_timestamp_nanos() - mtime_ns;
             age < settle.as_nanos() as i128
         });
-        let unfinished_tail = format.is_append_only() && recently_written && !bytes.ends_with(b"\n");
+        let unfinished_tail =
+            format.is_append_only() && recently_written && !bytes.ends_with(b"\n");
         let mut since_commit = 0;
         let mut held_back_at = None;
         for unit in units {
@@ -263,27 +276,33 @@ impl FileReader {
                 since_commit = 0;
                 let published = sink.commit().await?;
                 self.count_published(published, report);
-                self.save(key, FileCheckpoint {
-                    source: source.clone(),
-                    size,
-                    mtime_ns,
-                    offset: end,
-                    head: head.clone(),
-                    complete: false,
-                })
+                self.save(
+                    key,
+                    FileCheckpoint {
+                        source: source.clone(),
+                        size,
+                        mtime_ns,
+                        offset: end,
+                        head: head.clone(),
+                        complete: false,
+                    },
+                )
                 .await?;
             }
         }
         let published = sink.commit().await?;
         self.count_published(published, report);
-        self.save(key, FileCheckpoint {
-            source,
-            size,
-            mtime_ns,
-            offset: held_back_at.unwrap_or(size),
-            head,
-            complete: held_back_at.is_none(),
-        })
+        self.save(
+            key,
+            FileCheckpoint {
+                source,
+                size,
+                mtime_ns,
+                offset: held_back_at.unwrap_or(size),
+                head,
+                complete: held_back_at.is_none(),
+            },
+        )
         .await?;
         Ok(())
     }
@@ -364,9 +383,13 @@ pub async fn emit_unit(
         Err(error) => {
             let len = (unit.end - unit.start) as usize;
             let start = absolute_start as usize;
-            let raw = whole_input.slice(start.min(whole_input.len())..(start + len).min(whole_input.len()));
+            let raw = whole_input
+                .slice(start.min(whole_input.len())..(start + len).min(whole_input.len()));
             counters.add(&counters.failed, 1);
-            counters.record_error(format!("{source} at byte {absolute_start}: {}", error.reason));
+            counters.record_error(format!(
+                "{source} at byte {absolute_start}: {}",
+                error.reason
+            ));
             let letter =
                 ingest_dead_letter(&state.name, source, Some(absolute_start), error.reason, raw);
             sink.dead_letter(&letter).await?;

@@ -12,6 +12,7 @@
 //! `STARTTLS` before logging in, `plain` sends the password in clear and is meant for
 //! loopback and tests. Certificates are checked against the Mozilla roots (webpki-roots)
 //! plus the PEM certificates of `ca_file`; the host name is the SNI and the name checked.
+//! A server certificate that is itself in `ca_file` is trusted as pinned (self-signed).
 
 use std::io;
 use std::pin::Pin;
@@ -34,8 +35,14 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::rustls::client::WebPkiServerVerifier;
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{
+    ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+};
 use tracing::{debug, info, warn};
 
 use super::files::emit_unit;
@@ -164,9 +171,9 @@ impl ImapReader {
     /// number of interactions handed to the sink.
     pub async fn fetch_new(&mut self, sink: &mut Sink) -> Result<u64, ImapError> {
         let mut connected = open(&self.spec).await?;
-        let handed = self.pass(&mut connected.session, sink).await?;
+        let pass = self.pass(&mut connected.session, sink, None).await?;
         logout(connected.session).await;
-        Ok(handed)
+        Ok(pass.handed)
     }
 
     /// One connection's life: passes separated by IDLE or sleeps. `Ok` means shutdown.
@@ -190,9 +197,14 @@ impl ImapReader {
         info!(connector = %self.state.name, host = %self.spec.host, mailbox = %self.spec.mailbox,
             idle, "IMAP connected");
         loop {
-            let handed = self.pass(&mut session, sink).await?;
+            let pass = self.pass(&mut session, sink, Some(shutdown)).await?;
             *backoff = BACKOFF_START;
-            debug!(connector = %self.state.name, handed, "IMAP pass done");
+            debug!(connector = %self.state.name, handed = pass.handed, "IMAP pass done");
+            if !pass.complete {
+                // Stopped mid-fetch for shutdown: the rest of the answer is still on the
+                // wire, so drop the connection rather than read it for LOGOUT.
+                return Ok(());
+            }
             // Notifications were read by the pass's commands; the next SELECT reports anew.
             while session.unsolicited_responses.try_recv().is_ok() {}
             if stopping(shutdown) {
@@ -248,8 +260,14 @@ impl ImapReader {
         Ok((session, stop))
     }
 
-    /// Selects the mailbox and hands over every message after the cursor.
-    async fn pass(&mut self, session: &mut ImapSession, sink: &mut Sink) -> Result<u64, ImapError> {
+    /// Selects the mailbox and hands over every message after the cursor. With `shutdown`,
+    /// a long first read stops at the next commit once shutdown is requested.
+    async fn pass(
+        &mut self,
+        session: &mut ImapSession,
+        sink: &mut Sink,
+        shutdown: Option<&watch::Receiver<bool>>,
+    ) -> Result<Pass, ImapError> {
         let mailbox = select(session, &self.spec).await?;
         let uidvalidity = mailbox.uid_validity.unwrap_or(0);
         let mut last_uid = match self.load_cursor().await? {
@@ -269,11 +287,15 @@ impl ImapReader {
                 .uid_next
                 .is_some_and(|next| next <= last_uid.saturating_add(1));
         if nothing_new {
-            return Ok(0);
+            return Ok(Pass {
+                handed: 0,
+                complete: true,
+            });
         }
+        let (mailbox_name, host) = (self.spec.mailbox.clone(), self.spec.host.clone());
         let fetch_error = |message: String| ImapError::Fetch {
-            mailbox: self.spec.mailbox.clone(),
-            host: self.spec.host.clone(),
+            mailbox: mailbox_name.clone(),
+            host: host.clone(),
             message,
         };
         let range = format!("{}:*", last_uid.saturating_add(1));
@@ -307,11 +329,20 @@ impl ImapReader {
                 since_commit = 0;
                 self.commit(sink, uidvalidity, highest).await?;
                 last_uid = highest;
+                if shutdown.is_some_and(stopping) {
+                    return Ok(Pass {
+                        handed,
+                        complete: false,
+                    });
+                }
             }
         }
         drop(fetches);
         self.commit(sink, uidvalidity, highest).await?;
-        Ok(handed)
+        Ok(Pass {
+            handed,
+            complete: true,
+        })
     }
 
     /// One fetched message → its interactions on the sink, or a dead letter.
@@ -384,6 +415,14 @@ impl ImapReader {
         }
         Ok(self.cursor)
     }
+}
+
+/// What one pass did.
+struct Pass {
+    /// Interactions handed to the sink.
+    handed: u64,
+    /// False when it stopped early for shutdown.
+    complete: bool,
 }
 
 /// `rapport connectors test`: connects, logs in and selects the mailbox, and describes
@@ -508,7 +547,10 @@ async fn newest_message(
             .unwrap_or_else(|| "(no From)".into()),
     };
     let ctx = ParseContext::new("test", format!("imap://{}/{}", spec.host, spec.mailbox));
-    if fetch.size.is_some_and(|size| size as usize <= ctx.max_message_bytes) {
+    if fetch
+        .size
+        .is_some_and(|size| size as usize <= ctx.max_message_bytes)
+    {
         let bodies: Vec<Fetch> = session
             .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
             .await
@@ -522,7 +564,10 @@ async fn newest_message(
             .and_then(|body| rapport_connectors::email::parse_eml(body, &ctx).ok())
             .and_then(|interactions| interactions.into_iter().next());
         if let Some(interaction) = parsed {
-            if let Some(subject) = interaction.attributes.get("subject").and_then(|v| v.as_str())
+            if let Some(subject) = interaction
+                .attributes
+                .get("subject")
+                .and_then(|v| v.as_str())
             {
                 newest.subject = subject.to_string();
             }
@@ -571,13 +616,13 @@ async fn open(spec: &ImapSpec) -> Result<Connected, ImapError> {
     .map_err(|e| connect_error(e.to_string()))?;
     let _ = tcp.set_nodelay(true);
     let transport = match (&tls, spec.security) {
-        (Some(tls), ImapSecurity::Tls) => Transport::Tls(Box::new(handshake(spec, tls, tcp).await?)),
+        (Some(tls), ImapSecurity::Tls) => {
+            Transport::Tls(Box::new(handshake(spec, tls, tcp).await?))
+        }
         _ => Transport::Plain(tcp),
     };
     let mut client = Client::new(transport);
-    let greeting = read_greeting(&mut client)
-        .await
-        .map_err(connect_error)?;
+    let greeting = read_greeting(&mut client).await.map_err(connect_error)?;
     if let (Some(tls), ImapSecurity::StartTls) = (&tls, spec.security) {
         timeout(
             COMMAND_TIMEOUT,
@@ -657,34 +702,107 @@ async fn logout(mut session: ImapSession) {
 fn tls_connector(spec: &ImapSpec) -> Result<TlsConnector, ImapError> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let mut pinned = Vec::new();
     if let Some(path) = &spec.ca_file {
         let ca_error = |message: String| ImapError::CaFile {
             path: path.display().to_string(),
             message,
         };
         let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-        let mut added = 0;
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
             let cert = cert.map_err(|e| ca_error(format!("bad PEM: {e}")))?;
             roots
-                .add(cert)
+                .add(cert.clone())
                 .map_err(|e| ca_error(format!("unusable certificate: {e}")))?;
-            added += 1;
+            pinned.push(cert);
         }
-        if added == 0 {
-            return Err(ca_error("no PEM certificate (BEGIN CERTIFICATE) in it".into()));
+        if pinned.is_empty() {
+            return Err(ca_error(
+                "no PEM certificate (BEGIN CERTIFICATE) in it".into(),
+            ));
         }
     }
+    let tls_error = |message: String| ImapError::Tls {
+        host: spec.host.clone(),
+        message,
+    };
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| tls_error(e.to_string()))?;
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ImapError::Tls {
-            host: spec.host.clone(),
-            message: e.to_string(),
-        })?
-        .with_root_certificates(roots)
+        .map_err(|e| tls_error(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedOrWebPki { webpki, pinned }))
         .with_no_client_auth();
     Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// Chains to the web roots or to a certificate of `ca_file`, checked by webpki, as usual;
+/// and a server certificate that is itself in `ca_file` is trusted as pinned. The latter is
+/// the self-signed certificate of many on-premises mail servers: `openssl req -x509` marks
+/// it as a CA, which webpki refuses as a server certificate (`CaUsedAsEndEntity`). The
+/// handshake signatures are checked either way, so the server must hold its private key.
+#[derive(Debug)]
+struct PinnedOrWebPki {
+    webpki: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for PinnedOrWebPki {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, tokio_rustls::rustls::Error> {
+        match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(_)
+                if self
+                    .pinned
+                    .iter()
+                    .any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
+                Ok(ServerCertVerified::assertion())
+            }
+            verdict => verdict,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+
+    fn root_hint_subjects(&self) -> Option<&[DistinguishedName]> {
+        self.webpki.root_hint_subjects()
+    }
 }
 
 async fn handshake(
@@ -772,8 +890,7 @@ fn mailbox_name(name: &str) -> String {
     if name.is_ascii() {
         return name.to_string();
     }
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
     let mut out = String::new();
     let mut pending: Vec<u16> = Vec::new();
     let flush = |pending: &mut Vec<u16>, out: &mut String| {
@@ -783,7 +900,11 @@ fn mailbox_name(name: &str) -> String {
         let bytes: Vec<u8> = pending.iter().flat_map(|u| u.to_be_bytes()).collect();
         out.push('&');
         for chunk in bytes.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             let digits = chunk.len() + 1;
             for i in 0..digits {
@@ -849,9 +970,15 @@ mod tests {
         assert_eq!(mailbox_name("INBOX"), "INBOX");
         assert_eq!(mailbox_name("Kunder & Co"), "Kunder & Co");
         // RFC 3501's own example, and Danish/Norwegian letters.
-        assert_eq!(mailbox_name("~peter/mail/台北/日本語"), "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
+        assert_eq!(
+            mailbox_name("~peter/mail/台北/日本語"),
+            "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+        );
         assert_eq!(mailbox_name("Klager på levering"), "Klager p&AOU- levering");
-        assert_eq!(mailbox_name("Kundeservice/Ærø & Bø"), "Kundeservice/&AMY-r&APg- &- B&APg-");
+        assert_eq!(
+            mailbox_name("Kundeservice/Ærø & Bø"),
+            "Kundeservice/&AMY-r&APg- &- B&APg-"
+        );
     }
 
     #[test]

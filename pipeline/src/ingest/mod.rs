@@ -5,6 +5,8 @@
 //! the formats themselves live in `rapport-connectors`.
 
 pub mod files;
+pub mod imap;
+pub mod mastodon;
 pub mod status;
 pub mod webhook;
 
@@ -19,6 +21,10 @@ use crate::dlq::DeadLetter;
 pub use status::{ConnectorStatus, Counters};
 
 /// Where interactions and dead letters go.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one Sink per connector, never stored in bulk: boxing buys nothing"
+)]
 pub enum Sink {
     /// Publish to JetStream (interactions) and `rapport.dlq.ingest` (rejects).
     Bus {

@@ -57,7 +57,9 @@ async fn receive(
     if !authorised {
         return (
             StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "missing or wrong bearer token (Authorization: Bearer <api.token>)"})),
+            Json(
+                json!({"error": "missing or wrong bearer token (Authorization: Bearer <api.token>)"}),
+            ),
         );
     }
     let source = format!("webhook:{}", hook.state.name);
@@ -92,7 +94,10 @@ async fn receive(
     } else {
         StatusCode::ACCEPTED
     };
-    (status, Json(json!({"accepted": accepted, "rejected": rejected})))
+    (
+        status,
+        Json(json!({"accepted": accepted, "rejected": rejected})),
+    )
 }
 
 fn unavailable(hook: &ChatWebhook, message: String) -> (StatusCode, Json<serde_json::Value>) {
