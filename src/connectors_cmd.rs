@@ -59,10 +59,8 @@ pub async fn test(config: &Config, name: &str) -> u8 {
         );
         return EXIT_CONFIG;
     };
-    let template = rapport_pipeline::ingest::files::parse_template(
-        connector,
-        config.settings.ingest.max_message_bytes,
-    );
+    let template =
+        rapport_pipeline::ingest::files::parse_template(connector, &config.settings.ingest);
     match &connector.spec {
         ConnectorSpec::Files { path, .. } | ConnectorSpec::Maildir { path, .. } => {
             let format = match &connector.spec {

@@ -219,14 +219,14 @@ async fn ingest(
     let settings = &config.settings;
     let format = Format::from_name(format);
     let template = match config.connector(connector_name) {
-        Some(connector) => rapport_pipeline::ingest::files::parse_template(
-            connector,
-            settings.ingest.max_message_bytes,
-        ),
+        Some(connector) => {
+            rapport_pipeline::ingest::files::parse_template(connector, &settings.ingest)
+        }
         None => {
             let mut ctx = rapport_connectors::ParseContext::new(connector_name, "");
             ctx.company_domains = settings.ingest.company_domains.clone();
             ctx.max_message_bytes = settings.ingest.max_message_bytes;
+            ctx.max_file_bytes = settings.ingest.max_file_bytes;
             ctx
         }
     };
@@ -318,19 +318,28 @@ fn print_report(report: &ScanReport, elapsed: f64, dry_run: bool, json: bool) {
         println!("{value}");
         return;
     }
+    let stored = if dry_run {
+        "0".to_string()
+    } else {
+        report.stored.to_string()
+    };
     let verb = if dry_run {
         "parsed (dry run, nothing published)"
     } else {
         "published"
     };
     eprintln!(
-        "{} interactions {verb} from {} file(s) ({} unchanged, skipped); {} stored, {} duplicates dropped, {} rejected to rapport.dlq.ingest; {:.2} s, {:.0} interactions/s",
+        "{} interactions {verb} from {} file(s) ({} unchanged, skipped); {stored} stored, {} duplicates dropped, {} rejected{}; {:.2} s, {:.0} interactions/s",
         report.interactions,
         report.files_read,
         report.files_unchanged,
-        report.stored,
         report.duplicates,
         report.rejected,
+        if dry_run {
+            ""
+        } else {
+            " to rapport.dlq.ingest"
+        },
         elapsed,
         rate
     );

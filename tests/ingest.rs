@@ -103,7 +103,6 @@ async fn dead_letters_name_the_reason_source_and_offset() {
         "invalid timestamp",
         "invalid WebVTT timestamp",
         "invalid SRT timestamp",
-        "missing Date header",
     ] {
         assert!(has(needle), "no dead letter says {needle:?}: {reasons:#?}");
     }
@@ -327,4 +326,110 @@ async fn without_a_nats_url_rapport_runs_its_own_nats_server() {
     );
     let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(report["files_unchanged"], 1, "{report}");
+}
+
+/// Every corpus file in the channel folders either yields well-formed interactions or is
+/// rejected with a reason; nothing panics, nothing is silently dropped.
+#[test]
+fn every_corpus_channel_file_yields_interactions_or_a_clear_rejection() {
+    let Some(root) = support::corpus("") else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for channel in ["email", "chat", "call", "social"] {
+        collect_inputs(&root.join(channel), &mut files);
+    }
+    assert!(files.len() > 80, "corpus inputs found: {}", files.len());
+    let (mut parsed, mut rejected) = (0, 0);
+    for file in &files {
+        let out = rapport(
+            &["ingest", file.to_str().unwrap(), "--dry-run", "--json"],
+            None,
+            data.path(),
+            &[],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{}: {stderr}", file.display());
+        let code = out.status.code();
+        assert!(
+            matches!(code, Some(0 | 3)),
+            "{}: exit {code:?}: {stderr}",
+            file.display()
+        );
+        let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        for r in &records {
+            assert!(
+                !r["text"].as_str().unwrap().trim().is_empty(),
+                "{}: empty text {r}",
+                file.display()
+            );
+            assert!(!r["conversation_id"].as_str().unwrap().is_empty());
+            assert!(matches!(
+                r["author"]["role"].as_str(),
+                Some("customer" | "agent" | "bot" | "unknown")
+            ));
+            assert!(
+                r["occurred_at"].as_str().unwrap().ends_with('Z'),
+                "UTC: {r}"
+            );
+        }
+        if code == Some(3) {
+            let reason = stderr
+                .lines()
+                .find(|l| l.starts_with("rejected: "))
+                .unwrap_or_default();
+            assert!(
+                reason.len() > "rejected: ".len() + file.display().to_string().len() + 5,
+                "{}: no reason: {stderr}",
+                file.display()
+            );
+            rejected += 1;
+        }
+        if !records.is_empty() {
+            parsed += 1;
+        }
+        assert!(
+            !records.is_empty() || code == Some(3),
+            "{}: neither interactions nor a rejection",
+            file.display()
+        );
+    }
+    eprintln!(
+        "corpus: {} files, {parsed} with interactions, {rejected} with rejections",
+        files.len()
+    );
+}
+
+/// Inputs in a corpus folder: everything but provenance files and mail-parser's expected
+/// parse results (the `.json` beside each `.eml`).
+fn collect_inputs(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if path.is_dir() {
+            collect_inputs(&path, out);
+        } else if name.starts_with("SOURCES")
+            || name.starts_with("LICENSE")
+            || name.starts_with("README")
+        {
+            continue;
+        } else if name.ends_with(".json") && path.with_extension("eml").exists()
+            || name.ends_with(".expected.json")
+            || name == "ontology.json"
+            || name == "kb.json"
+        {
+            continue;
+        } else {
+            out.push(path);
+        }
+    }
 }

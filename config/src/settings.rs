@@ -110,6 +110,9 @@ impl Default for NatsSettings {
 pub struct IngestSettings {
     /// A message, line or file larger than this goes to the DLQ as "too large".
     pub max_message_bytes: usize,
+    /// A whole-document input (a call transcript, a chat JSON document) larger than this
+    /// goes to the DLQ as "too large".
+    pub max_file_bytes: usize,
     /// The DLQ keeps at most this many bytes of the rejected input.
     pub dlq_max_raw_bytes: usize,
     /// E-mail addresses in these domains (and their subdomains) are the company's agents.
@@ -120,6 +123,7 @@ impl Default for IngestSettings {
     fn default() -> Self {
         IngestSettings {
             max_message_bytes: 4 * 1024 * 1024,
+            max_file_bytes: 256 * 1024 * 1024,
             dlq_max_raw_bytes: 64 * 1024,
             company_domains: Vec::new(),
         }

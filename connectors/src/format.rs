@@ -25,8 +25,11 @@ pub struct ParseContext {
     pub company_domains: Vec<String>,
     /// Calls: vendor speaker label (`spk_0`, `Speaker 1`, `A`) → role.
     pub speaker_roles: Vec<(String, crate::record::Role)>,
-    /// Units larger than this are rejected as "too large" instead of parsed.
+    /// A message, line or row larger than this is rejected as "too large" instead of parsed.
     pub max_message_bytes: usize,
+    /// The same for formats whose unit is a whole document (call transcripts, a chat
+    /// transcript or ABCD file): a one-hour call with word timings runs to megabytes.
+    pub max_file_bytes: usize,
 }
 
 impl ParseContext {
@@ -38,6 +41,7 @@ impl ParseContext {
             company_domains: Vec::new(),
             speaker_roles: Vec::new(),
             max_message_bytes: 1 << 20,
+            max_file_bytes: 256 << 20,
         }
     }
 
@@ -47,6 +51,17 @@ impl ParseContext {
             return Err(ParseError::new(format!(
                 "too large: {len} bytes, over the cap of {} bytes (ingest.max_message_bytes)",
                 self.max_message_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`ParseContext::check_size`] for whole-document units.
+    pub fn check_file_size(&self, len: usize) -> Result<(), ParseError> {
+        if len > self.max_file_bytes {
+            return Err(ParseError::new(format!(
+                "too large: {len} bytes, over the cap of {} bytes (ingest.max_file_bytes)",
+                self.max_file_bytes
             )));
         }
         Ok(())
@@ -140,7 +155,12 @@ impl Format {
     /// files is parsed as [`Format::Eml`].
     pub fn parse(self, input: &[u8], ctx: &ParseContext) -> Vec<Unit> {
         match self {
-            Format::Eml | Format::Maildir => whole(input, ctx, crate::email::parse_eml),
+            // parse_eml checks the message cap itself.
+            Format::Eml | Format::Maildir => vec![Unit {
+                start: 0,
+                end: input.len() as u64,
+                outcome: crate::email::parse_eml(input, ctx),
+            }],
             Format::Mbox => crate::email::parse_mbox(input, ctx),
             Format::ChatJson => crate::chat::parse_chat_json(input, ctx),
             Format::Abcd => whole(input, ctx, crate::chat::parse_abcd),
@@ -162,7 +182,7 @@ impl std::fmt::Display for Format {
     }
 }
 
-/// Wraps a whole-file parser as one unit, enforcing the size cap first.
+/// Wraps a whole-document parser as one unit, enforcing the file size cap first.
 pub fn whole(
     input: &[u8],
     ctx: &ParseContext,
@@ -171,7 +191,9 @@ pub fn whole(
     vec![Unit {
         start: 0,
         end: input.len() as u64,
-        outcome: ctx.check_size(input.len()).and_then(|()| parse(input, ctx)),
+        outcome: ctx
+            .check_file_size(input.len())
+            .and_then(|()| parse(input, ctx)),
     }]
 }
 

@@ -113,7 +113,7 @@ fn start_connectors(
             checkpoints: Some(checkpoints.clone()),
             counters: Arc::new(Counters::default()),
         };
-        let template = parse_template(connector, settings.ingest.max_message_bytes);
+        let template = parse_template(connector, &settings.ingest);
         let sink = Sink::bus(bus, settings.ingest.dlq_max_raw_bytes);
         tasks.spawn(save_status(
             state.clone(),

@@ -28,7 +28,10 @@ pub(crate) struct Piece<'a> {
 impl Piece<'_> {
     /// Size cap, UTF-8, then JSON (serde_json's errors say whether the JSON was truncated).
     pub fn value(&self, ctx: &ParseContext) -> Result<Value, ParseError> {
-        ctx.check_size(self.bytes.len())?;
+        match self.line {
+            Some(_) => ctx.check_size(self.bytes.len())?,
+            None => ctx.check_file_size(self.bytes.len())?,
+        }
         let text = crate::error::utf8(self.bytes)?;
         Ok(serde_json::from_str(text)?)
     }

@@ -43,7 +43,7 @@ pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Interaction, ParseError
     );
 
     let mut attributes = Map::new();
-    let occurred_at = occurred_at(&message, &mut attributes)?;
+    let occurred_at = occurred_at(&message, ctx, &mut attributes);
     let text = body_text(&message)?;
 
     if let Some(subject) = message.subject() {
@@ -185,13 +185,20 @@ pub fn is_company_address(address: &str, domains: &[String]) -> bool {
     })
 }
 
-/// The Date header in UTC, else the newest Received date (recorded as `date_source`).
+/// The Date header in UTC, else the newest Received date, else the source's own time (the
+/// file's mtime, the IMAP INTERNALDATE): a customer's mail with a broken Date is still a
+/// customer's mail. The fallbacks are recorded as `date_source`, a bad header as `date_header`.
 fn occurred_at(
     message: &Message<'_>,
+    ctx: &ParseContext,
     attributes: &mut Map<String, Value>,
-) -> Result<OffsetDateTime, ParseError> {
+) -> OffsetDateTime {
     if let Some(t) = message.date().and_then(to_utc) {
-        return Ok(t);
+        return t;
+    }
+    let raw = message.header_raw(HeaderName::Date).unwrap_or("").trim();
+    if !raw.is_empty() {
+        attributes.insert("date_header".into(), Value::from(raw));
     }
     if let Some(t) = message
         .received_all()
@@ -200,12 +207,10 @@ fn occurred_at(
         .max()
     {
         attributes.insert("date_source".into(), Value::from("received"));
-        return Ok(t);
+        return t;
     }
-    let raw = message.header_raw(HeaderName::Date).unwrap_or("").trim();
-    Err(ParseError::new(format!(
-        "invalid or missing Date header: {raw:?}"
-    )))
+    attributes.insert("date_source".into(), Value::from("source"));
+    ctx.source_time
 }
 
 fn to_utc(date: &mail_parser::DateTime) -> Option<OffsetDateTime> {

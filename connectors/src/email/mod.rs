@@ -6,7 +6,7 @@
 //! | `conversation_id` | `email:<first References id, else In-Reply-To, else own id>` |
 //! | `in_reply_to` | `email:<In-Reply-To>` |
 //! | `author` | From (and Reply-To) as `email:<address>`; agent when the domain is one of `company_domains` or below it |
-//! | `occurred_at` | Date in UTC, else the newest Received date (`date_source: "received"`) |
+//! | `occurred_at` | Date in UTC, else the newest Received date (`date_source: "received"`), else the source time: file mtime or IMAP INTERNALDATE (`date_source: "source"`); a bad Date is kept as `date_header` |
 //! | `text` | the text body (HTML converted), quoted replies and signatures removed |
 //! | `language` | Content-Language |
 //! | `attributes` | `subject`, `message_id`, `to`, `cc`, `attachments` (count), `references`, `date_source` |

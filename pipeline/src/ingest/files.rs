@@ -255,8 +255,8 @@ impl FileReader {
         let mut held_back_at = None;
         for unit in units {
             let (start, end) = (base + unit.start, base + unit.end);
-            if end <= resume {
-                continue;
+            if resume > 0 && end <= resume {
+                continue; // stored before the last checkpoint
             }
             if unfinished_tail && end == size && unit.outcome.is_err() {
                 debug!(source = %source, offset = start, "unfinished last line; read again next scan");
@@ -438,7 +438,7 @@ fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
 /// The parse settings shared by every file of a connector.
 pub fn parse_template(
     connector: &rapport_config::Connector,
-    max_message_bytes: usize,
+    ingest: &rapport_config::settings::IngestSettings,
 ) -> ParseContext {
     let mut ctx = ParseContext::new(connector.name.clone(), String::new());
     ctx.company_domains = connector.company_domains.clone();
@@ -447,7 +447,8 @@ pub fn parse_template(
         .iter()
         .map(|(label, role)| (label.clone(), rapport_connectors::Role::from_label(role)))
         .collect();
-    ctx.max_message_bytes = max_message_bytes;
+    ctx.max_message_bytes = ingest.max_message_bytes;
+    ctx.max_file_bytes = ingest.max_file_bytes;
     ctx
 }
 

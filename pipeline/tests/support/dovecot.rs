@@ -131,6 +131,8 @@ impl Dovecot {
              first_valid_gid = 1\n\
              auth_mechanisms = plain login\n\
              disable_plaintext_auth = no\n\
+             auth_failure_delay = 0\n\
+             login_trusted_networks = 127.0.0.0/8\n\
              ssl = yes\n\
              ssl_cert = <{r}/cert.pem\n\
              ssl_key = <{r}/key.pem\n\
@@ -262,7 +264,9 @@ impl Dovecot {
 
     pub fn stop(&mut self) {
         if let Some(child) = self.child.take() {
+            let t = std::time::Instant::now();
             terminate(child, Duration::from_secs(10));
+            eprintln!("TIMING dovecot stop {:?}", t.elapsed());
         }
     }
 }
