@@ -415,20 +415,16 @@ fn collect_inputs(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     entries.sort();
     for path in entries {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if path.is_dir() {
-            collect_inputs(&path, out);
-        } else if name.starts_with("SOURCES")
-            || name.starts_with("LICENSE")
-            || name.starts_with("README")
-        {
-            continue;
-        } else if name.ends_with(".json") && path.with_extension("eml").exists()
+        let provenance = ["SOURCES", "LICENSE", "README"]
+            .iter()
+            .any(|p| name.starts_with(p));
+        let expected_parse = name.ends_with(".json") && path.with_extension("eml").exists()
             || name.ends_with(".expected.json")
             || name == "ontology.json"
-            || name == "kb.json"
-        {
-            continue;
-        } else {
+            || name == "kb.json";
+        if path.is_dir() {
+            collect_inputs(&path, out);
+        } else if !provenance && !expected_parse {
             out.push(path);
         }
     }
