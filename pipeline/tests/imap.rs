@@ -241,75 +241,25 @@ async fn implicit_tls_and_starttls_with_ca_file_and_clear_errors() {
     else {
         return;
     };
-    eprintln!("T {:?} after: );", std::time::SystemTime::now());
     let nats = NatsServer::start();
-    eprintln!(
-        "T {:?} after: let nats = NatsServer::start();",
-        std::time::SystemTime::now()
-    );
     let bus = support::bus(&nats.url()).await;
-    eprintln!(
-        "T {:?} after: let bus = support::bus(&nats.url()).awai",
-        std::time::SystemTime::now()
-    );
     let mut sink = Sink::bus(&bus, MAX_RAW);
-    eprintln!(
-        "T {:?} after: let mut sink = Sink::bus(&bus, MAX_RAW);",
-        std::time::SystemTime::now()
-    );
     let mails = customer_mails();
-    eprintln!(
-        "T {:?} after: let mails = customer_mails();",
-        std::time::SystemTime::now()
-    );
     dovecot.deliver(&mails[0]);
-    eprintln!(
-        "T {:?} after: dovecot.deliver(&mails[0]);",
-        std::time::SystemTime::now()
-    );
     dovecot.deliver(&mails[1]);
-    eprintln!(
-        "T {:?} after: dovecot.deliver(&mails[1]);",
-        std::time::SystemTime::now()
-    );
 
     let tls = dovecot.spec(ImapSecurity::Tls);
-    eprintln!(
-        "T {:?} after: let tls = dovecot.spec(ImapSecurity::Tls",
-        std::time::SystemTime::now()
-    );
     assert_eq!(tls.host, "localhost");
-    eprintln!(
-        "T {:?} after: assert_eq!(tls.host, 'localhost');",
-        std::time::SystemTime::now()
-    );
     let mut over_tls = reader(connector_state(&bus), tls.clone());
-    eprintln!(
-        "T {:?} after: let mut over_tls = reader(connector_stat",
-        std::time::SystemTime::now()
-    );
     assert_eq!(
         over_tls.fetch_new(&mut sink).await.expect("fetch over TLS"),
         2
     );
-    eprintln!("T {:?} after: );", std::time::SystemTime::now());
     assert_eq!(support::interactions(&bus).await, 2);
-    eprintln!(
-        "T {:?} after: assert_eq!(support::interactions(&bus).a",
-        std::time::SystemTime::now()
-    );
 
     // `rapport connectors test`: one paragraph on what the connector would see.
     let summary = imap::test(&tls).await.expect("connector test over TLS");
-    eprintln!(
-        "T {:?} after: let summary = imap::test(&tls).await.exp",
-        std::time::SystemTime::now()
-    );
     eprintln!("connectors test: {summary}");
-    eprintln!(
-        "T {:?} after: eprintln!('connectors test: (summary)');",
-        std::time::SystemTime::now()
-    );
     for expected in [
         "localhost",
         "implicit TLS",
@@ -326,36 +276,16 @@ async fn implicit_tls_and_starttls_with_ca_file_and_clear_errors() {
         );
     }
     assert!(!summary.contains(dovecot::PASSWORD));
-    eprintln!(
-        "T {:?} after: assert!(!summary.contains(dovecot::PASSW",
-        std::time::SystemTime::now()
-    );
 
     let starttls = dovecot.spec(ImapSecurity::StartTls);
-    eprintln!(
-        "T {:?} after: let starttls = dovecot.spec(ImapSecurity",
-        std::time::SystemTime::now()
-    );
     let summary = imap::test(&starttls)
         .await
         .expect("connector test with STARTTLS");
     assert!(summary.contains("STARTTLS"), "{summary}");
-    eprintln!(
-        "T {:?} after: assert!(summary.contains('STARTTLS'), '(",
-        std::time::SystemTime::now()
-    );
     // Another host name is another cursor (the key names user, host and mailbox): the
     // messages are read again and JetStream drops them as duplicates.
     let starttls_state = connector_state(&bus);
-    eprintln!(
-        "T {:?} after: let starttls_state = connector_state(&bu",
-        std::time::SystemTime::now()
-    );
     let mut over_starttls = reader(starttls_state.clone(), starttls);
-    eprintln!(
-        "T {:?} after: let mut over_starttls = reader(starttls_",
-        std::time::SystemTime::now()
-    );
     assert_eq!(
         over_starttls
             .fetch_new(&mut sink)
@@ -363,24 +293,17 @@ async fn implicit_tls_and_starttls_with_ca_file_and_clear_errors() {
             .expect("STARTTLS fetch"),
         2
     );
-    eprintln!("T {:?} after: );", std::time::SystemTime::now());
     assert_eq!(support::interactions(&bus).await, 2);
-    eprintln!(
-        "T {:?} after: assert_eq!(support::interactions(&bus).a",
-        std::time::SystemTime::now()
-    );
     assert_eq!(
         starttls_state.counters.duplicates.load(Ordering::Relaxed),
         2
     );
-    eprintln!("T {:?} after: );", std::time::SystemTime::now());
 
     // The self-signed certificate is not trusted without ca_file.
     let untrusted = ImapSpec {
         ca_file: None,
         ..tls.clone()
     };
-    eprintln!("T {:?} after: );", std::time::SystemTime::now());
     match imap::test(&untrusted).await {
         Err(e @ ImapError::Tls { .. }) => {
             let text = e.to_string();
@@ -394,21 +317,11 @@ async fn implicit_tls_and_starttls_with_ca_file_and_clear_errors() {
 
     // A wrong password: a login error naming user and server, never the password.
     let wrong = "Forkert-Kodeord-1234";
-    eprintln!(
-        "T {:?} after: let wrong = 'Forkert-Kodeord-1234';",
-        std::time::SystemTime::now()
-    );
     let bad_login = ImapSpec {
         password: Secret::new(wrong),
         ..tls
     };
-    eprintln!("T {:?} after: );", std::time::SystemTime::now());
     let mut reader_with_bad_login = reader(connector_state(&bus), bad_login.clone());
-    eprintln!(
-        "T {:?} after: let mut reader_with_bad_login = reader(c",
-        std::time::SystemTime::now()
-    );
-    eprintln!("T {:?} before loop", std::time::SystemTime::now());
     for result in [
         imap::test(&bad_login).await.map(|_| 0),
         reader_with_bad_login.fetch_new(&mut sink).await,
@@ -427,7 +340,6 @@ async fn implicit_tls_and_starttls_with_ca_file_and_clear_errors() {
             other => panic!("expected a login error, got {other:?}"),
         }
     }
-    eprintln!("T {:?} after loop", std::time::SystemTime::now());
 }
 
 #[tokio::test]

@@ -69,7 +69,8 @@ impl Dovecot {
         );
 
         // As root, Dovecot drops privileges to existing users; otherwise it runs as us.
-        let (internal_user, login_user, owner) = if unsafe { libc::geteuid() } == 0 {
+        let root_user = unsafe { libc::geteuid() } == 0;
+        let (internal_user, login_user, owner) = if root_user {
             let mail_user = ["dovecot", "nobody"]
                 .into_iter()
                 .find_map(|name| lookup_user(name).map(|ids| (name, ids)))
@@ -115,6 +116,15 @@ impl Dovecot {
         while imaps_port == imap_port {
             imaps_port = free_port();
         }
+        // Not root: every Dovecot process runs as us, and sockets get our group.
+        let internal_group = if root_user {
+            String::new()
+        } else {
+            let group = group_name(owner.1).expect("the current group is in /etc/group");
+            format!("default_internal_group = {group}\n")
+        };
+        // No chroot for the login processes (needs root, and buys nothing here); no
+        // authentication penalty (it delays each failed login from 127.0.0.1 by seconds).
         let mut conf = String::new();
         let r = root.display();
         writeln!(
@@ -127,12 +137,12 @@ impl Dovecot {
              info_log_path = {r}/dovecot.log\n\
              default_internal_user = {internal_user}\n\
              default_login_user = {login_user}\n\
+             {internal_group}\
              first_valid_uid = 1\n\
              first_valid_gid = 1\n\
              auth_mechanisms = plain login\n\
              disable_plaintext_auth = no\n\
              auth_failure_delay = 0\n\
-             login_trusted_networks = 127.0.0.0/8\n\
              ssl = yes\n\
              ssl_cert = <{r}/cert.pem\n\
              ssl_key = <{r}/key.pem\n\
@@ -141,7 +151,8 @@ impl Dovecot {
              mailbox_idle_check_interval = 1 secs\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {r}/passwd\n}}\n\
              userdb {{\n  driver = passwd-file\n  args = {r}/passwd\n}}\n\
-             service imap-login {{\n\
+             service anvil {{\n  chroot =\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\n\
+             service imap-login {{\n  chroot =\n\
              \x20 inet_listener imap {{\n    address = 127.0.0.1\n    port = {imap_port}\n  }}\n\
              \x20 inet_listener imaps {{\n    address = 127.0.0.1\n    port = {imaps_port}\n    ssl = yes\n  }}\n\
              }}"
@@ -180,11 +191,18 @@ impl Dovecot {
             .spawn()
             .expect("start dovecot");
         self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
         for port in [self.imap_port, self.imaps_port] {
-            if !wait_for_port(port, Duration::from_secs(15)) {
-                let logs = self.logs();
-                self.stop();
-                panic!("dovecot did not accept on port {port} within 15 s:\n{logs}");
+            while !wait_for_port(port, Duration::from_millis(100)) {
+                let exited = self
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten());
+                if exited.is_some() || std::time::Instant::now() >= deadline {
+                    let logs = self.logs();
+                    self.stop();
+                    panic!("dovecot did not accept on port {port} ({exited:?}):\n{logs}");
+                }
             }
         }
     }
@@ -264,9 +282,7 @@ impl Dovecot {
 
     pub fn stop(&mut self) {
         if let Some(child) = self.child.take() {
-            let t = std::time::Instant::now();
             terminate(child, Duration::from_secs(10));
-            eprintln!("TIMING dovecot stop {:?}", t.elapsed());
         }
     }
 }
@@ -287,6 +303,15 @@ fn user_name(uid: u32) -> Option<String> {
     passwd_entries()
         .find(|fields| fields.get(2).and_then(|f| f.parse::<u32>().ok()) == Some(uid))
         .map(|fields| fields[0].clone())
+}
+
+fn group_name(gid: u32) -> Option<String> {
+    std::fs::read_to_string("/etc/group")
+        .ok()?
+        .lines()
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .find(|fields| fields.get(2).and_then(|f| f.parse::<u32>().ok()) == Some(gid))
+        .map(|fields| fields[0].to_string())
 }
 
 fn passwd_entries() -> impl Iterator<Item = Vec<String>> {
