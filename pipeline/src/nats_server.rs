@@ -158,6 +158,9 @@ fn spawn_server(binary: &str, port: u16, store: &Path) -> Result<Child, Embedded
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
+        // Its own process group: a Ctrl-C in Rapport's terminal must not stop the bus under
+        // Rapport's feet while it drains; Rapport stops the server itself, last.
+        .process_group(0)
         .spawn()
         .map_err(|source| EmbeddedNatsError::Spawn {
             binary: binary.to_string(),
