@@ -44,3 +44,16 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, ParseError> {
         ))
     })
 }
+
+/// The JSON type of a value ("an array", "a string"…), for error messages.
+pub fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -151,6 +151,37 @@ impl Format {
         )
     }
 
+    /// Whether a large input of this format can be cut at unit boundaries into windows that
+    /// parse on their own (mbox; NDJSON chat or Mastodon exports). JSON documents, captions
+    /// and CSV (its rows need the header and the rows before them for threading) cannot.
+    pub fn splits(self, input: &[u8]) -> bool {
+        match self {
+            Format::Mbox => true,
+            Format::ChatJson | Format::Mastodon => crate::chat::json_input::is_ndjson(input),
+            _ => false,
+        }
+    }
+
+    /// For a format that [`Format::splits`], the start of the first unit at or after byte
+    /// `at`; `None` when no unit starts there or later.
+    pub fn unit_boundary(self, input: &[u8], at: usize) -> Option<usize> {
+        if at >= input.len() {
+            return None;
+        }
+        match self {
+            Format::Mbox => crate::email::next_message_start(input, at),
+            Format::ChatJson | Format::Mastodon => {
+                if at == 0 || input[at - 1] == b'\n' {
+                    Some(at)
+                } else {
+                    let newline = input[at..].iter().position(|&b| b == b'\n')?;
+                    Some(at + newline + 1).filter(|&b| b < input.len())
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// Parses a whole input. `Maildir` is a directory layout, not a byte format: each of its
     /// files is parsed as [`Format::Eml`].
     pub fn parse(self, input: &[u8], ctx: &ParseContext) -> Vec<Unit> {

@@ -52,12 +52,7 @@ impl EmbeddedNats {
     /// already serves this data dir, this attaches to its server instead of starting a
     /// second one on the same files.
     pub async fn start(binary: &str, data_dir: &Path) -> Result<EmbeddedNats, EmbeddedNatsError> {
-        let store = data_dir.join("nats");
-        std::fs::create_dir_all(&store).map_err(|source| EmbeddedNatsError::StoreDir {
-            dir: store.clone(),
-            source,
-        })?;
-        let url_file = store.join(URL_FILE);
+        let url_file = store_dir(data_dir)?.join(URL_FILE);
         if let Some(port) = std::fs::read_to_string(&url_file)
             .ok()
             .and_then(|s| s.trim().parse::<u16>().ok())
@@ -86,11 +81,7 @@ impl EmbeddedNats {
         data_dir: &Path,
         port: u16,
     ) -> Result<EmbeddedNats, EmbeddedNatsError> {
-        let store = data_dir.join("nats");
-        std::fs::create_dir_all(&store).map_err(|source| EmbeddedNatsError::StoreDir {
-            dir: store.clone(),
-            source,
-        })?;
+        let store = store_dir(data_dir)?;
         let url_file = store.join(URL_FILE);
         let spawn = {
             let binary = binary.to_string();
@@ -145,6 +136,16 @@ impl Drop for EmbeddedNats {
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         }
     }
+}
+
+/// `data_dir/nats`, created if missing: the JetStream store, its log and the port file.
+fn store_dir(data_dir: &Path) -> Result<PathBuf, EmbeddedNatsError> {
+    let store = data_dir.join("nats");
+    std::fs::create_dir_all(&store).map_err(|source| EmbeddedNatsError::StoreDir {
+        dir: store.clone(),
+        source,
+    })?;
+    Ok(store)
 }
 
 fn spawn_server(binary: &str, port: u16, store: &Path) -> Result<Child, EmbeddedNatsError> {

@@ -69,7 +69,8 @@ pub(crate) fn split(input: &[u8]) -> Vec<Piece<'_>> {
     }
 }
 
-fn is_ndjson(input: &[u8]) -> bool {
+/// True when the input is NDJSON: one of its first two non-blank lines is a whole object.
+pub(crate) fn is_ndjson(input: &[u8]) -> bool {
     lines(input).take(2).any(|piece| {
         let bytes = piece
             .bytes
@@ -127,17 +128,7 @@ pub(crate) fn within(place: &str, e: ParseError) -> ParseError {
     ParseError::new(format!("{place}: {}", e.reason))
 }
 
-/// The JSON type of a value, for error messages.
-pub(crate) fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+pub(crate) use crate::error::json_kind as kind;
 
 /// An optional string field; `null` counts as absent.
 pub(crate) fn str_field<'a>(

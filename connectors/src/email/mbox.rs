@@ -78,6 +78,25 @@ fn message_starts(input: &[u8]) -> Vec<usize> {
     starts
 }
 
+/// The start of the first message at or after byte `at` (a separator line that begins at or
+/// after it), for cutting a large mbox into windows that parse on their own.
+pub(crate) fn next_message_start(input: &[u8], at: usize) -> Option<usize> {
+    let mut line_start = match at {
+        0 => 0,
+        _ if input.get(at - 1) == Some(&b'\n') => at,
+        _ => at + memchr_newline(input.get(at..)?)? + 1,
+    };
+    while line_start < input.len() {
+        let line_end =
+            memchr_newline(&input[line_start..]).map_or(input.len(), |i| line_start + i + 1);
+        if is_separator(&input[line_start..line_end], false) {
+            return Some(line_start);
+        }
+        line_start = line_end;
+    }
+    None
+}
+
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|&b| b == b'\n')
 }
@@ -191,6 +210,19 @@ mod tests {
                 .as_ref(),
             b"Subject: x\r\n\r\nbody\r\n"
         );
+    }
+
+    #[test]
+    fn windows_start_at_separator_lines() {
+        let mbox = b"From a@x Mon Mar  4 10:00:00 2024\nSubject: 1\n\nFrom now on\n\nFrom b@x Mon Mar  4 11:00:00 2024\nSubject: 2\n\nhi\n";
+        let second = mbox.windows(8).position(|w| w == b"From b@x").unwrap();
+        assert_eq!(
+            next_message_start(mbox, 1),
+            Some(second),
+            "a body 'From ' line is no separator"
+        );
+        assert_eq!(next_message_start(mbox, second), Some(second));
+        assert_eq!(next_message_start(mbox, second + 1), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod message;
 mod tests;
 
 pub use clean::{html_body, strip_quotes_and_signatures};
+pub(crate) use mbox::next_message_start;
 pub use mbox::{escape_from, unescape_from};
 pub use message::{EMPTY_BODY, is_company_address};
 

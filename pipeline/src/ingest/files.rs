@@ -11,17 +11,19 @@ use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
-use rapport_connectors::{Format, ParseContext, Unit, detect};
+use rapport_connectors::{Format, ParseContext, detect};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracing::{debug, warn};
 
-use super::{ConnectorState, Sink, ingest_dead_letter};
+use super::{ConnectorState, Sink, emit_unit, ingest_dead_letter};
 use crate::bus::{BusError, Published};
 use crate::checkpoint::Checkpoints;
 
 /// Interactions handed to the sink between two commits (and checkpoint writes).
 const COMMIT_EVERY: usize = 8192;
+/// Bytes of a splittable file parsed at a time (then cut at the next unit boundary).
+const PARSE_WINDOW: usize = 8 << 20;
 const HEAD_BYTES: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +90,7 @@ pub struct FileReader {
     loaded: bool,
     /// See [`FileReader::hold_unfinished_tail`].
     settle: Option<std::time::Duration>,
+    parse_window: usize,
 }
 
 impl FileReader {
@@ -119,7 +122,14 @@ impl FileReader {
             checkpoints_by_key: HashMap::new(),
             loaded: false,
             settle: None,
+            parse_window: PARSE_WINDOW,
         }
+    }
+
+    /// Bytes of a splittable file parsed at a time (default 8 MiB).
+    pub fn parse_window(mut self, bytes: usize) -> Self {
+        self.parse_window = bytes.max(1);
+        self
     }
 
     /// Reads every new or changed file once.
@@ -232,63 +242,77 @@ impl FileReader {
             }
             _ => 0,
         };
-        // mbox units stand alone, so parsing starts at the resume point; other append-only
-        // formats (CSV needs its header) are parsed whole and the stored units skipped.
-        let base = if format == Format::Mbox { resume } else { 0 };
         let mut ctx = self.template.clone();
         ctx.source = source.clone();
         ctx.source_time = OffsetDateTime::from_unix_timestamp_nanos(mtime_ns)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let input = bytes.slice(base as usize..);
-        let units = tokio::task::spawn_blocking(move || format.parse(&input, &ctx))
-            .await
-            .expect("parser thread panicked");
-        debug!(source = %source, %format, units = units.len(), resume, "parsed");
-
         let recently_written = self.settle.is_some_and(|settle| {
             let age = OffsetDateTime::now_utc().unix_timestamp_nanos() - mtime_ns;
             age < settle.as_nanos() as i128
         });
         let unfinished_tail =
             format.is_append_only() && recently_written && !bytes.ends_with(b"\n");
+        // Splittable formats (mbox, NDJSON) start at the resume point and are parsed a
+        // window at a time, so memory holds one window's interactions, not the file's; the
+        // others (CSV needs its header) are parsed whole and the stored units skipped.
+        let splits = format.splits(&bytes);
+        let mut window_start = if splits { resume } else { 0 };
         let mut since_commit = 0;
         let mut held_back_at = None;
-        for unit in units {
-            let (start, end) = (base + unit.start, base + unit.end);
-            if resume > 0 && end <= resume {
-                continue; // stored before the last checkpoint
+        'windows: loop {
+            let window_end = if splits {
+                format
+                    .unit_boundary(&bytes, window_start as usize + self.parse_window)
+                    .map_or(size, |b| b as u64)
+            } else {
+                size
+            };
+            let window = bytes.slice(window_start as usize..window_end as usize);
+            let (input, ctx) = (window.clone(), ctx.clone());
+            let units = tokio::task::spawn_blocking(move || format.parse(&input, &ctx))
+                .await
+                .expect("parser thread panicked");
+            debug!(source = %source, %format, units = units.len(), window_start, "parsed");
+            for unit in units {
+                let (start, end) = (window_start + unit.start, window_start + unit.end);
+                if resume > 0 && end <= resume {
+                    continue; // stored before the last checkpoint
+                }
+                if unfinished_tail && end == size && unit.outcome.is_err() {
+                    debug!(source = %source, offset = start, "unfinished last line; read again next scan");
+                    held_back_at = Some(start);
+                    break 'windows;
+                }
+                report.units += 1;
+                match emit_unit(sink, &self.state, &source, unit, &window, window_start).await? {
+                    Some(n) => {
+                        report.interactions += n;
+                        since_commit += n as usize;
+                    }
+                    None => report.rejected += 1,
+                }
+                if since_commit >= COMMIT_EVERY {
+                    since_commit = 0;
+                    let published = sink.commit().await?;
+                    self.count_published(published, report);
+                    self.save(
+                        key,
+                        FileCheckpoint {
+                            source: source.clone(),
+                            size,
+                            mtime_ns,
+                            offset: end,
+                            head: head.clone(),
+                            complete: false,
+                        },
+                    )
+                    .await?;
+                }
             }
-            if unfinished_tail && end == size && unit.outcome.is_err() {
-                debug!(source = %source, offset = start, "unfinished last line; read again next scan");
-                held_back_at = Some(start);
+            if window_end >= size {
                 break;
             }
-            report.units += 1;
-            let handed = emit_unit(sink, &self.state, &source, unit, start, &bytes).await?;
-            match handed {
-                Some(n) => {
-                    report.interactions += n;
-                    since_commit += n as usize;
-                }
-                None => report.rejected += 1,
-            }
-            if since_commit >= COMMIT_EVERY {
-                since_commit = 0;
-                let published = sink.commit().await?;
-                self.count_published(published, report);
-                self.save(
-                    key,
-                    FileCheckpoint {
-                        source: source.clone(),
-                        size,
-                        mtime_ns,
-                        offset: end,
-                        head: head.clone(),
-                        complete: false,
-                    },
-                )
-                .await?;
-            }
+            window_start = window_end;
         }
         let published = sink.commit().await?;
         self.count_published(published, report);
@@ -361,43 +385,6 @@ impl FileReader {
     }
 }
 
-/// Hands one parsed unit to the sink: its interactions, or a dead letter with the unit's
-/// raw bytes. Returns the number of interactions, or `None` when the unit was rejected.
-pub async fn emit_unit(
-    sink: &mut Sink,
-    state: &ConnectorState,
-    source: &str,
-    unit: Unit,
-    absolute_start: u64,
-    whole_input: &Bytes,
-) -> Result<Option<u64>, BusError> {
-    let counters = &state.counters;
-    counters.add(&counters.read, 1);
-    match unit.outcome {
-        Ok(interactions) => {
-            for interaction in &interactions {
-                sink.interaction(interaction).await?;
-            }
-            Ok(Some(interactions.len() as u64))
-        }
-        Err(error) => {
-            let len = (unit.end - unit.start) as usize;
-            let start = absolute_start as usize;
-            let raw = whole_input
-                .slice(start.min(whole_input.len())..(start + len).min(whole_input.len()));
-            counters.add(&counters.failed, 1);
-            counters.record_error(format!(
-                "{source} at byte {absolute_start}: {}",
-                error.reason
-            ));
-            let letter =
-                ingest_dead_letter(&state.name, source, Some(absolute_start), error.reason, raw);
-            sink.dead_letter(&letter).await?;
-            Ok(None)
-        }
-    }
-}
-
 fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
@@ -457,7 +444,51 @@ pub type SharedReader = Arc<tokio::sync::Mutex<FileReader>>;
 
 #[cfg(test)]
 mod tests {
-    use rapport_connectors::Format;
+    use std::sync::Arc;
+
+    use rapport_connectors::{Format, ParseContext};
+
+    use super::{FileReader, Layout, ScanReport};
+    use crate::ingest::{ConnectorState, Counters, Sink};
+
+    async fn dry_run(path: &std::path::Path, window: usize) -> ScanReport {
+        let state = ConnectorState {
+            name: "t".into(),
+            checkpoints: None,
+            counters: Arc::new(Counters::default()),
+        };
+        let mut reader = FileReader::new(
+            state,
+            path.to_path_buf(),
+            Layout::Files(None),
+            ParseContext::new("t", ""),
+        )
+        .parse_window(window);
+        let mut sink = Sink::Print {
+            json: false,
+            printed: 0,
+        };
+        reader.scan(&mut sink, &mut |_, _| {}).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn small_parse_windows_give_the_same_units_as_one_window() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+        for file in [
+            "email/both-threads.mbox",
+            "chat/mixed.ndjson",
+            "social/mastodon_export.ndjson",
+        ] {
+            let whole = dry_run(&fixtures.join(file), 1 << 30).await;
+            let windowed = dry_run(&fixtures.join(file), 64).await;
+            assert!(whole.units > 3, "{file}: {whole:?}");
+            assert_eq!(
+                (windowed.units, windowed.interactions, windowed.rejected),
+                (whole.units, whole.interactions, whole.rejected),
+                "{file}"
+            );
+        }
+    }
 
     #[test]
     fn config_knows_every_format_the_connectors_read() {

@@ -45,7 +45,7 @@ use tokio_rustls::rustls::{
 };
 use tracing::{debug, info, warn};
 
-use super::files::emit_unit;
+use super::emit_unit;
 use super::{ConnectorState, Sink, ingest_dead_letter};
 use crate::bus::{BusError, Published};
 use crate::checkpoint::Checkpoints;
@@ -377,7 +377,7 @@ impl ImapReader {
             end: raw.len() as u64,
             outcome,
         };
-        Ok(emit_unit(sink, &self.state, &source, unit, 0, &raw)
+        Ok(emit_unit(sink, &self.state, &source, unit, &raw, 0)
             .await?
             .unwrap_or(0))
     }

@@ -47,7 +47,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 use url::Url;
 
-use super::files::emit_unit;
+use super::emit_unit;
 use super::{ConnectorState, Sink};
 use crate::bus::{BusError, Published};
 use crate::checkpoint::Checkpoints;
@@ -229,7 +229,10 @@ impl Page {
     fn read(body: &[u8], notifications: bool, after: Option<&str>) -> Result<Page, String> {
         let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
         let Value::Array(items) = value else {
-            return Err(format!("expected a JSON array, got {}", json_kind(&value)));
+            return Err(format!(
+                "expected a JSON array, got {}",
+                rapport_connectors::error::json_kind(&value)
+            ));
         };
         let mut kept: Vec<(Option<String>, Value)> = items
             .into_iter()
@@ -295,17 +298,6 @@ fn id_order(id: Option<&str>) -> Option<(usize, &str)> {
 /// True when id `a` is newer than id `b`.
 pub fn newer(a: &str, b: &str) -> bool {
     (a.len(), a) > (b.len(), b)
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Polls the timelines of one Mastodon account.
@@ -470,8 +462,7 @@ impl MastodonReader {
                 // Line numbers would point into the re-encoded page; the status uri is named.
                 error.reason = strip_line_number(&error.reason).to_string();
             }
-            let start = unit.start;
-            if let Some(n) = emit_unit(sink, &self.state, &source, unit, start, &input).await? {
+            if let Some(n) = emit_unit(sink, &self.state, &source, unit, &input, 0).await? {
                 handed += n;
             }
         }

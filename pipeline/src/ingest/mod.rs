@@ -13,7 +13,7 @@ pub mod webhook;
 use std::io::Write;
 
 use bytes::Bytes;
-use rapport_connectors::Interaction;
+use rapport_connectors::{Interaction, Unit};
 
 use crate::bus::{Bus, BusError, Published, Publisher};
 use crate::checkpoint::Checkpoints;
@@ -112,6 +112,40 @@ pub struct ConnectorState {
     pub name: String,
     pub checkpoints: Option<Checkpoints>,
     pub counters: std::sync::Arc<Counters>,
+}
+
+/// Hands one parsed unit to the sink: its interactions, or a dead letter with the unit's raw
+/// bytes. `input` is what the unit's offsets are relative to, starting at byte
+/// `input_offset` of the source. Returns the number of interactions, or `None` when the
+/// unit was rejected.
+pub async fn emit_unit(
+    sink: &mut Sink,
+    state: &ConnectorState,
+    source: &str,
+    unit: Unit,
+    input: &Bytes,
+    input_offset: u64,
+) -> Result<Option<u64>, BusError> {
+    let counters = &state.counters;
+    counters.add(&counters.read, 1);
+    match unit.outcome {
+        Ok(interactions) => {
+            for interaction in &interactions {
+                sink.interaction(interaction).await?;
+            }
+            Ok(Some(interactions.len() as u64))
+        }
+        Err(error) => {
+            let offset = input_offset + unit.start;
+            let clamp = |o: u64| (o as usize).min(input.len());
+            let raw = input.slice(clamp(unit.start)..clamp(unit.end));
+            counters.add(&counters.failed, 1);
+            counters.record_error(format!("{source} at byte {offset}: {}", error.reason));
+            let letter = ingest_dead_letter(&state.name, source, Some(offset), error.reason, raw);
+            sink.dead_letter(&letter).await?;
+            Ok(None)
+        }
+    }
 }
 
 /// Builds a dead letter for the ingest stage.

@@ -14,7 +14,7 @@ use rapport_connectors::ParseContext;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use super::files::emit_unit;
+use super::emit_unit;
 use super::{ConnectorState, Sink};
 
 #[derive(Clone)]
@@ -75,7 +75,7 @@ async fn receive(
             unit.start,
             unit.outcome.as_ref().err().map(|e| e.reason.clone()),
         );
-        match emit_unit(&mut sink, &hook.state, &source, unit, start, &body).await {
+        match emit_unit(&mut sink, &hook.state, &source, unit, &body, 0).await {
             Ok(Some(n)) => accepted += n,
             Ok(None) => rejected.push(json!({"offset": start, "reason": reason})),
             Err(e) => return unavailable(&hook, e.to_string()),
