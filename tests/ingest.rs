@@ -429,3 +429,64 @@ fn collect_inputs(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         }
     }
 }
+
+#[tokio::test]
+async fn a_maildir_message_moving_from_new_to_cur_is_not_read_twice() {
+    let nats = TestNats::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let maildir = tempfile::tempdir().unwrap();
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir(maildir.path().join(sub)).unwrap();
+    }
+    let email = fixtures().join("email");
+    std::fs::copy(
+        email.join("dk-thread-1.eml"),
+        maildir.path().join("new/1700000001.M1P1.host"),
+    )
+    .unwrap();
+    std::fs::copy(
+        email.join("dk-thread-2.eml"),
+        maildir.path().join("new/1700000002.M2P1.host"),
+    )
+    .unwrap();
+    // A message still being delivered sits in tmp/ and is not read.
+    std::fs::copy(
+        email.join("dk-thread-3.eml"),
+        maildir.path().join("tmp/1700000003.M3P1.host"),
+    )
+    .unwrap();
+    let path = maildir.path().to_str().unwrap();
+    let first = rapport(
+        &["ingest", path, "--json"],
+        Some(&nats.url()),
+        data.path(),
+        &[],
+    );
+    let first: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(first["stored"], 2, "{first}");
+
+    // A mail client reads message 1 (new/ → cur/ with flags); message 3 is delivered.
+    std::fs::rename(
+        maildir.path().join("new/1700000001.M1P1.host"),
+        maildir.path().join("cur/1700000001.M1P1.host:2,S"),
+    )
+    .unwrap();
+    std::fs::rename(
+        maildir.path().join("tmp/1700000003.M3P1.host"),
+        maildir.path().join("new/1700000003.M3P1.host"),
+    )
+    .unwrap();
+    let second = rapport(
+        &["ingest", path, "--json"],
+        Some(&nats.url()),
+        data.path(),
+        &[],
+    );
+    let second: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(
+        second["files_read"], 1,
+        "only the new delivery is read: {second}"
+    );
+    assert_eq!(second["stored"], 1, "{second}");
+    assert_eq!(nats.stream_messages("RAPPORT_INTERACTIONS").await, 3);
+}
