@@ -125,7 +125,9 @@ async fn dispatch(cli: Cli) -> u8 {
             return EXIT_CONFIG;
         }
     };
-    init_logging(&config, cli.log_format.as_deref());
+    // One-off commands report through their own output; only the daemon logs progress.
+    let daemon = matches!(cli.command, Command::Run { .. });
+    init_logging(&config, cli.log_format.as_deref(), daemon);
     match cli.command {
         Command::Run { role } => {
             let role = match role.as_str() {
@@ -360,9 +362,14 @@ fn progress_bar(quiet: bool) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-fn init_logging(config: &Config, format_flag: Option<&str>) {
+fn init_logging(config: &Config, format_flag: Option<&str>, daemon: bool) {
+    let level = if daemon {
+        config.settings.log.level.as_str()
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.settings.log.level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let json = match format_flag {
         Some(f) => f == "json",
         None => config.settings.log.format == LogFormat::Json,

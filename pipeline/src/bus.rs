@@ -1,6 +1,8 @@
 //! The bus: NATS JetStream streams, the analysis consumer and the KV buckets of DESIGN.md §4,
 //! created idempotently at start-up, plus the bounded-window interaction publisher.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -11,7 +13,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use rapport_config::Settings;
 use rapport_connectors::Interaction;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::nats_server::{EmbeddedNats, EmbeddedNatsError};
 
@@ -52,6 +54,8 @@ pub struct Bus {
     pub identities: kv::Store,
     publish_window: usize,
     embedded: Option<EmbeddedNats>,
+    /// Set by [`Bus::shutdown`], so our own disconnect is not reported as a fault.
+    closing: Arc<AtomicBool>,
 }
 
 impl Bus {
@@ -73,6 +77,8 @@ impl Bus {
     /// Connects to a given server (tests use this with their own nats-server).
     pub async fn connect(url: &str, settings: &Settings) -> Result<Bus, BusError> {
         let nats = &settings.nats;
+        let closing = Arc::new(AtomicBool::new(false));
+        let closing_seen = closing.clone();
         let mut options = async_nats::ConnectOptions::new()
             .name("rapport")
             .connection_timeout(Duration::from_secs(nats.connect_timeout_secs))
@@ -82,11 +88,15 @@ impl Bus {
             .reconnect_delay_callback(|attempt| {
                 Duration::from_millis((100u64 << attempt.min(7) as u64).min(10_000))
             })
-            .event_callback(|event| async move {
-                match event {
-                    async_nats::Event::Disconnected => warn!("NATS disconnected; reconnecting"),
-                    async_nats::Event::Connected => info!("NATS connected"),
-                    other => info!(event = %other, "NATS event"),
+            .event_callback(move |event| {
+                let closing = closing_seen.load(Ordering::Relaxed);
+                async move {
+                    match event {
+                        _ if closing => debug!(event = %event, "NATS event while closing"),
+                        async_nats::Event::Disconnected => warn!("NATS disconnected; reconnecting"),
+                        async_nats::Event::Connected => info!("NATS connected"),
+                        other => info!(event = %other, "NATS event"),
+                    }
                 }
             });
         if let Some(path) = &nats.credentials_file {
@@ -122,6 +132,7 @@ impl Bus {
             identities,
             publish_window: nats.publish_window,
             embedded: None,
+            closing,
         })
     }
 
@@ -137,6 +148,7 @@ impl Bus {
     /// Flushes the connection and stops the embedded server, if any.
     pub async fn shutdown(self) {
         let _ = self.client.flush().await;
+        self.closing.store(true, Ordering::Relaxed);
         if let Some(server) = self.embedded {
             server.stop().await;
         }
