@@ -20,42 +20,8 @@ use rapport_pipeline::ingest::{ConnectorState, Counters, Sink};
 use rapport_pipeline::nats_server::EmbeddedNats;
 use rapport_pipeline::{Bus, Checkpoints};
 
-fn write_ndjson(path: &Path, conversation_prefix: &str, n: usize) {
-    use std::io::Write;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for i in 0..n {
-        let role = if i % 2 == 0 { "customer" } else { "agent" };
-        writeln!(
-            out,
-            r#"{{"conversation_id":"{conversation_prefix}{}","id":"m{i}","at":"2026-01-01T10:00:00Z","role":"{role}","text":"Min pakke er ikke kommet endnu, ordre {i}."}}"#,
-            i / 10
-        )
-        .unwrap();
-    }
-}
-
-fn write_twcs(path: &Path, n: usize) {
-    use std::io::Write;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    writeln!(
-        out,
-        "tweet_id,author_id,inbound,created_at,text,response_tweet_id,in_response_to_tweet_id"
-    )
-    .unwrap();
-    for i in 1..=n {
-        let (inbound, author) = if i % 2 == 1 {
-            ("True", "115712")
-        } else {
-            ("False", "sprintcare")
-        };
-        let parent = if i % 2 == 0 {
-            (i - 1).to_string()
-        } else {
-            String::new()
-        };
-        writeln!(out, "{i},{author},{inbound},Tue Oct 31 22:10:47 +0000 2017,@sprintcare my bill doubled #{i},,{parent}").unwrap();
-    }
-}
+#[path = "../tests/support/samples.rs"]
+mod samples;
 
 async fn ingest(bus: &Bus, connector: &str, path: &Path, window: usize) -> (ScanReport, f64) {
     let state = ConnectorState {
@@ -109,9 +75,9 @@ async fn main() {
     let baseline_file = dir.path().join("baseline.ndjson");
     let chat_file = dir.path().join("chat.ndjson");
     let csv_file = dir.path().join("twcs.csv");
-    write_ndjson(&baseline_file, "baseline-", n / 10);
-    write_ndjson(&chat_file, "c", n);
-    write_twcs(&csv_file, n);
+    std::fs::write(&baseline_file, samples::chat_ndjson("baseline-", 0..n / 10)).unwrap();
+    std::fs::write(&chat_file, samples::chat_ndjson("c", 0..n)).unwrap();
+    std::fs::write(&csv_file, samples::twcs_csv(n)).unwrap();
 
     println!(
         "ingest throughput, {n} interactions, nats-server at {}",

@@ -4,42 +4,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rapport_connectors::{Format, ParseContext};
 use std::hint::black_box;
 
+#[path = "../tests/support/samples.rs"]
+mod samples;
+
 const N: usize = 10_000;
-
-fn chat_ndjson() -> Vec<u8> {
-    let mut out = String::new();
-    for i in 0..N {
-        let role = if i % 2 == 0 { "customer" } else { "agent" };
-        out.push_str(&format!(
-            r#"{{"conversation_id":"c{}","id":"m{i}","at":"2026-01-01T10:00:00Z","role":"{role}","text":"Min pakke er ikke kommet endnu, ordre {i}. Hvor bliver den af?"}}"#,
-            i / 10
-        ));
-        out.push('\n');
-    }
-    out.into_bytes()
-}
-
-fn twcs_csv() -> Vec<u8> {
-    let mut out = String::from(
-        "tweet_id,author_id,inbound,created_at,text,response_tweet_id,in_response_to_tweet_id\n",
-    );
-    for i in 1..=N {
-        let (inbound, author) = if i % 2 == 1 {
-            ("True", "115712")
-        } else {
-            ("False", "sprintcare")
-        };
-        let parent = if i % 2 == 0 {
-            (i - 1).to_string()
-        } else {
-            String::new()
-        };
-        out.push_str(&format!(
-            "{i},{author},{inbound},Tue Oct 31 22:10:47 +0000 2017,\"@sprintcare my bill doubled this month, why? #{i}\",,{parent}\n"
-        ));
-    }
-    out.into_bytes()
-}
 
 fn mbox() -> Vec<u8> {
     let mut out = String::new();
@@ -68,8 +36,18 @@ fn bench_formats(c: &mut Criterion) {
     ctx.company_domains = vec!["example-shop.dk".into()];
     ctx.max_message_bytes = 64 << 20;
     let inputs = [
-        ("chat-ndjson", Format::ChatJson, chat_ndjson(), N),
-        ("twcs-csv", Format::TwcsCsv, twcs_csv(), N),
+        (
+            "chat-ndjson",
+            Format::ChatJson,
+            samples::chat_ndjson("c", 0..N).into_bytes(),
+            N,
+        ),
+        (
+            "twcs-csv",
+            Format::TwcsCsv,
+            samples::twcs_csv(N).into_bytes(),
+            N,
+        ),
         ("mbox", Format::Mbox, mbox(), N / 10),
         ("vtt", Format::Vtt, vtt(), N / 10),
     ];

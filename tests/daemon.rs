@@ -146,31 +146,9 @@ async fn the_daemon_watches_a_directory_through_a_nats_restart_and_drains_on_sig
     assert_eq!(nats.stream_messages("RAPPORT_INTERACTIONS").await, expected);
 
     // Its counters outlive it, for `rapport connectors status`.
-    let out = support::rapport(
-        &[
-            "connectors",
-            "status",
-            "--json",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-        Some(&nats.url()),
-        data.path(),
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let inbox_row = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "inbox")
-        .unwrap();
-    assert_eq!(inbox_row["status"]["published"], expected, "{rows}");
+    let rows = support::connectors_status(&config, &nats.url(), data.path());
+    let inbox_row = rows.iter().find(|r| r["name"] == "inbox").unwrap();
+    assert_eq!(inbox_row["status"]["published"], expected, "{rows:?}");
 }
 
 #[tokio::test]
@@ -254,28 +232,9 @@ async fn sighup_reloads_connectors_without_losing_position() {
     assert!(daemon.terminate().success());
     // Connector one restarted from its checkpoint: it re-read nothing (no duplicates were
     // even attempted, so its published counter equals the first pass).
-    let out = support::rapport(
-        &[
-            "connectors",
-            "status",
-            "--json",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-        Some(&nats.url()),
-        data.path(),
-        &[],
-    );
-    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let row = |name: &str| {
-        rows.as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == name)
-            .unwrap()
-            .clone()
-    };
-    assert_eq!(row("one")["status"]["duplicates"], 0, "{rows}");
+    let rows = support::connectors_status(&config, &nats.url(), data.path());
+    let row = |name: &str| rows.iter().find(|r| r["name"] == name).unwrap().clone();
+    assert_eq!(row("one")["status"]["duplicates"], 0, "{rows:?}");
     assert_eq!(
         settled,
         after_one + row("two")["status"]["published"].as_u64().unwrap()

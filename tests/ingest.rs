@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{TestNats, fixtures, rapport, write_chat_ndjson};
+use support::{TestNats, fixtures, ingest_report, rapport, write_chat_ndjson};
 
 /// Distinct interaction ids in `--dry-run --json` output (the mbox fixture repeats the
 /// .eml threads, so some ids occur twice).
@@ -47,25 +47,17 @@ async fn ingest_publishes_every_fixture_once_and_a_rerun_adds_nothing() {
     assert!(dead >= 10, "bad fixtures are dead-lettered: {dead}");
 
     // Same files again: checkpoints skip them, nothing is added anywhere.
-    let again = rapport(
-        &["ingest", fixtures, "--json"],
-        Some(&nats.url()),
-        data.path(),
-        &[],
-    );
-    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    let (_, report) = ingest_report(&[fixtures], Some(&nats.url()), data.path());
     assert_eq!(report["files_read"], 0, "{report}");
     assert_eq!(nats.stream_messages("RAPPORT_INTERACTIONS").await, expected);
     assert_eq!(nats.stream_messages("RAPPORT_DLQ").await, dead);
 
     // Under another connector name (no checkpoints), JetStream's duplicate window drops all.
-    let other = rapport(
-        &["ingest", fixtures, "--json", "--connector", "second-import"],
+    let (_, report) = ingest_report(
+        &[fixtures, "--connector", "second-import"],
         Some(&nats.url()),
         data.path(),
-        &[],
     );
-    let report: serde_json::Value = serde_json::from_slice(&other.stdout).unwrap();
     assert_eq!(report["stored"], 0, "{report}");
     assert_eq!(report["duplicates"], report["interactions"], "{report}");
     assert_eq!(nats.stream_messages("RAPPORT_INTERACTIONS").await, expected);
@@ -221,18 +213,8 @@ async fn an_interrupted_ingest_resumes_and_stores_each_interaction_exactly_once(
     let _ = child.wait();
 
     // Resume: the checkpoint skips the first half, dedup covers the rest.
-    let out = rapport(
-        &["ingest", file.to_str().unwrap(), "--json"],
-        Some(&nats.url()),
-        data.path(),
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = ingest_report(&[file.to_str().unwrap()], Some(&nats.url()), data.path());
+    assert_eq!(code, Some(0), "{report}");
     assert!(
         report["interactions"].as_u64().unwrap() <= (TOTAL / 2) as u64,
         "resumed after the first half, not from the start: {report}"
@@ -270,22 +252,10 @@ async fn a_mbox_that_grows_resumes_at_the_next_message() {
         .expect("the fixture holds six messages");
     let file = dir.path().join("support.mbox");
     std::fs::write(&file, &source[..cut]).unwrap();
-    let first = rapport(
-        &["ingest", file.to_str().unwrap(), "--json"],
-        Some(&nats.url()),
-        data.path(),
-        &[],
-    );
-    let first: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let (_, first) = ingest_report(&[file.to_str().unwrap()], Some(&nats.url()), data.path());
     assert_eq!(first["stored"], 3, "{first}");
     std::fs::write(&file, &source).unwrap();
-    let second = rapport(
-        &["ingest", file.to_str().unwrap(), "--json"],
-        Some(&nats.url()),
-        data.path(),
-        &[],
-    );
-    let second: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    let (_, second) = ingest_report(&[file.to_str().unwrap()], Some(&nats.url()), data.path());
     assert_eq!(
         second["units"], 3,
         "only the appended messages are read: {second}"
@@ -298,18 +268,8 @@ async fn a_mbox_that_grows_resumes_at_the_next_message() {
 async fn without_a_nats_url_rapport_runs_its_own_nats_server() {
     let data = tempfile::tempdir().unwrap();
     let fixture = fixtures().join("chat/transcript_da.json");
-    let out = rapport(
-        &["ingest", fixture.to_str().unwrap(), "--json"],
-        None,
-        data.path(),
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = ingest_report(&[fixture.to_str().unwrap()], None, data.path());
+    assert_eq!(code, Some(0), "{report}");
     assert!(report["stored"].as_u64().unwrap() > 0, "{report}");
     assert!(
         data.path().join("nats/jetstream").is_dir(),
@@ -318,13 +278,7 @@ async fn without_a_nats_url_rapport_runs_its_own_nats_server() {
     // The child was stopped on exit: its port file is gone and a second run starts afresh,
     // finding the first run's checkpoint in the same store.
     assert!(!data.path().join("nats/rapport-nats.port").exists());
-    let again = rapport(
-        &["ingest", fixture.to_str().unwrap(), "--json"],
-        None,
-        data.path(),
-        &[],
-    );
-    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    let (_, report) = ingest_report(&[fixture.to_str().unwrap()], None, data.path());
     assert_eq!(report["files_unchanged"], 1, "{report}");
 }
 
@@ -456,13 +410,7 @@ async fn a_maildir_message_moving_from_new_to_cur_is_not_read_twice() {
     )
     .unwrap();
     let path = maildir.path().to_str().unwrap();
-    let first = rapport(
-        &["ingest", path, "--json"],
-        Some(&nats.url()),
-        data.path(),
-        &[],
-    );
-    let first: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let (_, first) = ingest_report(&[path], Some(&nats.url()), data.path());
     assert_eq!(first["stored"], 2, "{first}");
 
     // A mail client reads message 1 (new/ → cur/ with flags); message 3 is delivered.
@@ -476,13 +424,7 @@ async fn a_maildir_message_moving_from_new_to_cur_is_not_read_twice() {
         maildir.path().join("new/1700000003.M3P1.host"),
     )
     .unwrap();
-    let second = rapport(
-        &["ingest", path, "--json"],
-        Some(&nats.url()),
-        data.path(),
-        &[],
-    );
-    let second: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    let (_, second) = ingest_report(&[path], Some(&nats.url()), data.path());
     assert_eq!(
         second["files_read"], 1,
         "only the new delivery is read: {second}"

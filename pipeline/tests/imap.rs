@@ -117,7 +117,7 @@ async fn plain_connection_reads_each_message_once() {
     let Some(dovecot) = Dovecot::start("plain_connection_reads_each_message_once") else {
         return;
     };
-    let mut nats = NatsServer::start();
+    let mut nats = NatsServer::start().await;
     let bus = support::bus(&nats.url()).await;
     let mut sink = Sink::bus(&bus, MAX_RAW);
     let mails = customer_mails();
@@ -143,7 +143,7 @@ async fn plain_connection_reads_each_message_once() {
 
     // A restart (of nats-server, and of the connector) resumes from the checkpoint in the
     // KV bucket.
-    nats.restart();
+    nats.restart().await;
     support::wait_for_jetstream(&bus, Duration::from_secs(30)).await;
     let key = Checkpoints::key(
         CONNECTOR,
@@ -241,7 +241,7 @@ async fn implicit_tls_and_starttls_with_ca_file_and_clear_errors() {
     else {
         return;
     };
-    let nats = NatsServer::start();
+    let nats = NatsServer::start().await;
     let bus = support::bus(&nats.url()).await;
     let mut sink = Sink::bus(&bus, MAX_RAW);
     let mails = customer_mails();
@@ -347,7 +347,7 @@ async fn idle_pushes_new_mail_and_shutdown_ends_run() {
     let Some(dovecot) = Dovecot::start("idle_pushes_new_mail_and_shutdown_ends_run") else {
         return;
     };
-    let nats = NatsServer::start();
+    let nats = NatsServer::start().await;
     let bus = support::bus(&nats.url()).await;
     let mails = customer_mails();
     dovecot.deliver(&mails[0]);
@@ -410,7 +410,7 @@ async fn malformed_message_goes_to_the_dead_letter_queue() {
     let Some(dovecot) = Dovecot::start("malformed_message_goes_to_the_dead_letter_queue") else {
         return;
     };
-    let nats = NatsServer::start();
+    let nats = NatsServer::start().await;
     let bus = support::bus(&nats.url()).await;
     let mut sink = Sink::bus(&bus, MAX_RAW);
     let mails = customer_mails();

@@ -2,6 +2,8 @@
 //! restarted on the same port), the `rapport` binary, and stream inspection helpers.
 #![allow(dead_code)]
 
+pub mod samples;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -119,6 +121,51 @@ pub fn rapport(
     cmd.output().expect("rapport runs")
 }
 
+/// `rapport ingest ARGS --json`: the exit code and the JSON report it printed.
+pub fn ingest_report(
+    args: &[&str],
+    nats_url: Option<&str>,
+    data_dir: &Path,
+) -> (Option<i32>, serde_json::Value) {
+    let mut all = vec!["ingest"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = rapport(&all, nats_url, data_dir, &[]);
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), report)
+}
+
+/// `rapport connectors status --json` for `config`: one row per connector.
+pub fn connectors_status(config: &Path, nats_url: &str, data_dir: &Path) -> Vec<serde_json::Value> {
+    let out = rapport(
+        &[
+            "connectors",
+            "status",
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        Some(nats_url),
+        data_dir,
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -144,29 +191,14 @@ pub fn corpus(rel: &str) -> Option<PathBuf> {
     Some(path)
 }
 
-/// Writes `n` small chat messages as NDJSON, in `conversations` of 10 messages.
+/// Appends chat messages `range` to an NDJSON file (see [`samples::chat_ndjson`]).
 pub fn write_chat_ndjson(path: &Path, range: std::ops::Range<usize>) {
     use std::io::Write;
-    let mut out = std::io::BufWriter::new(
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap(),
-    );
-    for i in range {
-        let role = if i % 2 == 0 { "customer" } else { "agent" };
-        let text = match i % 4 {
-            0 => "Min pakke er ikke kommet endnu, hvor bliver den af?",
-            1 => "Beklager! Jeg tjekker forsendelsen med det samme.",
-            2 => "Fakturaen er for høj, jeg vil have en forklaring.",
-            _ => "Tak for tålmodigheden, vi har rettet beløbet.",
-        };
-        writeln!(
-            out,
-            r#"{{"conversation_id":"bench-{}","id":"m{i}","at":"2026-01-01T10:00:00Z","role":"{role}","text":"{text} #{i}"}}"#,
-            i / 10
-        )
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
         .unwrap();
-    }
+    file.write_all(samples::chat_ndjson("bench-", range).as_bytes())
+        .unwrap();
 }

@@ -8,42 +8,47 @@ pub mod dovecot;
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use rapport_config::Settings;
 use rapport_pipeline::Bus;
 use rapport_pipeline::bus::{DLQ_STREAM, INTERACTIONS_STREAM};
+use rapport_pipeline::nats_server::EmbeddedNats;
 
 /// A `nats-server -js` of its own: a free loopback port and a JetStream store in a
-/// temporary directory. Stopped (SIGTERM, then SIGKILL) when dropped.
+/// temporary directory, run by the same supervisor Rapport uses for its embedded default
+/// ([`EmbeddedNats`]). Stopped when dropped.
 pub struct NatsServer {
-    binary: PathBuf,
+    binary: String,
     port: u16,
     dir: tempfile::TempDir,
-    child: Option<Child>,
+    server: Option<EmbeddedNats>,
 }
 
 impl NatsServer {
     /// Starts the server; panics with a clear message when nats-server is missing.
-    pub fn start() -> NatsServer {
+    pub async fn start() -> NatsServer {
         let binary = find_binary(
             "nats-server",
             &["/usr/sbin/nats-server", "/usr/bin/nats-server"],
         )
-        .expect("nats-server not found in /usr/sbin or on PATH (install nats-server)");
+        .expect("nats-server not found in /usr/sbin or on PATH (install nats-server)")
+        .display()
+        .to_string();
         let dir = tempfile::Builder::new()
             .prefix("rapport-nats-")
             .tempdir()
             .expect("temporary directory");
-        let mut server = NatsServer {
+        let server = EmbeddedNats::start(&binary, dir.path())
+            .await
+            .expect("nats-server starts");
+        NatsServer {
             binary,
-            port: free_port(),
+            port: server.port(),
             dir,
-            child: None,
-        };
-        server.spawn();
-        server
+            server: Some(server),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -54,63 +59,29 @@ impl NatsServer {
         self.port
     }
 
-    /// The JetStream store directory.
+    /// The directory holding the JetStream store.
     pub fn store(&self) -> &Path {
         self.dir.path()
     }
 
     /// Stops the server gracefully (JetStream flushes its store); the port and the store
     /// are kept for [`NatsServer::restart`].
-    pub fn stop(&mut self) {
-        if let Some(child) = self.child.take() {
-            terminate(child, Duration::from_secs(10));
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
         }
     }
 
     /// Starts the server again on the same port with the same store.
-    pub fn restart(&mut self) {
-        self.stop();
-        self.spawn();
-    }
-
-    fn spawn(&mut self) {
-        let store = self.dir.path().join("jetstream");
-        let log = self.dir.path().join("nats-server.log");
-        let child = Command::new(&self.binary)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(&store)
-            .arg("-l")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
-        self.child = Some(child);
-        if !wait_for_port(self.port, Duration::from_secs(15)) {
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
-            panic!(
-                "nats-server did not accept on port {} within 15 s; log:\n{log}",
-                self.port
-            );
-        }
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let server = EmbeddedNats::start_on_port(&self.binary, self.dir.path(), self.port)
+            .await
+            .expect("nats-server restarts");
+        self.server = Some(server);
     }
 }
 
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// The bus on a test server, with Rapport's topology in place.
 pub async fn bus(url: &str) -> Bus {
     Bus::connect(url, &Settings::default())
         .await
