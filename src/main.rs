@@ -418,6 +418,8 @@ pub(crate) fn print_statuses(
                 s.duplicates,
                 s.failed,
                 s.updated_at
+                    .replace_nanosecond(0)
+                    .unwrap_or(s.updated_at)
                     .format(&time::format_description::well_known::Rfc3339)
                     .unwrap_or_default(),
                 s.last_error.as_deref().unwrap_or("-")

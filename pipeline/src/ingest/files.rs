@@ -439,9 +439,6 @@ pub fn parse_template(
     ctx
 }
 
-/// Shared handle for callers that keep a reader across tasks.
-pub type SharedReader = Arc<tokio::sync::Mutex<FileReader>>;
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
