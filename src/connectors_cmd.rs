@@ -3,6 +3,7 @@
 use rapport_config::{Config, ConnectorSpec};
 use rapport_connectors::{Format, detect};
 use rapport_pipeline::ingest::ConnectorStatus;
+use rapport_pipeline::ingest::files::{Layout, list_files};
 use rapport_pipeline::{Bus, Checkpoints};
 
 use crate::{EXIT_CONFIG, EXIT_FAILURE};
@@ -67,8 +68,17 @@ pub async fn test(config: &Config, name: &str) -> u8 {
                 ConnectorSpec::Files { format, .. } => format.clone(),
                 _ => None,
             };
-            let mut files = Vec::new();
-            collect(path, &mut files);
+            let layout = match &connector.spec {
+                ConnectorSpec::Maildir { .. } => Layout::Maildir,
+                _ => Layout::Files(format.as_deref().and_then(Format::from_name)),
+            };
+            let files = match list_files(path, layout) {
+                Ok(files) => files,
+                Err(e) => {
+                    println!("{name}: {e}");
+                    return EXIT_FAILURE;
+                }
+            };
             println!(
                 "{name}: {} readable, {} file(s)",
                 path.display(),
@@ -155,27 +165,6 @@ pub async fn test(config: &Config, name: &str) -> u8 {
         ConnectorSpec::Mastodon(spec) => {
             report(name, rapport_pipeline::ingest::mastodon::test(spec).await)
         }
-    }
-}
-
-fn collect(path: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    if path.is_file() {
-        out.push(path.to_path_buf());
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return;
-    };
-    let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-    entries.sort();
-    for entry in entries {
-        if entry
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        {
-            continue;
-        }
-        collect(&entry, out);
     }
 }
 

@@ -117,7 +117,7 @@ async fn dispatch(cli: Cli) -> u8 {
     if let Command::Config { command } = &cli.command {
         return config_command(command, config_file);
     }
-    let config = match rapport_config::load(config_file.as_deref()) {
+    let config = match load_config(config_file.as_deref()) {
         Ok(config) => config,
         Err(problems) => {
             eprintln!("{problems}");
@@ -161,11 +161,44 @@ async fn dispatch(cli: Cli) -> u8 {
     }
 }
 
+/// The configuration, plus the one check the config crate cannot make: `log.level` must
+/// be a filter `tracing` understands (a typo would otherwise silence the daemon).
+fn load_config(file: Option<&std::path::Path>) -> Result<Config, rapport_config::Problems> {
+    let config = rapport_config::load(file)?;
+    let level = &config.settings.log.level;
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    // A bare word is a target name to tracing ("verbose" would silence everything else).
+    let bare_target = level
+        .split(',')
+        .map(str::trim)
+        .find(|d| !d.contains('=') && !LEVELS.contains(&d.to_ascii_lowercase().as_str()));
+    let parsed = match bare_target {
+        Some(word) => Err(format!("{word:?} is neither a level nor target=level")),
+        None => tracing_subscriber::EnvFilter::builder()
+            .parse(level)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+    };
+    if let Err(e) = parsed {
+        return Err(rapport_config::Problems(vec![rapport_config::Problem {
+            path: "log.level".into(),
+            origin: rapport_config::Origin::File {
+                file: file.map_or("<defaults>".into(), |f| f.display().to_string()),
+                line: None,
+            },
+            message: format!(
+                "{level:?} is not a log filter ({e}); use e.g. info, debug or rapport_pipeline=debug,info"
+            ),
+        }]));
+    }
+    Ok(config)
+}
+
 fn config_command(command: &ConfigCommand, config_file: Option<PathBuf>) -> u8 {
     match command {
         ConfigCommand::Check { file } => {
             let file = file.clone().or(config_file);
-            match rapport_config::load(file.as_deref()) {
+            match load_config(file.as_deref()) {
                 Ok(config) => {
                     let name = file.map_or("embedded defaults".into(), |f| f.display().to_string());
                     println!(
@@ -399,8 +432,8 @@ pub(crate) fn print_statuses(
         return;
     }
     println!(
-        "{:<20} {:<13} {:>9} {:>10} {:>10} {:>7}  {:<20}  LAST ERROR",
-        "CONNECTOR", "KIND", "READ", "PUBLISHED", "DUPLICATE", "FAILED", "UPDATED"
+        "{:<20} {:<13} {:<12} {:>9} {:>10} {:>10} {:>7}  {:<20}  LAST ERROR",
+        "CONNECTOR", "KIND", "STATE", "READ", "PUBLISHED", "DUPLICATE", "FAILED", "UPDATED"
     );
     for (name, kind, enabled, status) in statuses {
         let name = if *enabled {
@@ -410,9 +443,14 @@ pub(crate) fn print_statuses(
         };
         match status {
             Some(s) => println!(
-                "{:<20} {:<13} {:>9} {:>10} {:>10} {:>7}  {:<20}  {}",
+                "{:<20} {:<13} {:<12} {:>9} {:>10} {:>10} {:>7}  {:<20}  {}",
                 name,
                 kind,
+                match (s.running, s.restarts) {
+                    (true, 0) => "running".to_string(),
+                    (true, n) => format!("running ({n}↻)"),
+                    (false, _) => "stopped".to_string(),
+                },
                 s.read,
                 s.published,
                 s.duplicates,
@@ -425,8 +463,8 @@ pub(crate) fn print_statuses(
                 s.last_error.as_deref().unwrap_or("-")
             ),
             None => println!(
-                "{name:<20} {kind:<13} {:>9} {:>10} {:>10} {:>7}  {:<20}  -",
-                "-", "-", "-", "-", "never ran"
+                "{name:<20} {kind:<13} {:<12} {:>9} {:>10} {:>10} {:>7}  {:<20}  -",
+                "-", "-", "-", "-", "-", "never ran"
             ),
         }
     }

@@ -425,3 +425,53 @@ fn connectors_test_parses_the_first_items_of_a_source() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn only_the_daemon_changes_stream_limits() {
+    let nats = TestNats::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let max_age = |nats: &TestNats| {
+        let nats = nats.url();
+        async move {
+            let js = async_nats::jetstream::new(async_nats::connect(nats).await.unwrap());
+            let mut stream = js.get_stream("RAPPORT_INTERACTIONS").await.unwrap();
+            stream.info().await.unwrap().config.max_age
+        }
+    };
+    // A one-off command creates what is missing, with its settings...
+    let fixture = fixtures().join("chat/transcript_da.json");
+    let out = support::rapport(
+        &["ingest", fixture.to_str().unwrap()],
+        Some(&nats.url()),
+        data.path(),
+        &[("RAPPORT_NATS_STREAM_MAX_AGE_DAYS", "90")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(max_age(&nats).await, Duration::from_secs(90 * 86400));
+    // ...but run again with other settings (another shell's env), it changes nothing.
+    let out = support::rapport(
+        &["ingest", fixture.to_str().unwrap()],
+        Some(&nats.url()),
+        data.path(),
+        &[("RAPPORT_NATS_STREAM_MAX_AGE_DAYS", "1")],
+    );
+    assert!(out.status.success());
+    assert_eq!(max_age(&nats).await, Duration::from_secs(90 * 86400));
+    // The daemon applies its configuration.
+    let config = data.path().join("rapport.toml");
+    write_config(&config, "[nats]\nstream_max_age_days = 7\n");
+    let daemon = Daemon::start(&config, &nats.url(), data.path(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while max_age(&nats).await != Duration::from_secs(7 * 86400) {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not apply stream_max_age_days"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(daemon.terminate().success());
+}

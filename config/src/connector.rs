@@ -290,7 +290,7 @@ pub fn validate(
                     "required for imap: set password, password_file or the env override".into(),
                 ));
             }
-            check_optional_file("ca_file", raw.ca_file.as_deref(), &mut problems);
+            check_ca_file(raw.ca_file.as_deref(), &mut problems);
             ConnectorSpec::Imap(ImapSpec {
                 host,
                 port: raw.port.unwrap_or(match security {
@@ -308,14 +308,27 @@ pub fn validate(
         }
         "chat-webhook" => {
             let route = raw.route.clone().unwrap_or_else(|| "/ingest/chat".into());
-            if !route.starts_with('/') {
-                problems.push(("route".into(), format!("{route:?} must start with '/'")));
+            let plain = route
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
+            if !route.starts_with('/') || !plain || route.contains("//") {
+                problems.push((
+                    "route".into(),
+                    format!("{route:?} must be a plain path like /ingest/chat (letters, digits, '/', '-', '_', '.')"),
+                ));
             }
             ConnectorSpec::ChatWebhook { route }
         }
         "mastodon" => {
             let instance = required("instance", raw.instance.clone());
             let url = match url::Url::parse(&instance) {
+                Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+                    problems.push((
+                        "instance".into(),
+                        "must not carry credentials: use access_token or access_token_file".into(),
+                    ));
+                    None
+                }
                 Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
                 Ok(url) => {
                     problems.push((
@@ -352,7 +365,7 @@ pub fn validate(
                 "access_token",
                 &mut problems,
             );
-            check_optional_file("ca_file", raw.ca_file.as_deref(), &mut problems);
+            check_ca_file(raw.ca_file.as_deref(), &mut problems);
             ConnectorSpec::Mastodon(MastodonSpec {
                 instance: url
                     .unwrap_or_else(|| url::Url::parse("http://invalid").expect("literal")),
@@ -418,6 +431,25 @@ fn secret(
             }
         },
         (None, None) => None,
+    }
+}
+
+/// A CA file must hold at least one PEM certificate.
+fn check_ca_file(path: Option<&Path>, problems: &mut Vec<KeyProblem>) {
+    let Some(path) = path else { return };
+    match std::fs::read_to_string(path) {
+        Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
+        Ok(_) => problems.push((
+            "ca_file".into(),
+            format!(
+                "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ),
+        )),
+        Err(e) => problems.push((
+            "ca_file".into(),
+            format!("cannot read file {}: {e}", path.display()),
+        )),
     }
 }
 

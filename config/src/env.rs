@@ -32,8 +32,14 @@ pub struct EnvOverride {
 
 impl EnvOverride {
     /// The value as a TOML literal if it is one, else as a string.
+    ///
+    /// A value that reads as a TOML *string* literal stays exactly as written: a password
+    /// `"abc"` keeps its quotes. Only numbers, booleans, arrays and tables are converted.
     pub fn value(&self) -> toml::Value {
-        literal(&self.raw).unwrap_or_else(|| toml::Value::String(self.raw.clone()))
+        match literal(&self.raw) {
+            Some(toml::Value::String(_)) | None => toml::Value::String(self.raw.clone()),
+            Some(value) => value,
+        }
     }
 }
 
@@ -93,11 +99,24 @@ pub fn resolve(
         .collect();
     vars.sort();
     for (var, raw) in vars {
-        let found = paths.iter().find(|path| {
+        let mut found = paths.iter().filter(|path| {
             let parts: Vec<&str> = path.iter().map(String::as_str).collect();
             var_name(&parts) == var
         });
-        match found {
+        let (first, second) = (found.next(), found.next());
+        if let (Some(a), Some(b)) = (first, second) {
+            problems.push(Problem {
+                path: String::new(),
+                origin: Origin::Env(var.clone()),
+                message: format!(
+                    "ambiguous: it names both {} and {}; rename one connector so their names differ in more than '-' versus '_' or case",
+                    a.join("."),
+                    b.join(".")
+                ),
+            });
+            continue;
+        }
+        match first {
             Some(path) => overrides.push(EnvOverride {
                 var,
                 path: path.clone(),
@@ -154,5 +173,22 @@ mod tests {
         assert!(problems[0].to_string().contains("RAPPORT_NATS_ULR"));
         assert_eq!(overrides.len(), 1);
         assert_eq!(overrides[0].value(), toml::Value::Integer(512));
+    }
+
+    #[test]
+    fn quoted_strings_keep_their_quotes_and_ambiguous_names_are_problems() {
+        let (overrides, problems) = resolve(
+            [
+                ("RAPPORT_API_TOKEN".to_string(), "\"s3cret\"".to_string()),
+                ("RAPPORT_CONNECTORS_A_B_HOST".to_string(), "h".to_string()),
+            ],
+            &["a-b".into(), "a_b".into()],
+        );
+        assert_eq!(
+            overrides[0].value(),
+            toml::Value::String("\"s3cret\"".into())
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains("ambiguous"), "{problems:?}");
     }
 }

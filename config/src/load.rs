@@ -121,6 +121,9 @@ pub fn load_str(
             }
         }
     }
+    if let Some(settings) = &settings {
+        problems.extend(check_webhooks(settings, &connectors, &origin));
+    }
     problems.sort_by_key(|p| match &p.origin {
         Origin::File { line, .. } => (0, line.unwrap_or(usize::MAX)),
         Origin::Env(_) => (1, 0),
@@ -240,11 +243,45 @@ fn remove_path(table: &mut toml::Table, path: &[String]) -> bool {
     current.remove(last).is_some()
 }
 
+/// Enabled chat webhooks need a bearer token and routes of their own.
+fn check_webhooks(
+    settings: &Settings,
+    connectors: &[Connector],
+    origin: &dyn Fn(&str) -> Origin,
+) -> Vec<Problem> {
+    let mut found = Vec::new();
+    let has_token = settings.api.token.is_some() || settings.api.token_file.is_some();
+    let mut routes: Vec<(&str, &str)> = Vec::new();
+    for connector in connectors.iter().filter(|c| c.enabled) {
+        let crate::connector::ConnectorSpec::ChatWebhook { route } = &connector.spec else {
+            continue;
+        };
+        let path = format!("connectors.{}", connector.name);
+        if !has_token {
+            found.push(Problem {
+                origin: origin(&path),
+                path: path.clone(),
+                message: "a chat-webhook needs a bearer token: set api.token, api.token_file or RAPPORT_API_TOKEN (or enabled = false)".into(),
+            });
+        }
+        if let Some((other, _)) = routes.iter().find(|(_, r)| *r == route.as_str()) {
+            found.push(Problem {
+                origin: origin(&format!("{path}.route")),
+                path: format!("{path}.route"),
+                message: format!("route {route:?} is already taken by connectors.{other}"),
+            });
+        }
+        routes.push((&connector.name, route));
+    }
+    found
+}
+
 /// Checks that need more than types: URLs, addresses, files and directories, ranges.
 fn validate_settings(settings: &Settings, origin: &dyn Fn(&str) -> Origin) -> Vec<Problem> {
     let mut found: Vec<(String, String)> = Vec::new();
     if let Some(urls) = &settings.nats.url {
-        for url in urls.split(',').map(str::trim) {
+        for (n, url) in urls.split(',').map(str::trim).enumerate() {
+            // Only the host is quoted back: a NATS URL may carry credentials.
             match url::Url::parse(url) {
                 Ok(u)
                     if matches!(u.scheme(), "nats" | "tls" | "ws" | "wss")
@@ -252,13 +289,51 @@ fn validate_settings(settings: &Settings, origin: &dyn Fn(&str) -> Origin) -> Ve
                 Ok(u) => found.push((
                     "nats.url".into(),
                     format!(
-                        "bad URL {url:?}: expected nats://host:port (scheme {:?})",
+                        "bad URL for host {:?}: expected nats://host:port (scheme {:?})",
+                        u.host_str().unwrap_or(""),
                         u.scheme()
                     ),
                 )),
-                Err(e) => found.push(("nats.url".into(), format!("bad URL {url:?}: {e}"))),
+                Err(e) => found.push((
+                    "nats.url".into(),
+                    format!("bad URL (entry {} of the list): {e}", n + 1),
+                )),
             }
         }
+    }
+    let nats = &settings.nats;
+    if nats.replicas == 0 {
+        found.push(("nats.replicas".into(), "must be at least 1".into()));
+    }
+    if nats.connect_timeout_secs == 0 {
+        found.push((
+            "nats.connect_timeout_secs".into(),
+            "must be at least 1".into(),
+        ));
+    }
+    let shortest_age = nats.stream_max_age_days.min(nats.dlq_max_age_days) * 24 * 3600;
+    if shortest_age > 0 && nats.duplicate_window_secs > shortest_age {
+        found.push((
+            "nats.duplicate_window_secs".into(),
+            format!(
+                "{} s is longer than the shortest stream retention ({shortest_age} s); JetStream refuses that",
+                nats.duplicate_window_secs
+            ),
+        ));
+    }
+    if settings.api.max_body_bytes == 0 {
+        found.push(("api.max_body_bytes".into(), "must be at least 1".into()));
+    }
+    if settings
+        .api
+        .token
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        found.push((
+            "api.token".into(),
+            "is empty: set a token or remove the key".into(),
+        ));
     }
     if !(1..=4096).contains(&settings.nats.publish_window) {
         found.push((

@@ -74,6 +74,8 @@ pub struct NatsSettings {
     pub stream_max_age_days: u64,
     /// Interactions stream size cap in bytes (oldest dropped first); 0 = unlimited.
     pub stream_max_bytes: i64,
+    /// Dead letters (`RAPPORT_DLQ`) are kept this many days.
+    pub dlq_max_age_days: u64,
     /// Window in which a re-published `Nats-Msg-Id` is dropped as a duplicate.
     pub duplicate_window_secs: u64,
     /// Most publishes awaiting their JetStream ack at once (bounded, never unbounded).
@@ -96,6 +98,7 @@ impl Default for NatsSettings {
             replicas: 1,
             stream_max_age_days: 90,
             stream_max_bytes: 0,
+            dlq_max_age_days: 30,
             duplicate_window_secs: 24 * 3600,
             publish_window: 2048,
             connect_timeout_secs: 10,
@@ -117,6 +120,9 @@ pub struct IngestSettings {
     pub dlq_max_raw_bytes: usize,
     /// E-mail addresses in these domains (and their subdomains) are the company's agents.
     pub company_domains: Vec<String>,
+    /// A watched file modified less than this many seconds ago may still be being written:
+    /// a whole document waits, an append-only file's possibly cut last unit is held back.
+    pub settle_secs: u64,
 }
 
 impl Default for IngestSettings {
@@ -126,6 +132,7 @@ impl Default for IngestSettings {
             max_file_bytes: 256 * 1024 * 1024,
             dlq_max_raw_bytes: 64 * 1024,
             company_domains: Vec::new(),
+            settle_secs: 5,
         }
     }
 }

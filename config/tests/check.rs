@@ -208,3 +208,71 @@ fn shipped_config_is_valid() {
     );
     assert!(!connectors.is_empty());
 }
+
+#[test]
+fn runtime_failures_are_caught_by_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "not a certificate").unwrap();
+    let source = format!(
+        r#"[nats]
+duplicate_window_secs = 4000000
+stream_max_age_days = 30
+replicas = 0
+
+[api]
+token = "  "
+
+[connectors.chat-a]
+kind = "chat-webhook"
+route = "/ingest/chat"
+
+[connectors.chat-b]
+kind = "chat-webhook"
+route = "/ingest/chat"
+
+[connectors.odd-route]
+kind = "chat-webhook"
+route = "/ingest/:chat"
+
+[connectors.social]
+kind = "mastodon"
+instance = "https://user:pw@social.example"
+ca_file = "{}"
+"#,
+        ca.display()
+    );
+    let problems = load_str(&source, "r.toml", no_env()).unwrap_err();
+    let text = problems.to_string();
+    for needle in [
+        "nats.duplicate_window_secs: 4000000 s is longer than the shortest stream retention",
+        "nats.replicas: must be at least 1",
+        "api.token: is empty",
+        "connectors.chat-b.route: route \"/ingest/chat\" is already taken by connectors.chat-a",
+        "connectors.odd-route.route: \"/ingest/:chat\" must be a plain path",
+        "connectors.social.instance: must not carry credentials",
+        "connectors.social.ca_file:",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("pw"),
+        "credentials are never echoed:\n{text}"
+    );
+}
+
+#[test]
+fn an_enabled_chat_webhook_needs_a_token() {
+    let source = "[connectors.chat]\nkind = \"chat-webhook\"\n";
+    let problems = load_str(source, "r.toml", no_env()).unwrap_err();
+    assert!(
+        problems
+            .to_string()
+            .contains("connectors.chat: a chat-webhook needs a bearer token"),
+        "{problems}"
+    );
+    let env = vec![("RAPPORT_API_TOKEN".to_string(), "t".to_string())];
+    assert!(load_str(source, "r.toml", env).is_ok());
+    let disabled = "[connectors.chat]\nkind = \"chat-webhook\"\nenabled = false\n";
+    assert!(load_str(disabled, "r.toml", no_env()).is_ok());
+}

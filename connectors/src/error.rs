@@ -45,6 +45,14 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, ParseError> {
     })
 }
 
+/// Deserialises a whole JSON document: a UTF-8 byte-order mark (which editors and Windows
+/// tools write, and [`crate::format::detect`] accepts) is skipped, and errors become
+/// [`ParseError`]s that say whether the JSON was truncated, invalid or of another shape.
+pub fn json_document<T: serde::de::DeserializeOwned>(input: &[u8]) -> Result<T, ParseError> {
+    let text = utf8(input).map_err(|e| ParseError::new(format!("invalid JSON: {}", e.reason)))?;
+    Ok(serde_json::from_str(text)?)
+}
+
 /// The JSON type of a value ("an array", "a string"…), for error messages.
 pub fn json_kind(value: &serde_json::Value) -> &'static str {
     use serde_json::Value;

@@ -30,6 +30,11 @@ pub struct ParseContext {
     /// The same for formats whose unit is a whole document (call transcripts, a chat
     /// transcript or ABCD file): a one-hour call with word timings runs to megabytes.
     pub max_file_bytes: usize,
+    /// Chat and Mastodon JSON: `Some(true)` when the caller already knows the input is
+    /// NDJSON (a later window of a file detected as NDJSON), so a window whose first lines
+    /// happen to be broken is still read line by line (never as one document); `Some(false)`
+    /// reads it as one document. `None` detects from the input.
+    pub ndjson: Option<bool>,
 }
 
 impl ParseContext {
@@ -42,6 +47,7 @@ impl ParseContext {
             speaker_roles: Vec::new(),
             max_message_bytes: 1 << 20,
             max_file_bytes: 256 << 20,
+            ndjson: None,
         }
     }
 
@@ -230,6 +236,11 @@ pub fn whole(
 
 /// Detects a file's format from its content (and, only to break ties, its extension).
 /// `None` means "not a format Rapport reads"; the caller reports it with the path.
+///
+/// `head` is the whole file or its beginning. JSON is told by its keys, read from the whole
+/// of `head` (a long transcript names `utterances` or `segments` after megabytes of words),
+/// so a head cut off in the middle of a large document may give `None` where the whole
+/// file is recognised: a caller with only a head retries with the whole file.
 pub fn detect(path: &Path, head: &[u8]) -> Option<Format> {
     let ext = path
         .extension()
@@ -246,7 +257,15 @@ pub fn detect(path: &Path, head: &[u8]) -> Option<Format> {
         return Some(Format::Mbox);
     }
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        return detect_json(trimmed).or(match ext.as_deref() {
+        // An object's keys decide where it parses (the whole document, or an NDJSON file's
+        // first line); an array's first element where that tells; the text of the first
+        // 64 KiB only where neither does (a head cut off mid-document).
+        let format = match json_keys::read(head) {
+            Some(shape @ json_keys::Shape::Object(_)) => shape.format(),
+            Some(shape) => shape.format().or_else(|| detect_json(trimmed)),
+            None => detect_json(trimmed),
+        };
+        return format.or(match ext.as_deref() {
             Some("ndjson" | "jsonl") => Some(Format::ChatJson),
             _ => None,
         });
@@ -270,7 +289,8 @@ pub fn detect(path: &Path, head: &[u8]) -> Option<Format> {
     }
 }
 
-/// JSON shapes are told apart by their characteristic keys.
+/// The fallback for JSON that does not parse (a head cut off mid-document): the shapes'
+/// characteristic keys anywhere in the first 64 KiB of text.
 fn detect_json(text: &str) -> Option<Format> {
     let has = |key: &str| text.contains(&format!("\"{key}\""));
     if has("convo_id") && has("original") {
@@ -290,8 +310,255 @@ fn detect_json(text: &str) -> Option<Format> {
         Some(Format::Mastodon)
     } else if has("messages") || has("conversation_id") || has("session_id") {
         Some(Format::ChatJson)
+    } else if has("audio_url") || has("acoustic_model") {
+        // AssemblyAI writes these near the top, before a long `words` array.
+        Some(Format::Assemblyai)
     } else {
         None
+    }
+}
+
+/// Reading a JSON document's shape from its keys, however far into the file they come: a
+/// long transcript's `words` array or `text` may run for megabytes before `utterances` or
+/// `segments`. Values are skipped, not kept, so this costs a parse and no memory.
+mod json_keys {
+    use std::fmt;
+
+    use serde::Deserializer;
+    use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    use super::Format;
+
+    /// An object's keys, each with the keys of its value when that is an object.
+    #[derive(Debug, Default)]
+    pub(super) struct Object(Vec<(String, Vec<String>)>);
+
+    /// A top-level object (or an NDJSON file's first line), or an array's first element.
+    #[derive(Debug)]
+    pub(super) enum Shape {
+        Object(Object),
+        Array(Option<Object>),
+    }
+
+    /// The shape of `input` (byte-order mark skipped): the whole document when it parses,
+    /// else its first value when more follow on later lines (NDJSON); `None` when it does not
+    /// parse, e.g. a head cut off in the middle of the document.
+    pub(super) fn read(input: &[u8]) -> Option<Shape> {
+        let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+        let mut values = serde_json::Deserializer::from_slice(input).into_iter::<ShapeOf>();
+        let first = values.next()?.ok()?.0;
+        // Several values: NDJSON, unless the first is an array (not a format that has lines).
+        match (&first, values.next()) {
+            (_, None) | (Shape::Object(_), Some(_)) => Some(first),
+            (Shape::Array(_), Some(_)) => None,
+        }
+    }
+
+    impl Object {
+        fn has(&self, key: &str) -> bool {
+            self.0.iter().any(|(k, _)| k == key)
+        }
+
+        fn inner_has(&self, key: &str, inner: &str) -> bool {
+            self.0
+                .iter()
+                .any(|(k, keys)| k == key && keys.iter().any(|i| i == inner))
+        }
+
+        /// The format whose key set this object has.
+        fn format(&self) -> Option<Format> {
+            let has = |key: &str| self.has(key);
+            if has("convo_id") && has("original") {
+                Some(Format::Abcd)
+            } else if has("Transcript") {
+                // Call Analytics (with JobStatus, Participants, ConversationCharacteristics…).
+                Some(Format::Transcribe)
+            } else if has("metadata") && has("results") {
+                Some(Format::Deepgram)
+            } else if has("jobName") && has("results")
+                || ["items", "speaker_labels", "transcripts"]
+                    .iter()
+                    .any(|inner| self.inner_has("results", inner))
+            {
+                Some(Format::Transcribe)
+            } else if !has("metadata")
+                && (has("utterances") || has("acoustic_model") || has("audio_url"))
+            {
+                Some(Format::Assemblyai)
+            } else if has("segments") || has("text") && has("task") {
+                // openai-whisper, whisper-timestamped, WhisperX; the OpenAI API's verbose JSON.
+                Some(Format::Whisper)
+            } else if has("words") && has("text") && !has("metadata") {
+                Some(Format::Assemblyai)
+            } else if has("messages") || has("conversation_id") || has("session_id") {
+                Some(Format::ChatJson)
+            } else if has("content") && (has("account") || has("visibility"))
+                || has("account") && has("uri")
+                || has("type")
+                    && [
+                        "object",
+                        "attributedTo",
+                        "orderedItems",
+                        "items",
+                        "content",
+                        "@context",
+                    ]
+                    .iter()
+                    .any(|key| has(key))
+            {
+                // A Mastodon API status; an ActivityPub object, activity or collection.
+                Some(Format::Mastodon)
+            } else {
+                None
+            }
+        }
+    }
+
+    impl Shape {
+        pub(super) fn format(&self) -> Option<Format> {
+            match self {
+                Shape::Object(object) => object.format(),
+                // Arrays hold conversations, chat transcripts or messages, or posts.
+                Shape::Array(first) => first
+                    .as_ref()?
+                    .format()
+                    .filter(|f| matches!(f, Format::Abcd | Format::ChatJson | Format::Mastodon)),
+            }
+        }
+    }
+
+    /// Deserialises a [`Shape`].
+    struct ShapeOf(Shape);
+
+    impl<'de> de::Deserialize<'de> for ShapeOf {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(TopVisitor).map(ShapeOf)
+        }
+    }
+
+    struct TopVisitor;
+
+    impl<'de> Visitor<'de> for TopVisitor {
+        type Value = Shape;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object or array")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Shape, A::Error> {
+            ObjectVisitor.visit_map(map).map(Shape::Object)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+            let first = seq.next_element_seed(ObjectSeed)?.flatten();
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Shape::Array(first))
+        }
+    }
+
+    /// An object's keys and its values' keys; `None` for a value that is not an object.
+    struct ObjectSeed;
+
+    impl<'de> DeserializeSeed<'de> for ObjectSeed {
+        type Value = Option<Object>;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(AnyVisitor(ObjectVisitor))
+        }
+    }
+
+    struct ObjectVisitor;
+
+    impl<'de> Visitor<'de> for ObjectVisitor {
+        type Value = Object;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
+            let mut keys = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let inner = map.next_value_seed(KeysSeed)?.unwrap_or_default();
+                keys.push((key, inner));
+            }
+            Ok(Object(keys))
+        }
+    }
+
+    /// An object's keys, values skipped; `None` for a value that is not an object.
+    struct KeysSeed;
+
+    impl<'de> DeserializeSeed<'de> for KeysSeed {
+        type Value = Option<Vec<String>>;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(AnyVisitor(KeysVisitor))
+        }
+    }
+
+    struct KeysVisitor;
+
+    impl<'de> Visitor<'de> for KeysVisitor {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+            let mut keys = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                keys.push(key);
+            }
+            Ok(keys)
+        }
+    }
+
+    /// Any JSON value: an object goes to the inner visitor, anything else is skipped and
+    /// reads as `None`.
+    struct AnyVisitor<V>(V);
+
+    impl<'de, V: Visitor<'de>> Visitor<'de> for AnyVisitor<V> {
+        type Value = Option<V::Value>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            self.0.visit_map(map).map(Some)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
     }
 }
 
@@ -321,4 +588,125 @@ fn looks_like_email(text: &str) -> bool {
         "content-type",
     ];
     names.iter().filter(|n| known.contains(&n.as_str())).count() >= 2
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn detect_json_input(input: &str) -> Option<Format> {
+        detect(Path::new("input.json"), input.as_bytes())
+    }
+
+    #[test]
+    fn long_transcripts_are_detected_by_keys_after_the_first_64_kib() {
+        // AssemblyAI: `utterances` after a `words` array of ~200 KB.
+        let words = (0..3000)
+            .map(|i| {
+                format!(
+                    r#"{{"text":"word{i}","start":{},"end":{},"confidence":0.9,"speaker":"A"}}"#,
+                    i * 10,
+                    i * 10 + 5
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(words.len() > 100_000);
+        let assemblyai = format!(
+            r#"{{"words":[{words}],"text":"…","utterances":[{{"speaker":"A","text":"Hi.","start":0,"end":500}}],"id":"t-1","status":"completed"}}"#
+        );
+        assert_eq!(detect_json_input(&assemblyai), Some(Format::Assemblyai));
+        let out =
+            Format::Assemblyai.parse(assemblyai.as_bytes(), &ParseContext::new("t", "a.json"));
+        assert_eq!(out[0].outcome.as_ref().unwrap()[0].text, "Hi.");
+
+        // whisper: `segments` after a `text` of ~150 KB.
+        let whisper = format!(
+            r#"{{"text":"{}","segments":[{{"id":0,"start":0.0,"end":2.0,"text":" Hej."}}],"language":"da"}}"#,
+            "Hej med dig. ".repeat(12_000)
+        );
+        assert!(whisper.len() > 150_000);
+        assert_eq!(detect_json_input(&whisper), Some(Format::Whisper));
+        // With a BOM and a `.txt` name too: content decides.
+        let with_bom = [b"\xEF\xBB\xBF".as_slice(), whisper.as_bytes()].concat();
+        assert_eq!(detect(Path::new("x.txt"), &with_bom), Some(Format::Whisper));
+        // A head cut off inside the text does not parse: the textual fallback knows nothing,
+        // so the caller reads the whole file.
+        assert_eq!(detect_json_input(&whisper[..64 * 1024]), None);
+    }
+
+    #[test]
+    fn key_sets_decide_and_nested_keys_do_not_count() {
+        let cases = [
+            (
+                r#"{"jobName":"j","accountId":"1","results":{"transcripts":[]},"status":"COMPLETED"}"#,
+                Some(Format::Transcribe),
+            ),
+            (
+                r#"{"results":{"speaker_labels":{"segments":[]},"items":[]}}"#,
+                Some(Format::Transcribe),
+            ),
+            (
+                r#"{"JobStatus":"COMPLETED","Transcript":[],"Participants":[]}"#,
+                Some(Format::Transcribe),
+            ),
+            (
+                r#"{"metadata":{"request_id":"r"},"results":{"channels":[]}}"#,
+                Some(Format::Deepgram),
+            ),
+            (
+                r#"{"id":"x","audio_url":"https://a/b.mp3","words":[]}"#,
+                Some(Format::Assemblyai),
+            ),
+            (
+                r#"{"text":"Hej","words":[{"text":"Hej"}],"confidence":0.9}"#,
+                Some(Format::Assemblyai),
+            ),
+            (
+                r#"{"task":"transcribe","language":"danish","text":"Hej","words":[]}"#,
+                Some(Format::Whisper),
+            ),
+            (r#"{"convo_id":1,"original":[]}"#, Some(Format::Abcd)),
+            (
+                r#"[{"convo_id":1,"scenario":{},"original":[["agent","hi"]]}]"#,
+                Some(Format::Abcd),
+            ),
+            (
+                r#"{"id":"1","uri":"https://m/1","account":{},"content":"<p>x</p>"}"#,
+                Some(Format::Mastodon),
+            ),
+            (
+                r#"{"type":"Note","id":"https://m/1","content":"x"}"#,
+                Some(Format::Mastodon),
+            ),
+            (
+                r#"{"type":"OrderedCollection","orderedItems":[]}"#,
+                Some(Format::Mastodon),
+            ),
+            (
+                r#"{"session_id":"s","messages":[]}"#,
+                Some(Format::ChatJson),
+            ),
+            // A chat transcript whose message attributes hold `segments` and `text`: the
+            // text of the document says whisper, its keys say chat.
+            (
+                r#"{"conversation_id":"c","messages":[{"at":"2024-01-01T00:00:00Z","text":"x","attributes":{"segments":[1]}}]}"#,
+                Some(Format::ChatJson),
+            ),
+            (r#"{"hello":1,"nested":{"messages":[]}}"#, None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(detect_json_input(input), expected, "{input}");
+        }
+        // NDJSON: the first line's keys (later lines may be broken).
+        let nd = "{\"conversation_id\":\"c\",\"at\":\"2024-01-01T00:00:00Z\",\"text\":\"x\"}\n{\"broken\n";
+        assert_eq!(detect_json_input(nd), Some(Format::ChatJson));
+        // Unparsable input keeps the textual heuristic.
+        assert_eq!(
+            detect_json_input(r#"{"jobName":"j","results":{"items":[{"#),
+            Some(Format::Transcribe)
+        );
+    }
 }

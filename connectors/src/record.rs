@@ -43,6 +43,39 @@ impl Interaction {
     }
 }
 
+impl Interaction {
+    /// The contract every record must meet before it goes on the bus, whatever its source:
+    /// ids that can be a NATS header (no control characters, not empty), a time RFC 3339
+    /// can write (years 1900–2999 are what customer messages plausibly carry), some text.
+    pub fn check(&self) -> Result<(), String> {
+        for (field, value) in [("id", &self.id), ("conversation_id", &self.conversation_id)] {
+            if value.trim().is_empty() {
+                return Err(format!("{field} is empty"));
+            }
+            if value.chars().any(char::is_control) {
+                return Err(format!("{field} {value:?} contains control characters"));
+            }
+            if value.len() > 1024 {
+                return Err(format!("{field} is {} bytes long, over 1024", value.len()));
+            }
+        }
+        let year = self.occurred_at.year();
+        if !(1900..=2999).contains(&year) {
+            return Err(format!(
+                "occurred_at {} is outside the years 1900-2999",
+                self.occurred_at
+            ));
+        }
+        if self.occurred_at.offset() != time::UtcOffset::UTC {
+            return Err(format!("occurred_at {} is not UTC", self.occurred_at));
+        }
+        if self.text.trim().is_empty() {
+            return Err(format!("interaction {} has no text", self.id));
+        }
+        Ok(())
+    }
+}
+
 /// Makes a connector name safe as one NATS subject token (no dots, spaces or wildcards).
 pub fn subject_token(name: &str) -> String {
     name.chars()

@@ -42,6 +42,8 @@ pub enum BusError {
     Topology { what: String, message: String },
     #[error("publish to {subject} failed: {message}")]
     Publish { subject: String, message: String },
+    #[error("{0}")]
+    Unacknowledged(String),
     #[error("checkpoint store: {0}")]
     Kv(String),
 }
@@ -120,10 +122,10 @@ impl Bus {
             .connect(url)
             .await
             .map_err(|source| BusError::Connect {
-                url: url.to_string(),
+                url: redact_url(url),
                 source,
             })?;
-        let jetstream = jetstream::new(client.clone());
+        let jetstream = publishing_context(&client, nats.publish_window);
         let (checkpoints, identities) = ensure_topology(&jetstream, settings).await?;
         Ok(Bus {
             client,
@@ -136,8 +138,62 @@ impl Bus {
         })
     }
 
+    /// A publisher with its own JetStream context, so its ack window never competes with
+    /// other publishers or the KV buckets for one shared in-flight limit (async-nats' limit
+    /// is per context: publishers that share one can starve each other into a deadlock).
     pub fn publisher(&self) -> Publisher {
-        Publisher::new(self.jetstream.clone(), self.publish_window)
+        Publisher::new(
+            publishing_context(&self.client, self.publish_window),
+            self.publish_window,
+        )
+    }
+
+    /// Brings existing streams and the analysis consumer to the configured limits. Only the
+    /// daemon does this: a one-off command run with another shell's settings must never
+    /// shorten a production stream's retention.
+    pub async fn reconcile(&self, settings: &Settings) -> Result<(), BusError> {
+        for config in stream_configs(settings) {
+            let name = config.name.clone();
+            let current = self
+                .jetstream
+                .get_stream(&name)
+                .await
+                .map_err(|e| topology(&name, e))?
+                .cached_info()
+                .config
+                .clone();
+            if differs(&current, &config) {
+                info!(stream = %name, max_age = ?config.max_age, max_bytes = config.max_bytes,
+                    duplicate_window = ?config.duplicate_window, replicas = config.num_replicas,
+                    "updating stream limits to the configured ones");
+                self.jetstream
+                    .update_stream(config)
+                    .await
+                    .map_err(|e| topology(&name, e))?;
+            }
+        }
+        let stream = self
+            .jetstream
+            .get_stream(INTERACTIONS_STREAM)
+            .await
+            .map_err(|e| topology(INTERACTIONS_STREAM, e))?;
+        let wanted = analysis_consumer(settings);
+        let mut consumer: consumer::PullConsumer = stream
+            .get_consumer(ANALYSIS_CONSUMER)
+            .await
+            .map_err(|e| topology("consumer analysis", e))?;
+        let info = consumer
+            .info()
+            .await
+            .map_err(|e| topology("consumer analysis", e))?;
+        if info.config.ack_wait != wanted.ack_wait || info.config.max_deliver != wanted.max_deliver
+        {
+            info!(ack_wait = ?wanted.ack_wait, max_deliver = wanted.max_deliver, "updating the analysis consumer");
+            if let Err(e) = stream.create_consumer(wanted).await {
+                warn!(error = %e, "the server refused to update consumer analysis; delete it to apply nats.ack_wait_secs and nats.max_deliver");
+            }
+        }
+        Ok(())
     }
 
     /// The URL of the embedded server, when Rapport started one.
@@ -147,7 +203,9 @@ impl Bus {
 
     /// Flushes the connection and stops the embedded server, if any.
     pub async fn shutdown(self) {
-        let _ = self.client.flush().await;
+        // Everything that mattered was awaited by its publisher; this only empties the
+        // write buffer, and must not hang when the server is already gone.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.client.flush()).await;
         self.closing.store(true, Ordering::Relaxed);
         if let Some(server) = self.embedded {
             server.stop().await;
@@ -155,12 +213,45 @@ impl Bus {
     }
 }
 
-/// Creates or updates the streams, consumer and buckets. Safe to run from every process at
-/// every start: existing ones get the configured limits, nothing is deleted.
+/// Creates whatever is missing of the streams, consumer and buckets; existing ones are left
+/// as they are (see [`Bus::reconcile`]). Safe from every process at every start.
 async fn ensure_topology(
     js: &jetstream::Context,
     settings: &Settings,
 ) -> Result<(kv::Store, kv::Store), BusError> {
+    for config in stream_configs(settings) {
+        ensure_stream(js, config).await?;
+    }
+    let stream = js
+        .get_stream(INTERACTIONS_STREAM)
+        .await
+        .map_err(|e| topology(INTERACTIONS_STREAM, e))?;
+    stream
+        .get_or_create_consumer(ANALYSIS_CONSUMER, analysis_consumer(settings))
+        .await
+        .map_err(|e| topology("consumer analysis", e))?;
+    let replicas = settings.nats.replicas;
+    let checkpoints = ensure_bucket(
+        js,
+        CHECKPOINTS_BUCKET,
+        "Rapport connector cursors and status",
+        1,
+        replicas,
+    )
+    .await?;
+    let identities = ensure_bucket(
+        js,
+        IDENTITIES_BUCKET,
+        "Rapport identity key -> customer id",
+        5,
+        replicas,
+    )
+    .await?;
+    Ok((checkpoints, identities))
+}
+
+/// The three streams as configured.
+fn stream_configs(settings: &Settings) -> [stream::Config; 3] {
     let nats = &settings.nats;
     let days = |d: u64| Duration::from_secs(d * 24 * 3600);
     let interactions = stream::Config {
@@ -183,6 +274,7 @@ async fn ensure_topology(
         description: Some("Rapport: complaint, honesty, churn-risk, escalation flags".into()),
         subjects: vec!["rapport.flags.>".into()],
         storage: stream::StorageType::File,
+        max_age: days(nats.stream_max_age_days),
         duplicate_window: Duration::from_secs(nats.duplicate_window_secs),
         num_replicas: nats.replicas,
         ..Default::default()
@@ -192,51 +284,39 @@ async fn ensure_topology(
         description: Some("Rapport: inputs that failed, with reason and stage headers".into()),
         subjects: vec!["rapport.dlq.>".into()],
         storage: stream::StorageType::File,
-        max_age: days(30),
+        max_age: days(nats.dlq_max_age_days),
         duplicate_window: Duration::from_secs(nats.duplicate_window_secs),
         num_replicas: nats.replicas,
         ..Default::default()
     };
-    for config in [interactions, flags, dlq] {
-        ensure_stream(js, config).await?;
+    [interactions, flags, dlq]
+}
+
+fn analysis_consumer(settings: &Settings) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(ANALYSIS_CONSUMER.into()),
+        description: Some("Rapport analysis workers (shared by every worker process)".into()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(settings.nats.ack_wait_secs),
+        max_deliver: settings.nats.max_deliver,
+        ..Default::default()
     }
-    let stream = js
-        .get_stream(INTERACTIONS_STREAM)
-        .await
-        .map_err(|e| topology(INTERACTIONS_STREAM, e))?;
-    stream
-        .get_or_create_consumer(
-            ANALYSIS_CONSUMER,
-            consumer::pull::Config {
-                durable_name: Some(ANALYSIS_CONSUMER.into()),
-                description: Some(
-                    "Rapport analysis workers (shared by every worker process)".into(),
-                ),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(nats.ack_wait_secs),
-                max_deliver: nats.max_deliver,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| topology("consumer analysis", e))?;
-    let checkpoints = ensure_bucket(
-        js,
-        CHECKPOINTS_BUCKET,
-        "Rapport connector cursors and status",
-        1,
-        nats.replicas,
-    )
-    .await?;
-    let identities = ensure_bucket(
-        js,
-        IDENTITIES_BUCKET,
-        "Rapport identity key -> customer id",
-        5,
-        nats.replicas,
-    )
-    .await?;
-    Ok((checkpoints, identities))
+}
+
+/// The limits Rapport manages; anything else an operator set on the stream is left alone.
+fn differs(current: &stream::Config, wanted: &stream::Config) -> bool {
+    current.max_age != wanted.max_age
+        || current.max_bytes != wanted.max_bytes
+        || current.duplicate_window != wanted.duplicate_window
+        || current.num_replicas != wanted.num_replicas
+}
+
+/// A JetStream context whose in-flight ack limit fits one publisher's window.
+fn publishing_context(client: &async_nats::Client, window: usize) -> jetstream::Context {
+    jetstream::context::ContextBuilder::new()
+        .max_ack_inflight(window.max(1) + 64)
+        .backpressure_on_inflight(true)
+        .build(client.clone())
 }
 
 /// A KV bucket is a stream named `KV_<bucket>` with KV semantics. It is declared here rather
@@ -276,18 +356,36 @@ async fn ensure_bucket(
 async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Result<(), BusError> {
     let name = config.name.clone();
     match js.get_stream(&name).await {
-        Ok(_) => {
-            js.update_stream(config)
-                .await
-                .map_err(|e| topology(&name, e))?;
-        }
-        Err(_) => {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                jetstream::context::GetStreamErrorKind::JetStream(_)
+            ) =>
+        {
+            // "stream not found" is a JetStream error; transport errors are not.
             js.create_stream(config)
                 .await
-                .map_err(|e| topology(&name, e))?;
+                .map(|_| ())
+                .map_err(|e| topology(&name, e))
         }
+        Err(e) => Err(topology(&name, e)),
     }
-    Ok(())
+}
+
+/// A server URL fit for logs: `nats://user:secret@host` loses its credentials.
+pub fn redact_url(urls: &str) -> String {
+    urls.split(',')
+        .map(|url| match url::Url::parse(url.trim()) {
+            Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+                let _ = parsed.set_username("***");
+                let _ = parsed.set_password(None);
+                parsed.to_string()
+            }
+            _ => url.trim().to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn topology(what: &str, e: impl std::fmt::Display) -> BusError {
@@ -362,10 +460,7 @@ impl Publisher {
 
     async fn settle_one(&mut self) -> Result<(), BusError> {
         if let Some(result) = self.in_flight.next().await {
-            let ack = result.map_err(|message| BusError::Publish {
-                subject: String::new(),
-                message,
-            })?;
+            let ack = result.map_err(BusError::Unacknowledged)?;
             if ack.duplicate {
                 self.confirmed.duplicates += 1;
             } else {

@@ -82,8 +82,14 @@ impl Checkpoints {
             .await;
         let mut out = HashMap::new();
         for (key, value) in values {
-            if let Some(value) = value? {
-                out.insert(key, value);
+            match value {
+                Ok(Some(value)) => {
+                    out.insert(key, value);
+                }
+                Ok(None) => {}
+                // One unreadable cursor (written by another version, say) costs a re-read of
+                // its source, deduplicated; it must not stop the whole connector.
+                Err(e) => tracing::warn!(%key, error = %e, "checkpoint ignored"),
             }
         }
         Ok(out)

@@ -1,13 +1,21 @@
-//! `rapport run`: connectors (and, as they land, workers, alerter and API) in one process,
-//! with graceful SIGTERM drain and SIGHUP reload of connector config.
+//! `rapport run`: connectors (and, as they land, workers, alerter and API) in one process.
+//!
+//! Each connector runs as a supervised task: one that stops by itself (a bug, a permanent
+//! error) is logged, marked in its status, and restarted with back-off; its checkpoint keeps
+//! its position. SIGTERM/SIGINT drain in-flight work (a second signal, or 30 s, cuts it
+//! short); SIGHUP reloads the configuration and restarts the connectors with it, falling
+//! back to the running configuration when the new one cannot start.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rapport_config::{Config, ConnectorSpec};
+use rapport_config::{Config, Connector, ConnectorSpec};
+use tokio::signal::unix::{Signal, SignalKind};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{Id, JoinSet};
 use tracing::{error, info, warn};
 
 use crate::bus::{Bus, BusError};
@@ -18,11 +26,14 @@ use crate::ingest::mastodon::MastodonReader;
 use crate::ingest::webhook::ChatWebhook;
 use crate::ingest::{ConnectorState, Counters, Sink};
 
-/// How long a watched file's unfinished last line is given to be completed by its writer.
-const UNFINISHED_TAIL_SETTLE: Duration = Duration::from_secs(30);
+/// How long draining may take before the remaining tasks are cut off.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// Restart back-off for a connector that stopped by itself: 1 s doubling to this.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// Everything this build has: today the connectors.
     All,
     Connectors,
 }
@@ -44,180 +55,379 @@ pub enum DaemonError {
     Connector { name: String, message: String },
 }
 
-/// Runs until SIGTERM/SIGINT. SIGHUP re-reads `config_path` and restarts the connectors
-/// with the new settings; their checkpoints keep their position.
+/// Runs until SIGTERM/SIGINT.
 pub async fn run(mut config: Config, role: Role) -> Result<(), DaemonError> {
     let bus = Bus::start(&config.settings).await?;
+    bus.reconcile(&config.settings).await?;
     info!(
         ?role,
         embedded = bus.embedded_url().is_some(),
         "rapport running"
     );
-    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
-    let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
-    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup());
+    let mut terminate = signal(SignalKind::terminate());
+    let mut interrupt = signal(SignalKind::interrupt());
+    let mut hangup = signal(SignalKind::hangup());
+    let mut services = Services::start(&config, &bus, HashMap::new())?;
     loop {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks = start_connectors(&config, &bus, stop_rx)?;
-        let reload = tokio::select! {
-            _ = terminate.recv() => false,
-            _ = interrupt.recv() => false,
-            _ = hangup.recv() => true,
-        };
-        info!(reload, "stopping connectors: finishing in-flight work");
-        let _ = stop_tx.send(true);
-        while let Some(result) = tasks.join_next().await {
-            if let Err(e) = result {
-                error!(error = %e, "connector task failed");
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            _ = hangup.recv() => {
+                config = reload(config, &bus, &mut services, &mut terminate, &mut interrupt).await?;
             }
-        }
-        if !reload {
-            break;
-        }
-        match config
-            .file
-            .as_deref()
-            .map(|f| rapport_config::load(Some(f)))
-        {
-            Some(Ok(new)) => {
-                info!(connectors = new.connectors.len(), "configuration reloaded");
-                config = new;
-            }
-            Some(Err(problems)) => {
-                warn!(%problems, "configuration reload rejected; keeping the running settings")
-            }
-            None => warn!("SIGHUP without a config file: nothing to reload"),
+            Some(ended) = services.tasks.join_next_with_id() => services.restart(ended, &config, &bus),
         }
     }
+    info!("stopping: finishing in-flight work");
+    services.stop(&mut terminate, &mut interrupt).await;
     bus.shutdown().await;
     info!("rapport stopped");
     Ok(())
 }
 
-fn signal(kind: tokio::signal::unix::SignalKind) -> tokio::signal::unix::Signal {
+/// SIGHUP: re-reads the file; restarts the connectors with the new configuration, or with
+/// the old one when the new one is invalid or cannot start (a port in use, say).
+async fn reload(
+    config: Config,
+    bus: &Bus,
+    services: &mut Services,
+    terminate: &mut Signal,
+    interrupt: &mut Signal,
+) -> Result<Config, DaemonError> {
+    let Some(file) = config.file.clone() else {
+        warn!("SIGHUP without a config file: nothing to reload");
+        return Ok(config);
+    };
+    let new = match rapport_config::load(Some(&file)) {
+        Ok(new) => new,
+        Err(problems) => {
+            warn!(%problems, "configuration reload rejected; keeping the running settings");
+            return Ok(config);
+        }
+    };
+    services.stop(terminate, interrupt).await;
+    let counters = services.take_counters();
+    match Services::start(&new, bus, counters.clone()) {
+        Ok(started) => {
+            *services = started;
+            if let Err(e) = bus.reconcile(&new.settings).await {
+                warn!(error = %e, "stream limits not updated");
+            }
+            info!(connectors = new.connectors.len(), "configuration reloaded");
+            Ok(new)
+        }
+        Err(e) => {
+            error!(error = %e, "the new configuration cannot start; going back to the running one");
+            *services = Services::start(&config, bus, counters)?;
+            Ok(config)
+        }
+    }
+}
+
+fn signal(kind: SignalKind) -> Signal {
     tokio::signal::unix::signal(kind).expect("signal handlers install on unix")
 }
 
-fn start_connectors(
-    config: &Config,
-    bus: &Bus,
-    stop: watch::Receiver<bool>,
-) -> Result<JoinSet<()>, DaemonError> {
-    let settings = &config.settings;
-    let checkpoints = Checkpoints::new(bus.checkpoints.clone());
-    let mut tasks = JoinSet::new();
-    let mut router: Option<axum::Router> = None;
-    for connector in config.connectors.iter().filter(|c| c.enabled) {
-        let state = ConnectorState {
-            name: connector.name.clone(),
-            checkpoints: Some(checkpoints.clone()),
-            counters: Arc::new(Counters::default()),
+/// What a supervised task runs.
+#[derive(Debug, Clone, Copy)]
+enum Task {
+    /// The connector at this index of `config.connectors`.
+    Connector(usize),
+    /// Its status heartbeat.
+    Status(usize),
+    /// The HTTP listener (webhooks).
+    Http,
+}
+
+/// The running connectors, their heartbeats and the HTTP listener.
+struct Services {
+    stop_tx: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    task_of: HashMap<Id, Task>,
+    counters: HashMap<String, Arc<Counters>>,
+    router: Option<axum::Router>,
+}
+
+impl Services {
+    /// Starts every enabled connector. `counters` carries counts across a reload.
+    fn start(
+        config: &Config,
+        bus: &Bus,
+        mut counters: HashMap<String, Arc<Counters>>,
+    ) -> Result<Services, DaemonError> {
+        let (stop_tx, _) = watch::channel(false);
+        let mut services = Services {
+            stop_tx,
+            tasks: JoinSet::new(),
+            task_of: HashMap::new(),
+            counters: HashMap::new(),
+            router: None,
         };
-        let template = parse_template(connector, &settings.ingest);
-        let sink = Sink::bus(bus, settings.ingest.dlq_max_raw_bytes);
-        tasks.spawn(save_status(
-            state.clone(),
-            connector.spec.kind(),
-            stop.clone(),
-        ));
-        match &connector.spec {
-            ConnectorSpec::Files {
-                path,
-                format,
-                poll_interval,
-            } => {
-                let format = format
-                    .as_deref()
-                    .and_then(rapport_connectors::Format::from_name);
-                let reader = FileReader::new(state, path.clone(), Layout::Files(format), template)
-                    .hold_unfinished_tail(UNFINISHED_TAIL_SETTLE);
-                tasks.spawn(poll_files(reader, sink, *poll_interval, stop.clone()));
+        let mut router: Option<axum::Router> = None;
+        for (index, connector) in config.connectors.iter().enumerate() {
+            if !connector.enabled {
+                continue;
             }
-            ConnectorSpec::Maildir {
-                path,
-                poll_interval,
-            } => {
-                let reader = FileReader::new(state, path.clone(), Layout::Maildir, template);
-                tasks.spawn(poll_files(reader, sink, *poll_interval, stop.clone()));
-            }
-            ConnectorSpec::ChatWebhook { route } => {
+            let counters = counters.remove(&connector.name).unwrap_or_default();
+            services
+                .counters
+                .insert(connector.name.clone(), counters.clone());
+            if let ConnectorSpec::ChatWebhook { route } = &connector.spec {
+                let settings = &config.settings;
                 let token = api_token(settings).ok_or_else(|| DaemonError::NoToken {
                     name: connector.name.clone(),
                 })?;
-                let hook = ChatWebhook::new(state, template, token, sink)
-                    .router(route, settings.api.max_body_bytes);
+                let hook = ChatWebhook::new(
+                    services.state(connector, bus),
+                    parse_template(connector, &settings.ingest),
+                    token,
+                    Sink::bus(bus, settings.ingest.dlq_max_raw_bytes),
+                )
+                .router(route, settings.api.max_body_bytes);
                 router = Some(match router {
                     Some(r) => r.merge(hook),
                     None => hook,
                 });
+                counters.running.store(true, Ordering::Relaxed);
+            } else {
+                services.spawn(Task::Connector(index), config, bus, Duration::ZERO)?;
             }
-            ConnectorSpec::Imap(spec) => {
-                let reader = ImapReader::new(state, spec.clone(), template);
-                let name = connector.name.clone();
-                let stop = stop.clone();
-                tasks.spawn(async move {
-                    let (mut reader, mut sink) = (reader, sink);
-                    if let Err(e) = reader.run(&mut sink, stop).await {
-                        error!(connector = %name, error = %e, "IMAP connector stopped");
-                    }
-                });
-            }
-            ConnectorSpec::Mastodon(spec) => {
-                let mut reader =
-                    MastodonReader::new(state, spec.clone(), template).map_err(|e| {
-                        DaemonError::Connector {
-                            name: connector.name.clone(),
-                            message: e.to_string(),
-                        }
-                    })?;
-                let stop = stop.clone();
-                tasks.spawn(async move {
-                    let mut sink = sink;
-                    reader.run(&mut sink, stop).await;
-                });
-            }
+            services.spawn(Task::Status(index), config, bus, Duration::ZERO)?;
+        }
+        if let Some(router) = router {
+            services.router = Some(router);
+            services.spawn(Task::Http, config, bus, Duration::ZERO)?;
+        }
+        Ok(services)
+    }
+
+    fn state(&self, connector: &Connector, bus: &Bus) -> ConnectorState {
+        ConnectorState {
+            name: connector.name.clone(),
+            checkpoints: Some(Checkpoints::new(bus.checkpoints.clone())),
+            counters: self.counters[&connector.name].clone(),
         }
     }
-    if let Some(router) = router {
-        let addr = settings.api.addr.clone();
-        let listener = std::net::TcpListener::bind(&addr)
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|source| DaemonError::Listen {
-                addr: addr.clone(),
-                source,
-            })?;
-        let listener =
-            tokio::net::TcpListener::from_std(listener).map_err(|source| DaemonError::Listen {
-                addr: addr.clone(),
-                source,
-            })?;
-        info!(%addr, "HTTP listener for webhooks");
-        let mut stop = stop.clone();
-        tasks.spawn(async move {
-            let shutdown = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                error!(error = %e, "HTTP listener failed");
+
+    /// Starts `task` after `delay` (zero at start-up; back-off after a crash).
+    fn spawn(
+        &mut self,
+        task: Task,
+        config: &Config,
+        bus: &Bus,
+        delay: Duration,
+    ) -> Result<(), DaemonError> {
+        let stop = self.stop_tx.subscribe();
+        let settings = &config.settings;
+        let liveness = match task {
+            Task::Connector(index) => Some(self.counters[&config.connectors[index].name].clone()),
+            _ => None,
+        };
+        let future: futures::future::BoxFuture<'static, ()> = match task {
+            Task::Connector(index) => {
+                let connector = &config.connectors[index];
+                let state = self.state(connector, bus);
+                let template = parse_template(connector, &settings.ingest);
+                let sink = Sink::bus(bus, settings.ingest.dlq_max_raw_bytes);
+                let settle = Duration::from_secs(settings.ingest.settle_secs);
+                connector_task(connector, state, template, sink, settle, stop.clone())?
             }
+            Task::Status(index) => {
+                let connector = &config.connectors[index];
+                Box::pin(save_status(
+                    self.state(connector, bus),
+                    connector.spec.kind(),
+                    stop.clone(),
+                ))
+            }
+            Task::Http => {
+                let router = self.router.clone().expect("an HTTP task has routes");
+                let addr = settings.api.addr.clone();
+                let listener = bind(&addr)?;
+                info!(%addr, "HTTP listener for webhooks");
+                let mut stop = stop.clone();
+                Box::pin(async move {
+                    let shutdown = async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    if let Err(e) = axum::serve(listener, router)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                    {
+                        error!(error = %e, "HTTP listener failed");
+                    }
+                })
+            }
+        };
+        let mut stop = stop;
+        let handle = self.tasks.spawn(async move {
+            if !delay.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+            if let Some(counters) = &liveness {
+                counters.running.store(true, Ordering::Relaxed);
+            }
+            future.await;
         });
+        self.task_of.insert(handle.id(), task);
+        Ok(())
     }
-    Ok(tasks)
+
+    /// A task ended while nothing asked it to: record it and start it again with back-off.
+    fn restart(
+        &mut self,
+        ended: Result<(Id, ()), tokio::task::JoinError>,
+        config: &Config,
+        bus: &Bus,
+    ) {
+        let (id, why) = match ended {
+            Ok((id, ())) => (id, "stopped by itself".to_string()),
+            Err(e) => (e.id(), format!("crashed: {e}")),
+        };
+        let Some(task) = self.task_of.remove(&id) else {
+            return;
+        };
+        if *self.stop_tx.borrow() {
+            return;
+        }
+        let name = match task {
+            Task::Connector(i) | Task::Status(i) => config.connectors[i].name.clone(),
+            Task::Http => "HTTP listener".to_string(),
+        };
+        let delay = match task {
+            Task::Connector(_) => {
+                let counters = &self.counters[&name];
+                counters.running.store(false, Ordering::Relaxed);
+                let restarts = counters.restarts.fetch_add(1, Ordering::Relaxed);
+                let delay = Duration::from_secs(1u64 << restarts.min(6)).min(MAX_RESTART_DELAY);
+                counters.record_error(format!("connector {why}; restarting in {delay:?}"));
+                delay
+            }
+            Task::Status(_) | Task::Http => Duration::from_secs(1),
+        };
+        error!(task = %name, %why, ?delay, "restarting");
+        if let Err(e) = self.spawn(task, config, bus, delay) {
+            error!(task = %name, error = %e, "cannot restart; it stays stopped until SIGHUP");
+        }
+    }
+
+    /// Signals every task to finish and waits for them, at most [`DRAIN_LIMIT`]; a second
+    /// SIGTERM/SIGINT stops waiting at once.
+    async fn stop(&mut self, terminate: &mut Signal, interrupt: &mut Signal) {
+        let _ = self.stop_tx.send(true);
+        let drain = async {
+            while let Some(result) = self.tasks.join_next().await {
+                if let Err(e) = result
+                    && e.is_panic()
+                {
+                    error!(error = %e, "task failed while stopping");
+                }
+            }
+        };
+        let cut_short = tokio::select! {
+            () = drain => false,
+            _ = tokio::time::sleep(DRAIN_LIMIT) => true,
+            _ = terminate.recv() => true,
+            _ = interrupt.recv() => true,
+        };
+        if cut_short {
+            warn!(
+                "stopping without waiting for the rest of the in-flight work (its checkpoints were not moved: it is read again next start)"
+            );
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+        }
+        self.task_of.clear();
+        for counters in self.counters.values() {
+            counters.running.store(false, Ordering::Relaxed);
+        }
+    }
+
+    fn take_counters(&mut self) -> HashMap<String, Arc<Counters>> {
+        std::mem::take(&mut self.counters)
+    }
 }
 
-/// The API bearer token from `api.token` or `api.token_file`.
+/// The long-running future of one connector.
+fn connector_task(
+    connector: &Connector,
+    state: ConnectorState,
+    template: rapport_connectors::ParseContext,
+    mut sink: Sink,
+    settle: Duration,
+    stop: watch::Receiver<bool>,
+) -> Result<futures::future::BoxFuture<'static, ()>, DaemonError> {
+    Ok(match &connector.spec {
+        ConnectorSpec::Files {
+            path,
+            format,
+            poll_interval,
+        } => {
+            let format = format
+                .as_deref()
+                .and_then(rapport_connectors::Format::from_name);
+            let reader = FileReader::new(state, path.clone(), Layout::Files(format), template)
+                .settle(settle)
+                .stop_on(stop.clone());
+            Box::pin(poll_files(reader, sink, *poll_interval, stop))
+        }
+        ConnectorSpec::Maildir {
+            path,
+            poll_interval,
+        } => {
+            let reader = FileReader::new(state, path.clone(), Layout::Maildir, template)
+                .settle(settle)
+                .stop_on(stop.clone());
+            Box::pin(poll_files(reader, sink, *poll_interval, stop))
+        }
+        ConnectorSpec::Imap(spec) => {
+            let mut reader = ImapReader::new(state, spec.clone(), template);
+            let name = connector.name.clone();
+            Box::pin(async move {
+                if let Err(e) = reader.run(&mut sink, stop).await {
+                    error!(connector = %name, error = %e, "IMAP connector stopped");
+                }
+            })
+        }
+        ConnectorSpec::Mastodon(spec) => {
+            let mut reader = MastodonReader::new(state, spec.clone(), template).map_err(|e| {
+                DaemonError::Connector {
+                    name: connector.name.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            Box::pin(async move { reader.run(&mut sink, stop).await })
+        }
+        ConnectorSpec::ChatWebhook { .. } => unreachable!("webhooks are routes of the HTTP task"),
+    })
+}
+
+fn bind(addr: &str) -> Result<tokio::net::TcpListener, DaemonError> {
+    let listen = |source| DaemonError::Listen {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(listen)?;
+    listener.set_nonblocking(true).map_err(listen)?;
+    tokio::net::TcpListener::from_std(listener).map_err(listen)
+}
+
+/// The API bearer token from `api.token` or `api.token_file`; an empty one is none.
 pub fn api_token(settings: &rapport_config::Settings) -> Option<String> {
-    if let Some(token) = &settings.api.token {
-        return Some(token.clone());
-    }
-    let file = settings.api.token_file.as_ref()?;
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
-        .filter(|t| !t.is_empty())
+    let token = match (&settings.api.token, &settings.api.token_file) {
+        (Some(token), _) => token.trim().to_string(),
+        (None, Some(file)) => std::fs::read_to_string(file)
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .to_string(),
+        (None, None) => return None,
+    };
+    (!token.is_empty()).then_some(token)
 }
 
 async fn poll_files(
@@ -227,7 +437,7 @@ async fn poll_files(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = interval;
-    loop {
+    while !*stop.borrow() {
         match reader.scan(&mut sink, &mut |_, _| {}).await {
             Ok(report) if report.files_read > 0 => {
                 backoff = interval;
@@ -255,6 +465,9 @@ async fn save_status(state: ConnectorState, kind: &'static str, mut stop: watch:
             _ = tokio::time::sleep(Duration::from_secs(2)) => false,
             _ = stop.wait_for(|s| *s) => true,
         };
+        if stopping {
+            state.counters.running.store(false, Ordering::Relaxed);
+        }
         if let Err(e) = state
             .counters
             .snapshot(&state.name, kind)

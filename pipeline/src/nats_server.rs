@@ -150,7 +150,8 @@ fn store_dir(data_dir: &Path) -> Result<PathBuf, EmbeddedNatsError> {
 
 fn spawn_server(binary: &str, port: u16, store: &Path) -> Result<Child, EmbeddedNatsError> {
     let log = store.join("nats-server.log");
-    Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
         .arg(store)
         .arg("-l")
@@ -158,15 +159,25 @@ fn spawn_server(binary: &str, port: u16, store: &Path) -> Result<Child, Embedded
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         // Its own process group: a Ctrl-C in Rapport's terminal must not stop the bus under
-        // Rapport's feet while it drains; Rapport stops the server itself, last.
-        .process_group(0)
-        .spawn()
-        .map_err(|source| EmbeddedNatsError::Spawn {
-            binary: binary.to_string(),
-            source,
-        })
+        // Rapport's feet while it drains; Rapport stops the server itself, last (SIGTERM,
+        // so JetStream flushes its store).
+        .process_group(0);
+    // SAFETY: prctl(2) only sets a flag of the child about to exec; it allocates nothing.
+    // If Rapport dies without stopping it (kill -9), the kernel sends the server SIGTERM
+    // instead of leaving an orphan holding the store.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.spawn().map_err(|source| EmbeddedNatsError::Spawn {
+        binary: binary.to_string(),
+        source,
+    })
 }
 
 /// Restarts the server when it exits unexpectedly, on the same port so clients reconnect.

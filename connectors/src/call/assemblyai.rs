@@ -43,7 +43,7 @@ struct Word {
 }
 
 pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, ParseError> {
-    let transcript: Transcript = serde_json::from_slice(input)?;
+    let transcript: Transcript = crate::error::json_document(input)?;
     if let Some(status) = transcript.status.as_deref()
         && status != "completed"
         && transcript

@@ -76,7 +76,7 @@ struct Utterance {
 }
 
 pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, ParseError> {
-    let response: Response = serde_json::from_slice(input)?;
+    let response: Response = crate::error::json_document(input)?;
     let results = response.results.ok_or_else(|| {
         ParseError::new("unexpected JSON shape: a Deepgram response needs `results`")
     })?;
@@ -361,6 +361,20 @@ mod tests {
             out[1].occurred_at,
             crate::text::parse_timestamp("2024-05-02T08:00:02Z").unwrap()
         );
+    }
+
+    #[test]
+    fn out_of_range_created_is_treated_like_an_invalid_one() {
+        for created in ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00Z", "soon"] {
+            let input = format!(
+                r#"{{"metadata":{{"request_id":"r","created":"{created}"}},
+                   "results":{{"channels":[{{"alternatives":[{{"transcript":"Hej.","words":[]}}]}}]}}}}"#
+            );
+            let mut c = ctx("dg");
+            c.source_time = time::macros::datetime!(2024-05-02 08:00 UTC);
+            let out = parse(input.as_bytes(), &c).unwrap();
+            assert_eq!(out[0].occurred_at, c.source_time, "{created}");
+        }
     }
 
     #[test]

@@ -92,6 +92,48 @@ mod tests {
     }
 
     #[test]
+    fn json_with_a_byte_order_mark_parses() {
+        let bom = |bytes: &[u8]| [b"\xEF\xBB\xBF".as_slice(), bytes].concat();
+        let path = fixture("call/transcribe-call-analytics-da.json");
+        let plain = std::fs::read(&path).unwrap();
+        let with_bom = bom(&plain);
+        assert_eq!(detect(&path, &with_bom), Some(Format::Transcribe));
+        let out = parse_transcribe(&with_bom, &ctx("da.json")).unwrap();
+        assert_eq!(out.len(), 5);
+        assert_eq!(
+            out[1].text,
+            parse_transcribe(&plain, &ctx("da.json")).unwrap()[1].text
+        );
+
+        let deepgram = bom(
+            br#"{"metadata":{"request_id":"r-1","created":"2024-05-02T08:00:00Z"},
+            "results":{"channels":[{"alternatives":[{"transcript":"Hej med dig.","words":[]}]}]}}"#,
+        );
+        assert_eq!(
+            detect(std::path::Path::new("dg.json"), &deepgram),
+            Some(Format::Deepgram)
+        );
+        let out = parse_deepgram(&deepgram, &ctx("dg")).unwrap();
+        assert_eq!(out[0].text, "Hej med dig.");
+        assert_eq!(out[0].id, "call:r-1:0");
+
+        let assemblyai =
+            bom(br#"{"id":"t-1","status":"completed","text":"Hej.","utterances":null}"#);
+        assert_eq!(
+            parse_assemblyai(&assemblyai, &ctx("a")).unwrap()[0].text,
+            "Hej."
+        );
+        let whisper = bom(br#"{"text":" Hej.","segments":[{"start":0,"end":1,"text":" Hej."}]}"#);
+        assert_eq!(parse_whisper(&whisper, &ctx("w")).unwrap()[0].text, "Hej.");
+        let standard =
+            bom(br#"{"jobName":"j","results":{"transcripts":[{"transcript":"Hej."}],"items":[]}}"#);
+        assert_eq!(
+            parse_transcribe(&standard, &ctx("t")).unwrap()[0].text,
+            "Hej."
+        );
+    }
+
+    #[test]
     fn non_utf8_json_is_an_error_not_a_panic() {
         let err = parse_transcribe(b"{\"jobName\": \"\xff\"}", &ctx("x")).unwrap_err();
         assert!(err.reason.contains("JSON"), "{}", err.reason);

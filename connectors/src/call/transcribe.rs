@@ -143,7 +143,7 @@ struct AnalyticsItem {
 
 /// Either Transcribe shape, told apart by `Transcript` (Call Analytics) or `results` (standard).
 pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, ParseError> {
-    let file: TranscribeFile = serde_json::from_slice(input)?;
+    let file: TranscribeFile = crate::error::json_document(input)?;
     if let Some(turns) = file.transcript {
         let call = Call {
             id: file.analytics_job_name.or(file.job_name),

@@ -256,7 +256,8 @@ fn combine_sentiment(values: &[String]) -> Option<String> {
     }
 }
 
-/// `start` plus an offset in seconds; a negative, non-finite or absurd offset stays at `start`.
+/// `start` plus an offset in seconds; a negative, non-finite or absurd offset (one that
+/// leaves the range [`crate::text::to_utc`] accepts) stays at `start`.
 pub(crate) fn at_offset(start: OffsetDateTime, seconds: f64) -> OffsetDateTime {
     if !seconds.is_finite() || seconds <= 0.0 {
         return start;
@@ -264,6 +265,7 @@ pub(crate) fn at_offset(start: OffsetDateTime, seconds: f64) -> OffsetDateTime {
     let millis = (seconds * 1000.0).round() as i64;
     start
         .checked_add(Duration::milliseconds(millis))
+        .and_then(crate::text::to_utc)
         .unwrap_or(start)
 }
 
@@ -373,5 +375,7 @@ mod tests {
         assert_eq!(at_offset(t, -3.0), t);
         assert_eq!(at_offset(t, 1e300), t);
         assert_eq!(at_offset(t, 1.5), t + Duration::milliseconds(1500));
+        let late = time::macros::datetime!(2999-12-31 23:59:59 UTC);
+        assert_eq!(at_offset(late, 2.0), late, "year 3000 is out of range");
     }
 }

@@ -40,7 +40,7 @@ struct Word {
 }
 
 pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, ParseError> {
-    let output: Output = serde_json::from_slice(input)?;
+    let output: Output = crate::error::json_document(input)?;
     let call = Call {
         id: None,
         start: None,

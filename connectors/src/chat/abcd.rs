@@ -10,8 +10,10 @@
 //!   `handle:abcd:<username>`; name `customer_name`;
 //! - attributes `flow`, `subflow` (and `member_level` where given);
 //! - ABCD has no timestamps: turn *n* happens at `ctx.source_time` + *n* seconds, which is
-//!   stable across re-reads of the same file; language `en`;
-//! - empty turns are skipped (their index is not reused).
+//!   stable across re-reads of the same file (a time outside 1900–2999 is an error); language
+//!   `en`;
+//! - empty turns are skipped (their index is not reused); an input with no turn with text at
+//!   all (`[]`, or conversations whose turns are all empty) is an error.
 
 use serde_json::{Map, Value};
 use time::Duration;
@@ -22,9 +24,11 @@ use crate::format::ParseContext;
 use crate::record::{Author, Channel, Interaction, Role};
 
 pub fn parse_abcd(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, ParseError> {
-    let text = crate::error::utf8(input)?;
-    let value: Value = serde_json::from_str(text)?;
+    let value: Value = crate::error::json_document(input)?;
     let conversations: Vec<&Value> = match &value {
+        Value::Array(items) if items.is_empty() => {
+            return Err(ParseError::new("empty array: no conversations"));
+        }
         Value::Array(items) => items.iter().collect(),
         // One conversation on its own is accepted too.
         Value::Object(_) => vec![&value],
@@ -36,18 +40,31 @@ pub fn parse_abcd(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, 
         }
     };
     let mut out = Vec::new();
+    let mut last_id = None;
+    let count = conversations.len();
     for (i, convo) in conversations.into_iter().enumerate() {
-        conversation(convo, ctx, &mut out)
-            .map_err(|e| within(&format!("ABCD conversation [{i}]"), e))?;
+        last_id = Some(
+            conversation(convo, ctx, &mut out)
+                .map_err(|e| within(&format!("ABCD conversation [{i}]"), e))?,
+        );
+    }
+    // A conversation with no text among others is no reason to reject the file; a file
+    // with no text at all is.
+    if out.is_empty() {
+        return Err(ParseError::new(match (count, last_id) {
+            (1, Some(id)) => format!("ABCD conversation {id} has no turns with text"),
+            _ => format!("none of the {count} ABCD conversations has a turn with text"),
+        }));
     }
     Ok(out)
 }
 
+/// Appends one conversation's turns to `out`; returns its id.
 fn conversation(
     convo: &Value,
     ctx: &ParseContext,
     out: &mut Vec<Interaction>,
-) -> Result<(), ParseError> {
+) -> Result<String, ParseError> {
     let Value::Object(convo) = convo else {
         return Err(ParseError::new(format!(
             "expected an object, not {}",
@@ -113,6 +130,17 @@ fn conversation(
                 .map(|(p, _)| p.clone());
             previous = Some((id.clone(), role));
         }
+        // Turn n at source time + n seconds; an absurd source time is an error, not a panic.
+        let occurred_at = i64::try_from(index)
+            .ok()
+            .and_then(|n| ctx.source_time.checked_add(Duration::seconds(n)))
+            .and_then(crate::text::to_utc)
+            .ok_or_else(|| {
+                ParseError::new(format!(
+                    "turn {index} of {what}: its time (source time {} + {index} s) is out of range",
+                    ctx.source_time
+                ))
+            })?;
         let author = if role == Role::Customer {
             customer.clone()
         } else {
@@ -127,7 +155,7 @@ fn conversation(
             conversation_id: conversation_id.clone(),
             channel: Channel::Chat,
             connector: ctx.connector.clone(),
-            occurred_at: ctx.source_time + Duration::seconds(index as i64),
+            occurred_at,
             author,
             text: text.to_string(),
             language: Some("en".to_string()),
@@ -136,7 +164,7 @@ fn conversation(
             attributes: turn_attributes,
         });
     }
-    Ok(())
+    Ok(convo_id)
 }
 
 fn not_a_turn(index: usize, what: &str) -> ParseError {
@@ -241,6 +269,55 @@ mod tests {
         let err = parse_abcd(input, &ctx("t.json")).unwrap_err();
         assert!(err.reason.contains("conversation [1]"), "{err}");
         assert!(err.reason.contains("turn 0 of conversation 2"), "{err}");
+    }
+
+    #[test]
+    fn absurd_source_time_is_an_error_not_a_panic() {
+        let input =
+            br#"[{"convo_id": 7, "original": [["agent", "Hi!"], ["customer", "Late order"]]}]"#;
+        let mut c = ctx("t.json");
+        c.source_time = time::PrimitiveDateTime::MAX.assume_utc();
+        let err = parse_abcd(input, &c).unwrap_err();
+        assert!(
+            err.reason
+                .starts_with("ABCD conversation [0]: turn 0 of conversation 7: its time"),
+            "{err}"
+        );
+        assert!(err.reason.ends_with("is out of range"), "{err}");
+        c.source_time = time::macros::datetime!(2999-12-31 23:59:59 UTC);
+        let err = parse_abcd(input, &c).unwrap_err();
+        assert!(err.reason.contains("turn 1 of conversation 7"), "{err}");
+    }
+
+    #[test]
+    fn inputs_without_turns_are_errors_with_reasons() {
+        let err = parse_abcd(b"[]", &ctx("t.json")).unwrap_err();
+        assert_eq!(err.reason, "empty array: no conversations");
+        let err = parse_abcd(
+            br#"[{"convo_id": 7, "original": [["agent", " "], ["customer", ""]]}]"#,
+            &ctx("t.json"),
+        )
+        .unwrap_err();
+        assert_eq!(err.reason, "ABCD conversation 7 has no turns with text");
+        let err = parse_abcd(br#"{"convo_id": 8, "original": []}"#, &ctx("t.json")).unwrap_err();
+        assert_eq!(err.reason, "ABCD conversation 8 has no turns with text");
+        let err = parse_abcd(
+            br#"[{"convo_id": 1, "original": []}, {"convo_id": 2, "original": [["agent", ""]]}]"#,
+            &ctx("t.json"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.reason,
+            "none of the 2 ABCD conversations has a turn with text"
+        );
+        // An empty conversation among others is skipped.
+        let out = parse_abcd(
+            br#"[{"convo_id": 1, "original": []}, {"convo_id": 2, "original": [["agent", "Hi"]]}]"#,
+            &ctx("t.json"),
+        )
+        .unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].id, "abcd:2:0");
     }
 
     #[test]

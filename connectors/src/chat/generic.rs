@@ -17,7 +17,7 @@ type Last = HashMap<String, (String, Role)>;
 
 pub fn parse_chat_json(input: &[u8], ctx: &ParseContext) -> Vec<Unit> {
     let mut last = Last::new();
-    json_input::split(input)
+    json_input::split(input, ctx)
         .into_iter()
         .map(|piece| {
             let outcome = piece
@@ -46,6 +46,19 @@ fn from_value(
             }
         }
         other => element(other, ctx, last, &mut out)?,
+    }
+    // Every message either becomes an interaction or fails: nothing left means transcripts
+    // without messages, which is worth a reason rather than a silent empty unit.
+    if out.is_empty() {
+        return Err(ParseError::new(match value {
+            Value::Array(items) if items.is_empty() => "empty array: no conversations".to_string(),
+            Value::Array(items) => format!(
+                "no messages: the {} transcripts in the array have empty \"messages\"",
+                items.len()
+            ),
+            Value::Object(obj) => format!("transcript {:?} has no messages", conversation_id(obj)?),
+            _ => "no messages".to_string(),
+        }));
     }
     Ok(out)
 }
@@ -580,6 +593,75 @@ mod tests {
                 .starts_with("[1]: expected a transcript or message object"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn out_of_range_times_are_invalid_timestamps_not_panics() {
+        let input =
+            br#"{"conversation_id":"c","id":"m","at":"9999-12-31T23:59:59-01:00","text":"x"}"#;
+        let units = parse_chat_json(input, &ctx("t"));
+        assert_eq!(
+            units[0].outcome.as_ref().unwrap_err().reason,
+            "invalid timestamp \"9999-12-31T23:59:59-01:00\" in field \"at\" of message \"m\" of conversation \"c\""
+        );
+    }
+
+    #[test]
+    fn transcripts_without_messages_are_errors_with_reasons() {
+        let reason = |input: &[u8]| {
+            let units = parse_chat_json(input, &ctx("t"));
+            assert_eq!(units.len(), 1);
+            units[0].outcome.as_ref().unwrap_err().reason.clone()
+        };
+        assert_eq!(
+            reason(br#"{"conversation_id":"c","messages":[]}"#),
+            "transcript \"c\" has no messages"
+        );
+        assert_eq!(reason(b"[]"), "empty array: no conversations");
+        assert_eq!(reason(b"  [ ]\n"), "empty array: no conversations");
+        assert_eq!(
+            reason(br#"[{"session_id":1,"messages":[]},{"conversation_id":"d","messages":[]}]"#),
+            "no messages: the 2 transcripts in the array have empty \"messages\""
+        );
+        // An empty transcript next to one with messages is no error.
+        let units = parse_chat_json(
+            br#"[{"conversation_id":"e","messages":[]},
+                 {"conversation_id":"f","messages":[{"at":"2024-01-01T00:00:00Z","text":"Hej"}]}]"#,
+            &ctx("t"),
+        );
+        assert_eq!(units[0].outcome.as_ref().unwrap()[0].id, "chat:f:0");
+        // As an NDJSON line it says which line.
+        let units = parse_chat_json(
+            b"{\"conversation_id\":\"c\",\"messages\":[]}\n{\"conversation_id\":\"c\",\"at\":\"2024-01-01T00:00:00Z\",\"text\":\"x\"}\n",
+            &ctx("t"),
+        );
+        assert_eq!(
+            units[0].outcome.as_ref().unwrap_err().reason,
+            "line 1: transcript \"c\" has no messages"
+        );
+        assert!(units[1].outcome.is_ok());
+    }
+
+    #[test]
+    fn a_known_ndjson_window_is_read_by_line_however_its_first_lines_look() {
+        // A window cut in the middle of a line, then a broken line, then good lines.
+        let input = b"ssage\", \"at\": \"2024-01-01T00:00:00Z\"}\n\
+            {\"conversation_id\": \"c\", \"text\": \n\
+            {\"conversation_id\":\"c\",\"id\":\"3\",\"at\":\"2024-01-01T00:00:00Z\",\"role\":\"customer\",\"text\":\"Hej\"}\n\
+            {\"conversation_id\":\"c\",\"id\":\"4\",\"at\":\"2024-01-01T00:01:00Z\",\"role\":\"agent\",\"text\":\"Hej!\"}\n";
+        let mut c = ctx("t");
+        c.ndjson = Some(true);
+        let units = parse_chat_json(input, &c);
+        assert_eq!(units.len(), 4);
+        assert!(units[0].outcome.is_err() && units[1].outcome.is_err());
+        let ids: Vec<&str> = ok(&units).iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["chat:c:3", "chat:c:4"]);
+        assert_eq!(ok(&units)[1].in_reply_to.as_deref(), Some("chat:c:3"));
+        assert_eq!(units[3].end, input.len() as u64);
+        // Without the flag the same bytes are one broken document.
+        let units = parse_chat_json(input, &ctx("t"));
+        assert_eq!(units.len(), 1);
+        assert!(units[0].outcome.is_err());
     }
 
     #[test]

@@ -46,26 +46,35 @@ impl Piece<'_> {
 }
 
 /// Splits input into one document or NDJSON lines (see the module doc). Empty or blank
-/// input has no pieces.
-pub(crate) fn split(input: &[u8]) -> Vec<Piece<'_>> {
+/// input has no pieces. `ctx.ndjson` overrides the detection: `Some(true)` (the caller knows
+/// the input is NDJSON, e.g. a later window of a file detected as NDJSON) reads it line by
+/// line however broken its first lines are, `Some(false)` reads it as one document.
+pub(crate) fn split<'a>(input: &'a [u8], ctx: &ParseContext) -> Vec<Piece<'a>> {
     let body = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
     let Some(first) = body.iter().position(|b| !b.is_ascii_whitespace()) else {
         return Vec::new();
     };
-    if body[first] == b'{' && is_ndjson(input) {
-        let mut pieces: Vec<Piece<'_>> = lines(input).collect();
-        if pieces.len() == 1 {
-            // One object on one line (a webhook body): a document, no line number needed.
-            pieces[0].line = None;
-        }
-        pieces
-    } else {
+    let document = || {
         vec![Piece {
             start: 0,
             end: input.len(),
             line: None,
             bytes: input,
         }]
+    };
+    match ctx.ndjson {
+        // Lines keep their numbers even when there is only one: it is a line of a file.
+        Some(true) => lines(input).collect(),
+        Some(false) => document(),
+        None if body[first] == b'{' && is_ndjson(input) => {
+            let mut pieces: Vec<Piece<'_>> = lines(input).collect();
+            if pieces.len() == 1 {
+                // One object on one line (a webhook body): a document, no line number needed.
+                pieces[0].line = None;
+            }
+            pieces
+        }
+        None => document(),
     }
 }
 
@@ -217,10 +226,14 @@ pub(crate) fn email_id(raw: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn ctx() -> ParseContext {
+        crate::testing::ctx("t")
+    }
+
     #[test]
     fn pretty_document_is_one_piece_and_ndjson_is_one_per_line() {
         let doc = b"{\n  \"a\": 1\n}\n";
-        let pieces = split(doc);
+        let pieces = split(doc, &ctx());
         assert_eq!(pieces.len(), 1);
         assert_eq!(
             (pieces[0].start, pieces[0].end, pieces[0].line),
@@ -228,19 +241,38 @@ mod tests {
         );
 
         let nd = b"{\"a\":1}\r\n\n{\"b\":2}\n{\"c\":";
-        let pieces = split(nd);
+        let pieces = split(nd, &ctx());
         assert_eq!(pieces.len(), 3);
         assert_eq!((pieces[0].start, pieces[0].end), (0, 9));
         assert_eq!(pieces[0].bytes, b"{\"a\":1}");
         assert_eq!((pieces[1].start, pieces[1].line), (10, Some(3)));
         assert_eq!(pieces[2].end, nd.len());
-        assert!(split(b" \n \n").is_empty());
+        assert!(split(b" \n \n", &ctx()).is_empty());
     }
 
     #[test]
     fn ndjson_whose_first_line_is_cut_still_splits() {
         let nd = b"{\"a\":\n{\"b\":2}\n";
-        assert_eq!(split(nd).len(), 2);
+        assert_eq!(split(nd, &ctx()).len(), 2);
+    }
+
+    #[test]
+    fn the_callers_ndjson_flag_overrides_detection() {
+        // Two broken lines first: detection sees no whole object and takes one document.
+        let nd = b"\"a\": 1}\n{\"b\":\n{\"c\":3}\n{\"d\":4}\n";
+        assert_eq!(split(nd, &ctx()).len(), 1);
+        let mut c = ctx();
+        c.ndjson = Some(true);
+        let pieces = split(nd, &c);
+        assert_eq!(pieces.len(), 4);
+        assert_eq!(pieces[2].bytes, b"{\"c\":3}");
+        assert_eq!(pieces[2].line, Some(3));
+        // One line stays a numbered line.
+        assert_eq!(split(b"{\"c\":3}\n", &c)[0].line, Some(1));
+        c.ndjson = Some(false);
+        let pieces = split(b"{\"c\":3}\n{\"d\":4}\n", &c);
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(pieces[0].line, None);
     }
 
     #[test]

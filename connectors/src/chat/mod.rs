@@ -81,6 +81,9 @@
 //! - errors: a message without text, without `at` or with an invalid timestamp rejects its
 //!   unit with a reason naming the field, value and message, e.g.
 //!   `line 3: invalid timestamp "2024-13-45T10:00:00Z" in field "at" of message "m3" of conversation "s-1042"`.
+//!   A transcript with an empty `messages` array, or an empty array, is an error too
+//!   (`transcript "c" has no messages`, `empty array: no conversations`) when nothing else
+//!   in its unit has messages: an empty transcript among others is skipped.
 //!   A document (object or array) is one unit: one bad message rejects the document. In
 //!   NDJSON each line is its own unit (line numbers count from the start of the input
 //!   given), so send NDJSON or one object per request to isolate failures.
@@ -110,7 +113,8 @@ pub fn parse_chat_json(input: &[u8], ctx: &ParseContext) -> Vec<Unit> {
 /// - `action` turns become `bot` with attribute `kind: "action"`;
 /// - customer ids from `scenario.personal`: `email:…`, `phone:+1…`, `handle:abcd:<username>`;
 /// - attributes `flow`, `subflow`, `member_level`;
-/// - no timestamps in ABCD: turn *n* is at `ctx.source_time` + *n* seconds.
+/// - no timestamps in ABCD: turn *n* is at `ctx.source_time` + *n* seconds;
+/// - an input without a turn with text (`[]`, only empty conversations) is an error.
 pub fn parse_abcd(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, ParseError> {
     abcd::parse_abcd(input, ctx)
 }

@@ -6,32 +6,115 @@
 //! <name>:", "-----Original Message-----", an Outlook `From:`/`Sent:` block), so ordinary
 //! sentences that mention writing are kept.
 
-/// Lines that open a signature or a sign-off added by a client (matched case-insensitively
-/// at the start of the trimmed line).
-const SIGN_OFFS: &[&str] = &[
-    "sent from my ",
-    "sent from mail for windows",
-    "sent from outlook",
-    "sent from yahoo mail",
-    "sent from samsung",
-    "get outlook for ",
-    "sendt fra min ",
-    "sendt fra mail",
-    "sendt fra outlook",
-    "sendt fra yahoo",
-    "sendt fra samsung",
-    "hentet fra outlook",
-    "hent outlook for ",
-    "få outlook for ",
-    "skaff deg outlook",
-    "skickat från min ",
-    "skickat från e-post",
-    "skickat från outlook",
-    "skickat från mail",
-    "hämta outlook för ",
+/// How a client's sign-off line starts ("Sent from my iPhone", "Von meinem iPhone
+/// gesendet", "Hent Outlook for Android"), matched case-insensitively at the start of the
+/// trimmed line. The start alone proves nothing ("Von meinem Konto wurden 50 € doppelt
+/// abgebucht." is the customer's sentence): see [`is_sign_off`] for the rest of the line.
+const SIGN_OFF_STARTS: &[&str] = &[
+    // English
+    "sent from ",
+    "sent with ",
+    "sent via ",
+    "sent using ",
+    "sent on ",
+    // "Get Outlook for iOS" and its translations: only with the app's name, since "Få appen
+    // på mobil" may be the sender's own sentence.
+    "get outlook ",
+    // Danish and Norwegian
+    "sendt fra ",
+    "sendt med ",
+    "sendt via ",
+    "sendt från ",
+    "hentet fra ",
+    "hent outlook ",
+    "få outlook ",
+    "skaff deg outlook ",
+    // Swedish
+    "skickat från ",
+    "skickad från ",
+    "skickat med ",
+    "skickat via ",
+    "hämta outlook ",
+    // German
     "von meinem ",
-    "gesendet von meinem ",
-    "envoyé de mon ",
+    "von meiner ",
+    "gesendet von ",
+    "gesendet mit ",
+    "gesendet via ",
+    // French
+    "envoyé de ",
+    "envoyé depuis ",
+    "envoyé avec ",
+    "envoyé via ",
+    "obtenir outlook ",
+    "téléchargez outlook ",
+];
+
+/// Devices and mail apps a sign-off names; at least one must follow the start.
+const SIGN_OFF_DEVICES: &[&str] = &[
+    "iphone",
+    "ipad",
+    "ipod",
+    "android",
+    "samsung",
+    "galaxy",
+    "huawei",
+    "honor",
+    "pixel",
+    "xiaomi",
+    "redmi",
+    "oneplus",
+    "oppo",
+    "nokia",
+    "motorola",
+    "moto",
+    "sony",
+    "xperia",
+    "blackberry",
+    "fairphone",
+    "mobile",
+    "mobil",
+    "mobilen",
+    "mobiltelefon",
+    "mobiltelefonen",
+    "telefon",
+    "telefonen",
+    "phone",
+    "smartphone",
+    "smarttelefon",
+    "smarttelefonen",
+    "handy",
+    "téléphone",
+    "portable",
+    "tablet",
+    "tablette",
+    "surfplatta",
+    "outlook",
+    "mail",
+    "email",
+    "gmail",
+    "yahoo",
+    "aol",
+    "icloud",
+    "gmx",
+    "protonmail",
+    "proton",
+    "thunderbird",
+    "windows",
+    "ios",
+    "ipados",
+];
+
+/// Other words a sign-off may hold around the device (possessives, prepositions, "for
+/// Android", "gesendet", "secure email"); any other word makes the line the sender's text.
+const SIGN_OFF_FILLERS: &[&str] = &[
+    "my", "the", "a", "an", "for", "on", "with", "from", "by", "via", "and", "min", "mit", "mine",
+    "fra", "til", "på", "med", "og", "från", "för", "och", "meinem", "meiner", "mein", "für",
+    "von", "auf", "der", "dem", "gesendet", "mon", "ma", "de", "pour", "sur", "avec", "sendt",
+    "skickat", "envoyé", "device", "enhed", "enhet", "gerät", "appareil", "app", "appen", "secure",
+    "sikker", "post", "e", "pro", "max", "plus", "mini", "ultra", "lite", "note", "edge", "se",
+    "air", "mobilt", "please", "excuse", "brevity", "typos", "t", "lte", "wireless", "verizon",
+    "sprint", "telia", "telenor", "tele2", "vodafone",
 ];
 
 /// Phrases of the separator line clients put above a quoted or forwarded message
@@ -188,10 +271,32 @@ fn is_rule(line: &str) -> bool {
     t.len() >= 5 && t.chars().all(|c| c == '_' || c == '-' || c == '=')
 }
 
+/// A client's sign-off: short, one of [`SIGN_OFF_STARTS`], then nothing but a device or app
+/// ([`SIGN_OFF_DEVICES`], at least one), model numbers ("15", "S23") and
+/// [`SIGN_OFF_FILLERS`]. "Sent from my iPhone", "Sendt fra min Samsung Galaxy-smarttelefon",
+/// "Von meinem iPhone gesendet", "Hentet fra Outlook for Android" are sign-offs; "Von meinem
+/// Konto wurden 50 € doppelt abgebucht." and "Sent from my work account" are not.
 fn is_sign_off(line: &str) -> bool {
     // Sign-offs are short; a long line that starts the same way is the sender's sentence.
     let t = line.trim().to_lowercase();
-    t.chars().count() <= 60 && SIGN_OFFS.iter().any(|p| t.starts_with(p))
+    if t.chars().count() > 60 {
+        return false;
+    }
+    let Some(rest) = SIGN_OFF_STARTS.iter().find_map(|p| t.strip_prefix(p)) else {
+        return false;
+    };
+    let mut names_device = false;
+    for word in rest
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if SIGN_OFF_DEVICES.contains(&word) {
+            names_device = true;
+        } else if !(SIGN_OFF_FILLERS.contains(&word) || word.chars().any(|c| c.is_ascii_digit())) {
+            return false;
+        }
+    }
+    names_device
 }
 
 fn is_separator(line: &str) -> bool {
@@ -352,70 +457,118 @@ pub fn html_body(html: &str) -> String {
     strip_quotes_and_signatures(&crate::text::html_to_text(html))
 }
 
-/// Removes `<blockquote>` elements and quote containers (`<div class="gmail_quote">`).
+/// Removes `<blockquote>` elements and quote containers (`<div class="gmail_quote">`,
+/// `yahoo_quoted`), each replaced by a `<br>`; an element that is never closed runs to the end.
+///
+/// One pass: the document is lowercased once for matching (ASCII lowercasing keeps every
+/// byte offset), a cursor walks the tags, and the kept ranges are copied to the output, so
+/// a mail of 200,000 blockquotes costs what its length costs.
 fn remove_quoted_html(html: &str) -> String {
-    let mut out = html.to_string();
-    loop {
-        let lower = out.to_ascii_lowercase();
-        let found = find_open_tag(&lower, "blockquote", |_| true)
-            .map(|at| (at, "blockquote"))
-            .or_else(|| {
-                find_open_tag(&lower, "div", |tag| {
-                    tag.contains("gmail_quote") || tag.contains("yahoo_quoted")
-                })
-                .map(|at| (at, "div"))
-            });
-        let Some((start, name)) = found else {
-            return out;
+    let lower = html.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    let mut tag_ends = TagEnds::default();
+    let mut out = String::with_capacity(html.len());
+    let mut kept_from = 0;
+    let mut pos = 0;
+    while let Some(rel) = bytes[pos..].iter().position(|&b| b == b'<') {
+        let at = pos + rel;
+        let quote = if is_open_tag(bytes, at, b"blockquote") {
+            Some(b"blockquote".as_slice())
+        } else if is_open_tag(bytes, at, b"div") {
+            // The tag's text: up to its `>`, and never past the next `<` (a `<div` that is
+            // never closed must not make every later one look at the rest of the document).
+            let next_lt = bytes[at + 1..]
+                .iter()
+                .position(|&b| b == b'<')
+                .map_or(bytes.len(), |i| at + 1 + i);
+            let tag = &lower[at..tag_ends.after(bytes, at).min(next_lt)];
+            (tag.contains("gmail_quote") || tag.contains("yahoo_quoted"))
+                .then_some(b"div".as_slice())
+        } else {
+            None
         };
-        let end = matching_close(&lower, start, name).unwrap_or(lower.len());
-        out.replace_range(start..end, "<br>");
-    }
-}
-
-/// Byte offset of the first `<name …>` whose tag text satisfies `accept`.
-fn find_open_tag(lower: &str, name: &str, accept: impl Fn(&str) -> bool) -> Option<usize> {
-    let open = format!("<{name}");
-    let mut from = 0;
-    while let Some(rel) = lower[from..].find(&open) {
-        let at = from + rel;
-        let after = lower[at + open.len()..].chars().next();
-        if matches!(after, Some(c) if c == '>' || c == '/' || c.is_whitespace()) {
-            let tag_end = lower[at..].find('>').map_or(lower.len(), |e| at + e + 1);
-            if accept(&lower[at..tag_end]) {
-                return Some(at);
-            }
-        }
-        from = at + open.len();
-    }
-    None
-}
-
-/// Byte offset just after the `</name>` closing the element opened at `start`.
-fn matching_close(lower: &str, start: usize, name: &str) -> Option<usize> {
-    let open = format!("<{name}");
-    let close = format!("</{name}");
-    let mut depth = 0usize;
-    let mut pos = start;
-    loop {
-        let next_open = lower[pos..].find(&open).map(|i| pos + i);
-        let next_close = lower[pos..].find(&close).map(|i| pos + i)?;
-        match next_open {
-            Some(o) if o < next_close => {
-                depth += 1;
-                pos = o + open.len();
-            }
-            _ => {
-                depth = depth.saturating_sub(1);
-                let end = lower[next_close..]
-                    .find('>')
-                    .map_or(lower.len(), |e| next_close + e + 1);
-                if depth == 0 {
-                    return Some(end);
-                }
+        match quote {
+            Some(name) => {
+                out.push_str(&html[kept_from..at]);
+                out.push_str("<br>");
+                let end = element_end(bytes, at, name, &mut tag_ends);
+                kept_from = end;
                 pos = end;
             }
+            None => pos = at + 1,
         }
+    }
+    out.push_str(&html[kept_from..]);
+    out
+}
+
+/// `<name` at `at`, followed by `>`, `/` or whitespace (so `<div` is not `<divider`).
+fn is_open_tag(lower: &[u8], at: usize, name: &[u8]) -> bool {
+    lower[at + 1..].starts_with(name)
+        && lower
+            .get(at + 1 + name.len())
+            .is_some_and(|&c| c == b'>' || c == b'/' || c.is_ascii_whitespace())
+}
+
+/// `</name` at `at`, followed by `>` or whitespace.
+fn is_close_tag(lower: &[u8], at: usize, name: &[u8]) -> bool {
+    lower[at + 1..].starts_with(b"/")
+        && lower[at + 2..].starts_with(name)
+        && lower
+            .get(at + 2 + name.len())
+            .is_none_or(|&c| c == b'>' || c.is_ascii_whitespace())
+}
+
+/// Byte offset just after the `</name>` that closes the element opened at `start`, nesting
+/// counted in the same pass; the end of the document when it is never closed.
+fn element_end(lower: &[u8], start: usize, name: &[u8], tag_ends: &mut TagEnds) -> usize {
+    let mut depth = 0usize;
+    let mut pos = start;
+    while let Some(rel) = lower[pos..].iter().position(|&b| b == b'<') {
+        let at = pos + rel;
+        if is_open_tag(lower, at, name) {
+            depth += 1;
+            pos = at + 1 + name.len();
+        } else if is_close_tag(lower, at, name) {
+            depth = depth.saturating_sub(1);
+            let end = tag_ends.after(lower, at);
+            if depth == 0 {
+                return end;
+            }
+            pos = end;
+        } else {
+            pos = at + 1;
+        }
+    }
+    lower.len()
+}
+
+/// Where the tag starting at a `<` ends, remembered: the first `>` after `at` is also the
+/// first after every position between `at` and it, so a run of `<div` without a `>` (or a
+/// missing `>` at the end) is searched once, not once per tag.
+#[derive(Default)]
+struct TagEnds {
+    /// The last search: `(from, gt)`, the first `>` at or after `from` is at `gt` (`gt` is
+    /// the length when there is none).
+    last: Option<(usize, usize)>,
+}
+
+impl TagEnds {
+    /// The offset just after the `>` that ends the tag at `at` (the end of the document when
+    /// there is none).
+    fn after(&mut self, lower: &[u8], at: usize) -> usize {
+        let gt = match self.last {
+            Some((from, gt)) if from <= at && at <= gt => gt,
+            _ => {
+                let gt = lower[at..]
+                    .iter()
+                    .position(|&b| b == b'>')
+                    .map_or(lower.len(), |i| at + i);
+                self.last = Some((at, gt));
+                gt
+            }
+        };
+        (gt + 1).min(lower.len())
     }
 }
 
@@ -490,6 +643,54 @@ mod tests {
         assert_eq!(strip(sentence), sentence);
         // A dash line that is not exactly the delimiter is text.
         assert_eq!(strip("Pris -- 200 kr"), "Pris -- 200 kr");
+        for sign_off in [
+            "Sent from my iPhone",
+            "Sent from my Samsung Galaxy S23 Ultra.",
+            "Sent from Yahoo Mail on Android",
+            "Sent from Mail for Windows",
+            "Get Outlook for iOS",
+            "Skaff deg Outlook for Android",
+            "Sendt fra min Samsung Galaxy-smarttelefon.",
+            "Sendt fra Mail til Windows 10",
+            "Sendt fra min mobil",
+            "Hent Outlook for Android",
+            "Skickat från min iPhone",
+            "Skickat från E-post för Windows",
+            "Hämta Outlook för Android",
+            "Von meinem iPhone gesendet",
+            "Von meinem Huawei-Telefon gesendet",
+            "Gesendet von meinem Handy",
+            "Gesendet mit der GMX Mail App",
+            "Envoyé de mon iPhone",
+            "Envoyé depuis mon téléphone mobile",
+        ] {
+            assert_eq!(
+                strip(&format!("Hej\n\n{sign_off}\nSignatur")),
+                "Hej",
+                "{sign_off}"
+            );
+        }
+    }
+
+    #[test]
+    fn lines_that_only_start_like_a_sign_off_are_the_senders_text() {
+        for text in [
+            "Von meinem Konto wurden 50 € doppelt abgebucht.",
+            "Von meinem iPhone aus kann ich mich nicht einloggen.",
+            "Sent from my work account",
+            "Sent from my bank yesterday",
+            "Sendt fra min adresse i Aarhus",
+            "Sendt fra min konto to gange",
+            "Skickat från min gamla adress",
+            "Envoyé de mon compte hier",
+            "Get me a refund now",
+            "Get the iPhone app",
+            "Få pengene tilbage",
+            "Få appen på mobil",
+        ] {
+            let body = format!("Hej\n{text}\nMvh Bo");
+            assert_eq!(strip(&body), body, "{text}");
+        }
     }
 
     #[test]
@@ -523,5 +724,53 @@ mod tests {
         );
         let only_quote = "<blockquote>Bare dette</blockquote>";
         assert_eq!(super::html_body(only_quote).trim(), "Bare dette");
+    }
+
+    #[test]
+    fn quoted_html_is_removed_in_one_pass() {
+        // 200,000 empty blockquotes (5 MB): rescanning the document per element never ends.
+        let html = format!(
+            "<p>Hej</p>{}<p>Tak</p>",
+            "<BlockQuote></blockquote>".repeat(200_000)
+        );
+        let removed = super::remove_quoted_html(&html);
+        assert_eq!(removed.len(), "<p>Hej</p><p>Tak</p>".len() + 4 * 200_000);
+        assert!(removed.starts_with("<p>Hej</p><br><br>"));
+        assert!(removed.ends_with("<br><br><p>Tak</p>"));
+        assert_eq!(
+            crate::text::normalise_whitespace(&super::html_body(&html)),
+            "Hej\n\nTak"
+        );
+
+        // A quote container holding 100,000 nested divs: one scan finds its end.
+        let html = format!(
+            "Svar<div class=\"gmail_quote\">{}{}</div>efter",
+            "<div>".repeat(100_000),
+            "</div >".repeat(100_000)
+        );
+        assert_eq!(super::remove_quoted_html(&html), "Svar<br>efter");
+
+        // 100,000 `<div` without one `>`: the tag end is searched once.
+        let html = format!("Hej{}", "<div ".repeat(100_000));
+        assert_eq!(super::remove_quoted_html(&html), html);
+    }
+
+    #[test]
+    fn quoted_html_nesting_and_unclosed_elements() {
+        let remove = super::remove_quoted_html;
+        assert_eq!(
+            remove("a<blockquote>b<blockquote>c</blockquote>d</blockquote>e"),
+            "a<br>e"
+        );
+        assert_eq!(remove("a<blockquote type=cite>b"), "a<br>");
+        assert_eq!(
+            remove("a<div class=\"yahoo_quoted\"><div>x</div>y</div>b<div>keep</div>"),
+            "a<br>b<div>keep</div>"
+        );
+        assert_eq!(
+            remove("<blockquotes>kept</blockquotes><divider>kept</divider>"),
+            "<blockquotes>kept</blockquotes><divider>kept</divider>"
+        );
+        assert_eq!(remove("æ<BLOCKQUOTE>ø</BLOCKQUOTE>å"), "æ<br>å");
     }
 }

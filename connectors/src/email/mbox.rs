@@ -37,7 +37,8 @@ pub fn parse(input: &[u8], ctx: &ParseContext) -> Vec<Unit> {
     for (i, &start) in starts.iter().enumerate() {
         let end = starts.get(i + 1).copied().unwrap_or(input.len());
         let raw = &input[start..end];
-        let outcome = ctx.check_size(raw.len()).and_then(|()| {
+        // The raw message is held to the file cap; parse holds its text to the message cap.
+        let outcome = ctx.check_file_size(raw.len()).and_then(|()| {
             let message = message_bytes(raw);
             if message.iter().all(u8::is_ascii_whitespace) {
                 return Err(ParseError::new(

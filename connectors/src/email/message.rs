@@ -15,8 +15,11 @@ pub const EMPTY_BODY: &str =
     "empty body: the message has no text after removing quotes and signatures";
 
 /// Parses one message. See [`super::parse_eml`].
+///
+/// Size caps: the raw message (attachments included: a customer's mail with photos runs to
+/// megabytes) is held to `max_file_bytes`; the text extracted from it to `max_message_bytes`.
 pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Interaction, ParseError> {
-    ctx.check_size(input.len())?;
+    ctx.check_file_size(input.len())?;
     let message = MessageParser::default()
         .parse(input)
         .ok_or_else(|| ParseError::new("not an e-mail message: no header fields found"))?;
@@ -45,6 +48,13 @@ pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Interaction, ParseError
     let mut attributes = Map::new();
     let occurred_at = occurred_at(&message, ctx, &mut attributes);
     let text = body_text(&message)?;
+    if text.len() > ctx.max_message_bytes {
+        return Err(ParseError::new(format!(
+            "too large: the text body is {} bytes, over the cap of {} bytes (ingest.max_message_bytes)",
+            text.len(),
+            ctx.max_message_bytes
+        )));
+    }
 
     if let Some(subject) = message.subject() {
         attributes.insert("subject".into(), Value::from(subject.trim()));
@@ -213,11 +223,14 @@ fn occurred_at(
     ctx.source_time
 }
 
+/// A mail date in UTC; `None` when it is invalid or out of range ([`crate::text::to_utc`]).
 fn to_utc(date: &mail_parser::DateTime) -> Option<OffsetDateTime> {
     if !date.is_valid() {
         return None;
     }
-    OffsetDateTime::from_unix_timestamp(date.to_timestamp()).ok()
+    OffsetDateTime::from_unix_timestamp(date.to_timestamp())
+        .ok()
+        .and_then(crate::text::to_utc)
 }
 
 /// The sender's text: every inline text part (HTML converted), quotes and signatures removed.

@@ -13,6 +13,8 @@
 //!
 //! Charsets are decoded by `mail-parser`. A message with no text of its own after cleaning
 //! is an error ("empty body"), so it reaches the dead-letter queue instead of the analysis.
+//! Size caps: the raw message, attachments included, is held to `max_file_bytes`; the text
+//! extracted from it to `max_message_bytes`.
 
 mod clean;
 mod mbox;

@@ -318,11 +318,17 @@ fn mbox_in_crlf_and_with_quoted_from_lines() {
 
 #[test]
 fn size_cap_rejects_a_message_before_parsing() {
+    // The raw message is held to the file cap (max_file_bytes), not the message cap.
     let mut small = ctx("cap");
-    small.max_message_bytes = 500;
+    small.max_file_bytes = 500;
     let err = parse_eml(&bytes("dk-thread-1.eml"), &small).unwrap_err();
     assert!(
         err.reason.starts_with("too large: 1052 bytes"),
+        "{}",
+        err.reason
+    );
+    assert!(
+        err.reason.ends_with("(ingest.max_file_bytes)"),
         "{}",
         err.reason
     );
@@ -332,7 +338,7 @@ fn size_cap_rejects_a_message_before_parsing() {
     let units = parse_mbox(&input, &ctx("cap"));
     let biggest = units.iter().map(|u| u.end - u.start).max().unwrap();
     let mut cap = ctx("cap");
-    cap.max_message_bytes = biggest as usize - 1;
+    cap.max_file_bytes = biggest as usize - 1;
     let capped = parse_mbox(&input, &cap);
     let failed: Vec<_> = capped.iter().filter(|u| u.outcome.is_err()).collect();
     assert_eq!(failed.len(), 1);
@@ -347,6 +353,76 @@ fn size_cap_rejects_a_message_before_parsing() {
         "{:?}",
         failed[0].outcome
     );
+}
+
+/// A customer's mail: a short text and a photo of about 6 KB as base64.
+fn mail_with_photo() -> String {
+    let photo: String = (0..80)
+        .map(|i| format!("{}\r\n", ["QUJDRA", "RUZHSA", "SUpLTA"][i % 3].repeat(12)))
+        .collect();
+    format!(
+        "From: Sofie <sofie@postmail.example>\r\nTo: kundeservice@example-shop.dk\r\n\
+         Subject: Skadet sofa\r\nDate: Mon, 4 Mar 2024 09:14:22 +0100\r\n\
+         Message-ID: <photo-1@postmail.example>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Hej, sofaen kom i stykker. Billeder vedhæftet.\r\n\
+         --b1\r\nContent-Type: image/jpeg; name=\"sofa.jpg\"\r\n\
+         Content-Disposition: attachment; filename=\"sofa.jpg\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{photo}--b1--\r\n"
+    )
+}
+
+#[test]
+fn attachments_do_not_count_against_the_message_cap() {
+    let eml = mail_with_photo();
+    assert!(eml.len() > 6000, "{}", eml.len());
+    let mut c = ctx("cap");
+    c.max_message_bytes = 1000;
+    let m = parse_eml(eml.as_bytes(), &c).unwrap();
+    assert_eq!(m[0].text, "Hej, sofaen kom i stykker. Billeder vedhæftet.");
+    assert_eq!(m[0].attributes["attachments"], 1);
+    let mbox = format!("From sofie@postmail.example Mon Mar  4 09:14:22 2024\n{eml}\n");
+    let units = parse_mbox(mbox.as_bytes(), &c);
+    assert_eq!(units.len(), 1);
+    assert_eq!(
+        units[0].outcome.as_ref().unwrap()[0].id,
+        "email:photo-1@postmail.example"
+    );
+
+    // The text itself is what the message cap holds.
+    c.max_message_bytes = 20;
+    let expected = format!(
+        "too large: the text body is {} bytes, over the cap of 20 bytes (ingest.max_message_bytes)",
+        "Hej, sofaen kom i stykker. Billeder vedhæftet.".len()
+    );
+    assert_eq!(parse_eml(eml.as_bytes(), &c).unwrap_err().reason, expected);
+    let units = parse_mbox(mbox.as_bytes(), &c);
+    assert_eq!(units[0].outcome.as_ref().unwrap_err().reason, expected);
+}
+
+#[test]
+fn dates_outside_1900_to_2999_fall_back_like_invalid_ones() {
+    for date in [
+        "Fri, 31 Dec 9999 23:59:59 -0100",
+        "Mon, 1 Jan 1855 10:00:00 +0000",
+        "Sat, 1 Jan 3000 00:00:00 +0000",
+    ] {
+        let eml = format!(
+            "From: a@postmail.example\nDate: {date}\n\
+             Received: from x by y; Tue, 12 Mar 2024 08:03:11 +0100\n\
+             Message-ID: <d@x>\n\nHej\n"
+        );
+        let m = parse_eml(eml.as_bytes(), &ctx("t")).unwrap_or_else(|e| panic!("{date}: {e}"));
+        assert_eq!(
+            m[0].occurred_at,
+            datetime!(2024-03-12 07:03:11 UTC),
+            "{date}"
+        );
+        assert_eq!(m[0].attributes["date_source"], "received", "{date}");
+        assert_eq!(m[0].attributes["date_header"], date, "{date}");
+        assert!(m[0].check().is_ok(), "{date}");
+    }
 }
 
 #[test]

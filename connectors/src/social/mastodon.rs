@@ -8,7 +8,9 @@
 //! embedded object are read as that object (an `Announce` adds `reblogged_by`), with only a
 //! reference they carry nothing to read and are skipped; collections are read item by item;
 //! poll votes (a `Note` with `name`, `inReplyTo` and no `content`) and non-post activities
-//! (`Like`, `Follow`, `Delete`, `Undo`, …) are skipped. Anything else is an error.
+//! (`Like`, `Follow`, `Delete`, `Undo`, …) are skipped. Anything else is an error. A unit
+//! (a document, an NDJSON line) left with no post at all is an error that lists what it
+//! skipped ("no posts: Like activity (skipped: only posts become interactions)").
 //!
 //! **Ids.** `mastodon:<status uri>`: the uri is global (the same post fetched from two
 //! instances, or a reblog of it, gets one id), whereas API `id`s are local to the instance
@@ -54,7 +56,7 @@ const PUBLIC: [&str; 3] = [
 ];
 
 pub fn parse_mastodon(input: &[u8], ctx: &ParseContext) -> Vec<Unit> {
-    let pieces = json_input::split(input);
+    let pieces = json_input::split(input, ctx);
     // Pass 1: every piece's posts, so that replies can be resolved across the whole input.
     let parsed: Vec<Result<Vec<Post>, ParseError>> = pieces
         .iter()
@@ -63,7 +65,13 @@ pub fn parse_mastodon(input: &[u8], ctx: &ParseContext) -> Vec<Unit> {
                 .value(ctx)
                 .and_then(|value| {
                     let mut posts = Vec::new();
-                    posts_from_value(&value, ctx, &mut posts)?;
+                    let mut skipped = Skipped::default();
+                    posts_from_value(&value, ctx, &mut posts, &mut skipped)?;
+                    // Skipping is right for an activity among posts; a unit left with
+                    // nothing says what it held instead of passing as an empty success.
+                    if posts.is_empty() {
+                        return Err(ParseError::new(skipped.reason()));
+                    }
                     Ok(posts)
                 })
                 .map_err(|e| piece.locate(e))
@@ -197,19 +205,58 @@ impl Threads {
     }
 }
 
+/// What a unit skipped (label → count, in order of appearance), for the error when it has
+/// no post at all.
+#[derive(Default)]
+struct Skipped(Vec<(String, usize)>);
+
+impl Skipped {
+    fn note(&mut self, label: impl Into<String>) {
+        let label = label.into();
+        match self.0.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((label, 1)),
+        }
+    }
+
+    fn reason(&self) -> String {
+        let list = self
+            .0
+            .iter()
+            .map(|(label, n)| match n {
+                1 => label.clone(),
+                n => format!("{label} ×{n}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        if list.is_empty() {
+            "no posts".to_string()
+        } else if self.0.iter().all(|(label, _)| label.starts_with("empty ")) {
+            format!("no posts: {list}")
+        } else {
+            format!("no posts: {list} (skipped: only posts become interactions)")
+        }
+    }
+}
+
 fn posts_from_value(
     value: &Value,
     ctx: &ParseContext,
     out: &mut Vec<Post>,
+    skipped: &mut Skipped,
 ) -> Result<(), ParseError> {
     match value {
         Value::Array(items) => {
+            if items.is_empty() {
+                skipped.note("empty array");
+            }
             for (i, item) in items.iter().enumerate() {
-                posts_from_value(item, ctx, out).map_err(|e| within(&format!("[{i}]"), e))?;
+                posts_from_value(item, ctx, out, skipped)
+                    .map_err(|e| within(&format!("[{i}]"), e))?;
             }
             Ok(())
         }
-        Value::Object(obj) => item(obj, ctx, out),
+        Value::Object(obj) => item(obj, ctx, out, skipped),
         other => Err(ParseError::new(format!(
             "expected a Mastodon status or ActivityPub object, not {}",
             kind(other)
@@ -221,6 +268,7 @@ fn item(
     obj: &Map<String, Value>,
     ctx: &ParseContext,
     out: &mut Vec<Post>,
+    skipped: &mut Skipped,
 ) -> Result<(), ParseError> {
     if obj.contains_key("account") {
         out.push(api_status(obj)?);
@@ -232,25 +280,37 @@ fn item(
         ));
     };
     match ty {
-        "Note" | "Question" | "Article" | "Page" => out.extend(ap_object(obj, None, ctx)?),
-        "Create" | "Update" | "Announce" => {
-            if let Some(Value::Object(object)) = obj.get("object") {
-                out.extend(ap_object(object, Some(obj), ctx)?);
-            }
-        }
+        "Note" | "Question" | "Article" | "Page" => match ap_object(obj, None, ctx)? {
+            Some(post) => out.push(post),
+            None => skipped.note("poll vote"),
+        },
+        "Create" | "Update" | "Announce" => match obj.get("object") {
+            Some(Value::Object(object)) => match ap_object(object, Some(obj), ctx)? {
+                Some(post) => out.push(post),
+                None => skipped.note("poll vote"),
+            },
+            _ => skipped.note(format!("{ty} of a post given only by reference")),
+        },
         "OrderedCollection" | "OrderedCollectionPage" | "Collection" | "CollectionPage" => {
+            let mut entries = 0;
             for key in ["orderedItems", "items"] {
                 if let Some(Value::Array(items)) = obj.get(key) {
                     for (i, entry) in items.iter().enumerate() {
-                        if let Value::Object(entry) = entry {
-                            item(entry, ctx, out).map_err(|e| within(&format!("{key}[{i}]"), e))?;
+                        entries += 1;
+                        match entry {
+                            Value::Object(entry) => item(entry, ctx, out, skipped)
+                                .map_err(|e| within(&format!("{key}[{i}]"), e))?,
+                            _ => skipped.note("collection item given only by reference"),
                         }
                     }
                 }
             }
+            if entries == 0 {
+                skipped.note(format!("empty {ty}"));
+            }
         }
         "Like" | "Follow" | "Delete" | "Undo" | "Accept" | "Reject" | "Block" | "Add"
-        | "Remove" | "Move" | "Flag" | "Tombstone" => {}
+        | "Remove" | "Move" | "Flag" | "Tombstone" => skipped.note(format!("{ty} activity")),
         other => {
             return Err(ParseError::new(format!(
                 "not a post: ActivityPub type {other:?}"
@@ -846,6 +906,55 @@ mod tests {
     }
 
     #[test]
+    fn out_of_range_times_are_invalid_timestamps_not_panics() {
+        let input = br#"{"type": "Note", "id": "https://x.example/notes/1", "content": "Hej",
+            "published": "9999-12-31T23:59:59-01:00"}"#;
+        let units = parse_mastodon(input, &ctx("t"));
+        assert_eq!(
+            units[0].outcome.as_ref().unwrap_err().reason,
+            "invalid timestamp \"9999-12-31T23:59:59-01:00\" in field \"published\" of Note https://x.example/notes/1"
+        );
+    }
+
+    #[test]
+    fn units_with_nothing_but_skipped_items_say_why() {
+        let reason = |input: &[u8]| {
+            let units = parse_mastodon(input, &ctx("t"));
+            assert_eq!(units.len(), 1);
+            units[0].outcome.as_ref().unwrap_err().reason.clone()
+        };
+        assert_eq!(
+            reason(br#"{"type": "Like", "object": "https://y.example/notes/2"}"#),
+            "no posts: Like activity (skipped: only posts become interactions)"
+        );
+        assert_eq!(
+            reason(
+                br#"{"type": "OrderedCollection", "orderedItems": [
+                {"type": "Announce", "object": "https://y.example/notes/1"},
+                {"type": "Announce", "object": "https://y.example/notes/3"},
+                {"type": "Follow", "object": "https://y.example/users/b"}]}"#
+            ),
+            "no posts: Announce of a post given only by reference ×2, Follow activity \
+             (skipped: only posts become interactions)"
+        );
+        assert_eq!(reason(b"[]"), "no posts: empty array");
+        assert_eq!(
+            reason(br#"{"type": "OrderedCollection", "totalItems": 0}"#),
+            "no posts: empty OrderedCollection"
+        );
+        // NDJSON: the Like line is an error of its own, the post line still parses.
+        let input = b"{\"type\": \"Like\", \"object\": \"https://y.example/notes/2\"}\n\
+            {\"type\": \"Note\", \"id\": \"https://x.example/notes/1\", \"content\": \"Hej\", \"published\": \"2024-01-01T00:00:00Z\"}\n";
+        let units = parse_mastodon(input, &ctx("t"));
+        assert_eq!(units.len(), 2);
+        assert_eq!(
+            units[0].outcome.as_ref().unwrap_err().reason,
+            "line 1: no posts: Like activity (skipped: only posts become interactions)"
+        );
+        assert_eq!(units[1].outcome.as_ref().unwrap()[0].text, "Hej");
+    }
+
+    #[test]
     fn corpus_api_statuses_parse_with_text_and_visibility() {
         let Some(path) = corpus("social/mastodon/statuses_from_docs.json") else {
             return;
@@ -903,6 +1012,7 @@ mod tests {
             let alone = parse_mastodon(item.to_string().as_bytes(), &ctx("t"));
             match alone[0].outcome.as_ref() {
                 Ok(posts) => {
+                    assert!(!posts.is_empty(), "{item}");
                     for post in posts {
                         assert!(!post.text.is_empty(), "{}", post.id);
                         assert!(
@@ -911,13 +1021,12 @@ mod tests {
                             post.id
                         );
                     }
-                    if posts.is_empty() {
-                        assert!(
-                            item["object"]["name"].is_string(),
-                            "only votes are skipped: {item}"
-                        );
-                    }
                 }
+                // A unit left with nothing is an error that says why; only votes are skipped.
+                Err(e) if item["object"]["name"].is_string() => assert_eq!(
+                    e.reason, "no posts: poll vote (skipped: only posts become interactions)",
+                    "{item}"
+                ),
                 Err(e) => panic!("{item}: {e}"),
             }
         }

@@ -12,11 +12,16 @@
 //!   line numbers.
 //! - id `twitter:<tweet_id>`; role customer when `inbound` is true, else agent; author id
 //!   `handle:twitter:<author_id>`; always public; `in_reply_to` `twitter:<in_response_to_tweet_id>`;
-//!   text with Twitter's `&amp;`, `&lt;`, `&gt;` (and `&quot;`, `&#39;`) decoded.
-//! - conversation: the root of the reply chain as far as rows seen earlier in the same input
-//!   resolve it, else the parent's id, else the tweet's own id (`twitter:<id>`).
+//!   text with its entities (Twitter's `&amp;`, `&lt;`, `&gt;`, and `&quot;`, `&#39;`…)
+//!   decoded by [`crate::text::decode_entities`].
+//! - conversation: the root of the reply chain as far as the rows of the whole input resolve
+//!   it, whatever their order (a reply may come before its parent), else the parent's id,
+//!   else the tweet's own id (`twitter:<id>`). The chains are read in a first pass over every
+//!   record (those before a resume offset too), so a resumed parse gives the same
+//!   conversations as a full one.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use csv::ByteRecord;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
@@ -95,7 +100,7 @@ pub fn parse_twcs_csv(input: &[u8], ctx: &ParseContext) -> Vec<Unit> {
 
 /// Parses the records of `input` (a whole file, header first) that start at or after
 /// `resume_offset` (a unit's `end` from an earlier parse); offsets and line numbers are
-/// absolute. Reply chains resolve only through the records read in this call.
+/// absolute. Reply chains resolve through every record of `input`, before the offset too.
 pub fn parse_twcs_csv_from(input: &[u8], resume_offset: u64, ctx: &ParseContext) -> Vec<Unit> {
     let mut units = Vec::new();
     let mut record = ByteRecord::new();
@@ -135,8 +140,8 @@ pub fn parse_twcs_csv_from(input: &[u8], resume_offset: u64, ctx: &ParseContext)
         input[..base].iter().filter(|&&b| b == b'\n').count() as u64
     };
 
+    let mut threads = Threads::read(&input[data_start..], &columns);
     let mut rows = reader(&input[base..]);
-    let mut threads = Threads::default();
     loop {
         match rows.read_byte_record(&mut record) {
             Ok(false) => break,
@@ -171,34 +176,110 @@ pub fn parse_twcs_csv_from(input: &[u8], resume_offset: u64, ctx: &ParseContext)
     units
 }
 
-/// Conversation roots of the tweets read so far: tweet id → index into `roots`.
+/// The reply trees of the whole input: every tweet id (a row's, or a parent's that has no
+/// row) with its parent, and each one's root once it has been asked for.
 #[derive(Default)]
 struct Threads {
-    root_of: HashMap<Box<str>, u32>,
-    roots: Vec<String>,
+    index: HashMap<Rc<str>, u32>,
+    ids: Vec<Rc<str>>,
+    /// The parent of a row's tweet; `None` for a root and for an id that has no row.
+    parent: Vec<Option<u32>>,
+    is_row: Vec<bool>,
+    /// The resolved root, [`UNRESOLVED`], or [`VISITING`] while a walk is under way.
+    root: Vec<u32>,
 }
 
+const UNRESOLVED: u32 = u32::MAX;
+const VISITING: u32 = u32::MAX - 1;
+
 impl Threads {
-    fn conversation(&mut self, id: &str, parent: Option<&str>) -> String {
-        let index = match parent {
-            Some(parent) => match self.root_of.get(parent) {
-                Some(&index) => index,
-                None => {
-                    let index = self.new_root(parent);
-                    self.root_of.insert(parent.into(), index);
-                    index
-                }
-            },
-            None => self.new_root(id),
-        };
-        self.root_of.insert(id.into(), index);
-        self.roots[index as usize].clone()
+    /// First pass: `tweet_id` → `in_response_to_tweet_id` of every record whose tweet id
+    /// reads (the first record with an id wins). A row rejected later for another field
+    /// still tells the tree its place.
+    fn read(input: &[u8], columns: &Columns) -> Threads {
+        let mut threads = Threads::default();
+        let mut rows = reader(input);
+        let mut record = ByteRecord::new();
+        while let Ok(true) = rows.read_byte_record(&mut record) {
+            if record.len() < columns.needed {
+                continue;
+            }
+            let Ok(tweet_id) = field(&record, columns.tweet_id, "tweet_id") else {
+                continue;
+            };
+            if tweet_id.is_empty() {
+                continue;
+            }
+            let parent = field(&record, columns.in_response_to, "in_response_to_tweet_id")
+                .ok()
+                .and_then(parent_id);
+            threads.link(tweet_id, parent);
+        }
+        threads
     }
 
-    fn new_root(&mut self, id: &str) -> u32 {
-        self.roots.push(format!("twitter:{id}"));
-        (self.roots.len() - 1) as u32
+    fn intern(&mut self, id: &str) -> u32 {
+        if let Some(&i) = self.index.get(id) {
+            return i;
+        }
+        let i = self.ids.len() as u32;
+        let id: Rc<str> = id.into();
+        self.index.insert(Rc::clone(&id), i);
+        self.ids.push(id);
+        self.parent.push(None);
+        self.is_row.push(false);
+        self.root.push(UNRESOLVED);
+        i
     }
+
+    fn link(&mut self, id: &str, parent: Option<&str>) {
+        let i = self.intern(id) as usize;
+        if self.is_row[i] {
+            return;
+        }
+        self.is_row[i] = true;
+        self.parent[i] = parent.map(|p| self.intern(p));
+    }
+
+    /// `twitter:<root>` of the tree `id` belongs to. A walk marks its path, so a cycle in bad
+    /// data ends where it closes (its first tweet met again is the root) instead of looping,
+    /// and every id on the path remembers the answer.
+    fn conversation(&mut self, id: &str, parent: Option<&str>) -> String {
+        let Some(&start) = self.index.get(id) else {
+            // Not read in the first pass (it cannot be, but never a panic).
+            return format!("twitter:{}", parent.unwrap_or(id));
+        };
+        let mut path = Vec::new();
+        let mut node = start;
+        let root = loop {
+            match self.root[node as usize] {
+                VISITING => break node,
+                UNRESOLVED => match self.parent[node as usize] {
+                    Some(parent) => {
+                        self.root[node as usize] = VISITING;
+                        path.push(node);
+                        node = parent;
+                    }
+                    None => break node,
+                },
+                root => break root,
+            }
+        };
+        for n in path {
+            self.root[n as usize] = root;
+        }
+        if self.root[node as usize] == UNRESOLVED {
+            self.root[node as usize] = root;
+        }
+        format!("twitter:{}", self.ids[root as usize])
+    }
+}
+
+/// A parent id as the dataset writes it: empty for none; pandas round-trips write ids as
+/// floats (`3.0`).
+fn parent_id(raw: &str) -> Option<&str> {
+    let parent = raw.strip_suffix(".0").unwrap_or(raw);
+    (!parent.is_empty()).then_some(parent)
 }
 
 fn field<'r>(record: &'r ByteRecord, index: usize, name: &str) -> Result<&'r str, ParseError> {
@@ -254,10 +335,11 @@ fn row(
             "empty field \"text\" of tweet {tweet_id}"
         )));
     }
-    // pandas round-trips write ids as floats ("3.0").
-    let parent = field(record, columns.in_response_to, "in_response_to_tweet_id")?;
-    let parent = parent.strip_suffix(".0").unwrap_or(parent);
-    let parent = (!parent.is_empty()).then_some(parent);
+    let parent = parent_id(field(
+        record,
+        columns.in_response_to,
+        "in_response_to_tweet_id",
+    )?);
 
     Ok(Interaction {
         id: format!("twitter:{tweet_id}"),
@@ -270,7 +352,7 @@ fn row(
             ids: vec![format!("handle:twitter:{author_id}")],
             name: None,
         },
-        text: decode_entities(text),
+        text: crate::text::decode_entities(text),
         language: None,
         public: true,
         in_reply_to: parent.map(|p| format!("twitter:{p}")),
@@ -278,7 +360,8 @@ fn row(
     })
 }
 
-/// `Tue Oct 31 22:10:47 +0000 2017` (Twitter's v1.1 `created_at`) to UTC.
+/// `Tue Oct 31 22:10:47 +0000 2017` (Twitter's v1.1 `created_at`) to UTC; `None` when it
+/// does not parse or is out of range ([`crate::text::to_utc`]).
 fn twitter_time(value: &str) -> Option<OffsetDateTime> {
     let mut parts = value.split_ascii_whitespace();
     let _weekday = parts.next()?;
@@ -322,38 +405,7 @@ fn twitter_time(value: &str) -> Option<OffsetDateTime> {
     let offset = UtcOffset::from_hms(sign * oh, sign * om, 0).ok()?;
     let date = Date::from_calendar_date(year, month, day).ok()?;
     let time = Time::from_hms(h, m, s).ok()?;
-    Some(
-        PrimitiveDateTime::new(date, time)
-            .assume_offset(offset)
-            .to_offset(UtcOffset::UTC),
-    )
-}
-
-/// Decodes the entities Twitter escapes in tweet text.
-fn decode_entities(text: &str) -> String {
-    if !text.contains('&') {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        let (decoded, len) = [
-            ("&amp;", '&'),
-            ("&lt;", '<'),
-            ("&gt;", '>'),
-            ("&quot;", '"'),
-            ("&#39;", '\''),
-        ]
-        .into_iter()
-        .find(|(entity, _)| rest.starts_with(entity))
-        .map_or(('&', 1), |(entity, c)| (c, entity.len()));
-        out.push(decoded);
-        rest = &rest[len..];
-    }
-    out.push_str(rest);
-    out
+    crate::text::to_utc(PrimitiveDateTime::new(date, time).assume_offset(offset))
 }
 
 #[cfg(test)]
@@ -521,6 +573,61 @@ mod tests {
     }
 
     #[test]
+    fn replies_before_their_parents_share_the_root_conversation() {
+        let input = b"tweet_id,author_id,inbound,created_at,text,response_tweet_id,in_response_to_tweet_id\n\
+            303,55,True,Tue Oct 31 22:12:00 +0000 2017,third,,302\n\
+            302,Acme,False,Tue Oct 31 22:11:00 +0000 2017,second,303,301.0\n\
+            301,55,True,Tue Oct 31 22:10:00 +0000 2017,first,302,\n";
+        let units = parse_twcs_csv(input, &ctx("t"));
+        let out: Vec<&Interaction> = units
+            .iter()
+            .map(|u| &u.outcome.as_ref().unwrap()[0])
+            .collect();
+        assert_eq!(
+            out.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+            ["twitter:303", "twitter:302", "twitter:301"],
+            "units stay in file order"
+        );
+        for i in &out {
+            assert_eq!(i.conversation_id, "twitter:301", "{}", i.id);
+        }
+        assert_eq!(out[0].in_reply_to.as_deref(), Some("twitter:302"));
+        assert_eq!(out[1].in_reply_to.as_deref(), Some("twitter:301"));
+        // Resumed after the first record: the same conversations, with the parent known.
+        let rest = parse_twcs_csv_from(input, units[0].end, &ctx("t"));
+        assert_eq!(rest.len(), 2);
+        assert!(
+            rest.iter()
+                .all(|u| u.outcome.as_ref().unwrap()[0].conversation_id == "twitter:301")
+        );
+    }
+
+    #[test]
+    fn reply_cycles_end_instead_of_looping() {
+        let input = b"tweet_id,author_id,inbound,created_at,text,response_tweet_id,in_response_to_tweet_id\n\
+            1,55,True,Tue Oct 31 22:10:00 +0000 2017,a,,3\n\
+            2,55,True,Tue Oct 31 22:10:00 +0000 2017,b,,1\n\
+            3,55,True,Tue Oct 31 22:10:00 +0000 2017,c,,2\n\
+            4,55,True,Tue Oct 31 22:10:00 +0000 2017,d,,4\n\
+            5,55,True,Tue Oct 31 22:10:00 +0000 2017,e,,3\n";
+        let units = parse_twcs_csv(input, &ctx("t"));
+        let conversations: Vec<String> = units
+            .iter()
+            .map(|u| u.outcome.as_ref().unwrap()[0].conversation_id.clone())
+            .collect();
+        assert_eq!(
+            conversations,
+            [
+                "twitter:1",
+                "twitter:1",
+                "twitter:1",
+                "twitter:4",
+                "twitter:1"
+            ]
+        );
+    }
+
+    #[test]
     fn hundred_thousand_rows_parse_fast() {
         let mut input = String::from(
             "tweet_id,author_id,inbound,created_at,text,response_tweet_id,in_response_to_tweet_id\n",
@@ -570,11 +677,47 @@ mod tests {
     }
 
     #[test]
+    fn out_of_range_times_are_invalid_timestamps_not_panics() {
+        // Year 10000 in UTC (`to_offset` panicked), a negative year, and one before 1900.
+        assert_eq!(twitter_time("Fri Dec 31 23:59:59 -0100 9999"), None);
+        assert_eq!(twitter_time("Fri Dec 31 23:59:59 +0000 -5"), None);
+        assert_eq!(twitter_time("Fri Dec 31 23:59:59 +0000 1899"), None);
+        assert_eq!(
+            twitter_time("Tue Dec 31 23:59:59 +0000 2999"),
+            Some(time::macros::datetime!(2999-12-31 23:59:59 UTC))
+        );
+        let input = b"tweet_id,author_id,inbound,created_at,text,response_tweet_id,in_response_to_tweet_id\n\
+            1,55,True,Fri Dec 31 23:59:59 -0100 9999,late,,\n\
+            2,55,True,9999-12-31T23:59:59-01:00,later,,\n\
+            3,55,True,Tue Oct 31 22:10:47 +0000 2017,ok,,\n";
+        let units = parse_twcs_csv(input, &ctx("t"));
+        let reason = |i: usize| units[i].outcome.as_ref().unwrap_err().reason.clone();
+        assert_eq!(
+            reason(0),
+            "line 2: invalid timestamp \"Fri Dec 31 23:59:59 -0100 9999\" in field \"created_at\" of tweet 1"
+        );
+        assert_eq!(
+            reason(1),
+            "line 3: invalid timestamp \"9999-12-31T23:59:59-01:00\" in field \"created_at\" of tweet 2"
+        );
+        assert!(units[2].outcome.is_ok());
+    }
+
+    #[test]
     fn entities_decode() {
+        use crate::text::decode_entities;
         assert_eq!(
             decode_entities("a &amp; b &lt;3 &gt; &foo; &"),
             "a & b <3 > &foo; &"
         );
         assert_eq!(decode_entities("plain"), "plain");
+        let units = parse_twcs_csv(
+            b"1,55,True,Tue Oct 31 22:10:47 +0000 2017,\"I &lt;3 it, &quot;really&quot; &#39;n &amp; &foo;\",,\n",
+            &ctx("t"),
+        );
+        assert_eq!(
+            units[0].outcome.as_ref().unwrap()[0].text,
+            "I <3 it, \"really\" 'n & &foo;"
+        );
     }
 }

@@ -4,18 +4,29 @@
 //! unchanged file is skipped; an append-only file (mbox, NDJSON, twcs CSV) that grew is
 //! resumed at the offset after its last stored unit; any other changed file is read again,
 //! and JetStream's duplicate window drops what was already stored.
+//!
+//! Memory stays bounded by the parse window, not the file: splittable files (mbox, NDJSON)
+//! are read from the resume offset a window at a time; other files are read whole, up to
+//! `ingest.max_file_bytes`.
+//!
+//! A watched file may be caught mid-write. With a settle time (the daemon), a file modified
+//! more recently than that is treated as unfinished: a whole document waits for the next
+//! scan, and an append-only file's last unit is held back when it may be incomplete.
 
 use std::collections::HashMap;
+use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rapport_connectors::{Format, ParseContext, detect};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use super::{ConnectorState, Sink, emit_unit, ingest_dead_letter};
+use super::{ConnectorState, Sink, emit_unit, ingest_dead_letter, parse_guarded};
 use crate::bus::{BusError, Published};
 use crate::checkpoint::Checkpoints;
 
@@ -23,7 +34,10 @@ use crate::checkpoint::Checkpoints;
 const COMMIT_EVERY: usize = 8192;
 /// Bytes of a splittable file parsed at a time (then cut at the next unit boundary).
 const PARSE_WINDOW: usize = 8 << 20;
+/// The head hash that recognises a rewritten file covers this many bytes.
 const HEAD_BYTES: usize = 4096;
+/// Bytes read to detect a file's format (JSON documents larger than this are read whole).
+const DETECT_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -87,20 +101,13 @@ pub struct FileReader {
     template: ParseContext,
     checkpoints_by_key: HashMap<String, FileCheckpoint>,
     loaded: bool,
-    /// See [`FileReader::hold_unfinished_tail`].
-    settle: Option<std::time::Duration>,
+    /// See [`FileReader::settle`].
+    settle: Option<Duration>,
     parse_window: usize,
+    stop: Option<watch::Receiver<bool>>,
 }
 
 impl FileReader {
-    /// A watched file may be caught mid-write: its last line is then unfinished and does not
-    /// parse. With this set, such a tail of an append-only file modified within `settle` is
-    /// left for the next scan instead of being dead-lettered. One-off imports leave it unset.
-    pub fn hold_unfinished_tail(mut self, settle: std::time::Duration) -> Self {
-        self.settle = Some(settle);
-        self
-    }
-
     /// `template` carries the connector-wide parse settings; source and time are per file.
     pub fn new(
         state: ConnectorState,
@@ -122,7 +129,15 @@ impl FileReader {
             loaded: false,
             settle: None,
             parse_window: PARSE_WINDOW,
+            stop: None,
         }
+    }
+
+    /// Files modified within `settle` may still be being written (see the module doc).
+    /// One-off imports leave it unset: what is there is read.
+    pub fn settle(mut self, settle: Duration) -> Self {
+        self.settle = Some(settle);
+        self
     }
 
     /// Bytes of a splittable file parsed at a time (default 8 MiB).
@@ -131,7 +146,18 @@ impl FileReader {
         self
     }
 
-    /// Reads every new or changed file once.
+    /// Ends a scan early, at the next file or commit, once `stop` turns true.
+    pub fn stop_on(mut self, stop: watch::Receiver<bool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|stop| *stop.borrow())
+    }
+
+    /// Reads every new or changed file once. A file that cannot be read is recorded and
+    /// left for the next scan; only a failing bus ends the scan with an error.
     pub async fn scan(
         &mut self,
         sink: &mut Sink,
@@ -144,7 +170,10 @@ impl FileReader {
             }
             self.loaded = true;
         }
-        let files = self.list_files()?;
+        let (root, layout) = (self.root.clone(), self.layout);
+        let files = tokio::task::spawn_blocking(move || list_files(&root, layout))
+            .await
+            .expect("directory listing thread panicked")?;
         let mut report = ScanReport::default();
         let mut pending = Vec::new();
         for path in files {
@@ -168,8 +197,27 @@ impl FileReader {
         let mut done = 0;
         progress(0, total);
         for (path, key, size, mtime_ns) in pending {
-            self.read_file(&path, &key, mtime_ns, sink, &mut report)
-                .await?;
+            if self.stopping() {
+                break;
+            }
+            let file = FileAtScan {
+                source: path.display().to_string(),
+                path,
+                key,
+                size,
+                mtime_ns,
+            };
+            match self.read_file(&file, sink, &mut report).await {
+                Ok(()) => {}
+                Err(IngestError::Io { path, source }) => {
+                    // The file changed under us or cannot be read: next scan tries again.
+                    warn!(path = %path.display(), error = %source, "file read failed; retrying next scan");
+                    self.state
+                        .counters
+                        .record_error(format!("{}: {source}", path.display()));
+                }
+                Err(e) => return Err(e),
+            }
             done += size;
             progress(done, total);
         }
@@ -178,64 +226,83 @@ impl FileReader {
 
     async fn read_file(
         &mut self,
-        path: &Path,
-        key: &str,
-        mtime_ns: i128,
+        file: &FileAtScan,
         sink: &mut Sink,
         report: &mut ScanReport,
     ) -> Result<(), IngestError> {
-        let source = path.display().to_string();
-        let bytes = match tokio::fs::read(path).await {
-            Ok(bytes) => Bytes::from(bytes),
+        let io = |source| IngestError::Io {
+            path: file.path.clone(),
+            source,
+        };
+        let (source, size) = (&file.source, file.size);
+        let recently_written = self.settle.is_some_and(|settle| {
+            let age = OffsetDateTime::now_utc().unix_timestamp_nanos() - file.mtime_ns;
+            age < settle.as_nanos() as i128
+        });
+        let mut handle = match tokio::fs::File::open(&file.path).await {
+            Ok(handle) => handle,
             Err(e) => {
-                let reason = format!("cannot read file: {e}");
-                self.state
-                    .counters
-                    .record_error(format!("{source}: {reason}"));
-                let letter =
-                    ingest_dead_letter(&self.state.name, &source, None, reason, Bytes::new());
-                sink.dead_letter(&letter).await?;
-                report.rejected += 1;
+                self.reject_file(
+                    file,
+                    None,
+                    format!("cannot read file: {e}"),
+                    Bytes::new(),
+                    sink,
+                    report,
+                )
+                .await?;
                 return Ok(());
             }
         };
         report.files_read += 1;
-        let size = bytes.len() as u64;
-        let head = head_hash(&bytes);
-        let format = match self.layout {
+        let head = read_range(&mut handle, 0, size.min(DETECT_BYTES as u64) as usize)
+            .await
+            .map_err(io)?;
+        let mut whole: Option<Bytes> = (head.len() as u64 == size).then(|| head.clone());
+        let mut format = match self.layout {
             Layout::Maildir => Some(Format::Eml),
             Layout::Files(Some(format)) => Some(format),
-            Layout::Files(None) => detect(path, &bytes),
+            Layout::Files(None) => detect(&file.path, &head),
         };
+        // A large JSON document tells its shape only by keys that may come late.
+        if format.is_none() && whole.is_none() && size <= self.template.max_file_bytes as u64 {
+            let bytes = read_range(&mut handle, 0, size as usize)
+                .await
+                .map_err(io)?;
+            format = detect(&file.path, &bytes);
+            whole = Some(bytes);
+        }
         let Some(format) = format else {
+            if recently_written {
+                return Ok(()); // perhaps a file still being written: look again next scan
+            }
             let reason = "unrecognised format: not an e-mail, mbox, chat/call/social JSON, WebVTT, SRT or twcs CSV (set the connector's format to force one)";
-            let letter =
-                ingest_dead_letter(&self.state.name, &source, Some(0), reason, bytes.clone());
-            sink.dead_letter(&letter).await?;
-            self.state.counters.add(&self.state.counters.failed, 1);
-            report.rejected += 1;
-            self.save(
-                key,
-                FileCheckpoint {
-                    source,
-                    size,
-                    mtime_ns,
-                    offset: size,
-                    head,
-                    complete: true,
-                },
-            )
-            .await?;
-            return Ok(());
+            self.reject_file(file, Some(0), reason.into(), head.clone(), sink, report)
+                .await?;
+            return self.save_complete(file, &head).await.map_err(Into::into);
         };
+        if recently_written && !format.is_append_only() {
+            debug!(source = %source, "modified moments ago; read when it has settled");
+            return Ok(());
+        }
+        let splits = format.splits(&head);
+        if !splits && whole.is_none() && size > self.template.max_file_bytes as u64 {
+            let reason = format!(
+                "too large: {size} bytes, over the cap of {} bytes (ingest.max_file_bytes)",
+                self.template.max_file_bytes
+            );
+            self.reject_file(file, Some(0), reason, head.clone(), sink, report)
+                .await?;
+            return self.save_complete(file, &head).await.map_err(Into::into);
+        }
         // The head hash covers the bytes the checkpointed file had (up to 4 KiB), so a file
         // that grew still matches and one that was rewritten does not.
-        let resume = match self.checkpoints_by_key.get(key) {
+        let resume = match self.checkpoints_by_key.get(&file.key) {
             Some(cp)
                 if format.is_append_only()
                     && cp.offset <= size
                     && cp.size <= size
-                    && cp.head == head_hash(&bytes[..(cp.size as usize).min(bytes.len())]) =>
+                    && cp.head == head_hash(&head[..(cp.size as usize).min(head.len())]) =>
             {
                 cp.offset
             }
@@ -243,47 +310,54 @@ impl FileReader {
         };
         let mut ctx = self.template.clone();
         ctx.source = source.clone();
-        ctx.source_time = OffsetDateTime::from_unix_timestamp_nanos(mtime_ns)
+        ctx.source_time = OffsetDateTime::from_unix_timestamp_nanos(file.mtime_ns)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let recently_written = self.settle.is_some_and(|settle| {
-            let age = OffsetDateTime::now_utc().unix_timestamp_nanos() - mtime_ns;
-            age < settle.as_nanos() as i128
-        });
-        let unfinished_tail =
-            format.is_append_only() && recently_written && !bytes.ends_with(b"\n");
-        // Splittable formats (mbox, NDJSON) start at the resume point and are parsed a
-        // window at a time, so memory holds one window's interactions, not the file's; the
-        // others (CSV needs its header) are parsed whole and the stored units skipped.
-        let splits = format.splits(&bytes);
+        if splits && matches!(format, Format::ChatJson | Format::Mastodon) {
+            ctx.ndjson = Some(true); // decided on the file's head, kept for every window
+        }
+        let head_digest = head_hash(&head);
         let mut window_start = if splits { resume } else { 0 };
         let mut since_commit = 0;
         let mut held_back_at = None;
         'windows: loop {
-            let window_end = if splits {
-                format
-                    .unit_boundary(&bytes, window_start as usize + self.parse_window)
-                    .map_or(size, |b| b as u64)
-            } else {
-                size
+            let window = match (&whole, splits) {
+                (Some(bytes), false) => bytes.clone(),
+                (_, false) => read_range(&mut handle, 0, size as usize)
+                    .await
+                    .map_err(io)?,
+                (_, true) => {
+                    read_window(&mut handle, window_start, size, format, self.parse_window)
+                        .await
+                        .map_err(io)?
+                }
             };
-            let window = bytes.slice(window_start as usize..window_end as usize);
-            let (input, ctx) = (window.clone(), ctx.clone());
-            let units = tokio::task::spawn_blocking(move || format.parse(&input, &ctx))
-                .await
-                .expect("parser thread panicked");
+            let window_end = window_start + window.len() as u64;
+            let at_eof = window_end >= size;
+            // An append-only file caught mid-write: its last unit may be cut short even
+            // when it parses (a partial mbox message, a CSV row cut inside a field).
+            let tail_may_be_cut = recently_written
+                && at_eof
+                && format.is_append_only()
+                && (format == Format::Mbox || !window.ends_with(b"\n"));
+            let (input, parse_ctx) = (window.clone(), ctx.clone());
+            let units = tokio::task::spawn_blocking(move || {
+                parse_guarded(input.len(), || format.parse(&input, &parse_ctx))
+            })
+            .await
+            .expect("parse_guarded catches parser panics");
             debug!(source = %source, %format, units = units.len(), window_start, "parsed");
             for unit in units {
                 let (start, end) = (window_start + unit.start, window_start + unit.end);
                 if resume > 0 && end <= resume {
                     continue; // stored before the last checkpoint
                 }
-                if unfinished_tail && end == size && unit.outcome.is_err() {
-                    debug!(source = %source, offset = start, "unfinished last line; read again next scan");
+                if tail_may_be_cut && end >= size {
+                    debug!(source = %source, offset = start, "last unit may be unfinished; read again once the file settles");
                     held_back_at = Some(start);
                     break 'windows;
                 }
                 report.units += 1;
-                match emit_unit(sink, &self.state, &source, unit, &window, window_start).await? {
+                match emit_unit(sink, &self.state, source, unit, &window, window_start).await? {
                     Some(n) => {
                         report.interactions += n;
                         since_commit += n as usize;
@@ -292,49 +366,94 @@ impl FileReader {
                 }
                 if since_commit >= COMMIT_EVERY {
                     since_commit = 0;
-                    let published = sink.commit().await?;
-                    self.count_published(published, report);
-                    self.save(
-                        key,
-                        FileCheckpoint {
-                            source: source.clone(),
-                            size,
-                            mtime_ns,
-                            offset: end,
-                            head: head.clone(),
-                            complete: false,
-                        },
-                    )
-                    .await?;
+                    self.commit(sink, report, file, end, &head_digest, false)
+                        .await?;
+                    if self.stopping() {
+                        return Ok(());
+                    }
                 }
             }
-            if window_end >= size {
+            if at_eof {
                 break;
             }
             window_start = window_end;
         }
-        let published = sink.commit().await?;
-        self.count_published(published, report);
-        self.save(
-            key,
-            FileCheckpoint {
-                source,
-                size,
-                mtime_ns,
-                offset: held_back_at.unwrap_or(size),
-                head,
-                complete: held_back_at.is_none(),
-            },
+        let offset = held_back_at.unwrap_or(size);
+        self.commit(
+            sink,
+            report,
+            file,
+            offset,
+            &head_digest,
+            held_back_at.is_none(),
         )
         .await?;
         Ok(())
     }
 
-    fn count_published(&self, published: Published, report: &mut ScanReport) {
+    /// Waits for the sink to store everything handed over, then moves the checkpoint.
+    async fn commit(
+        &mut self,
+        sink: &mut Sink,
+        report: &mut ScanReport,
+        file: &FileAtScan,
+        offset: u64,
+        head: &str,
+        complete: bool,
+    ) -> Result<(), BusError> {
+        let published = sink.commit().await?;
         let counters = &self.state.counters;
         counters.add(&counters.published, published.stored);
         counters.add(&counters.duplicates, published.duplicates);
         report.add_published(published);
+        self.save(
+            &file.key,
+            FileCheckpoint {
+                source: file.source.clone(),
+                size: file.size,
+                mtime_ns: file.mtime_ns,
+                offset,
+                head: head.to_string(),
+                complete,
+            },
+        )
+        .await
+    }
+
+    async fn save_complete(&mut self, file: &FileAtScan, head: &[u8]) -> Result<(), BusError> {
+        self.save(
+            &file.key,
+            FileCheckpoint {
+                source: file.source.clone(),
+                size: file.size,
+                mtime_ns: file.mtime_ns,
+                offset: file.size,
+                head: head_hash(head),
+                complete: true,
+            },
+        )
+        .await
+    }
+
+    /// A whole file that cannot be read as interactions: dead-lettered and counted.
+    async fn reject_file(
+        &self,
+        file: &FileAtScan,
+        offset: Option<u64>,
+        reason: String,
+        raw: Bytes,
+        sink: &mut Sink,
+        report: &mut ScanReport,
+    ) -> Result<(), BusError> {
+        let counters = &self.state.counters;
+        counters.add(&counters.read, 1);
+        counters.add(&counters.failed, 1);
+        counters.record_error(format!("{}: {reason}", file.source));
+        let letter = ingest_dead_letter(&self.state.name, &file.source, offset, reason, raw);
+        sink.dead_letter(&letter).await?;
+        sink.commit().await?;
+        report.rejected += 1;
+        Ok(())
     }
 
     async fn save(&mut self, key: &str, checkpoint: FileCheckpoint) -> Result<(), BusError> {
@@ -358,52 +477,103 @@ impl FileReader {
         };
         Checkpoints::key(&self.state.name, &source_key)
     }
-
-    fn list_files(&self) -> Result<Vec<PathBuf>, IngestError> {
-        let io = |source| IngestError::Io {
-            path: self.root.clone(),
-            source,
-        };
-        let meta = std::fs::metadata(&self.root).map_err(io)?;
-        if meta.is_file() {
-            return Ok(vec![self.root.clone()]);
-        }
-        let mut files = Vec::new();
-        match self.layout {
-            Layout::Maildir => {
-                for sub in ["new", "cur"] {
-                    let dir = self.root.join(sub);
-                    if dir.is_dir() {
-                        walk(&dir, false, &mut files).map_err(io)?;
-                    }
-                }
-            }
-            Layout::Files(_) => walk(&self.root, true, &mut files).map_err(io)?,
-        }
-        Ok(files)
-    }
 }
 
-fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+/// One file as the scan saw it.
+struct FileAtScan {
+    path: PathBuf,
+    source: String,
+    key: String,
+    size: u64,
+    mtime_ns: i128,
+}
+
+/// The files a connector reads, sorted: everything below a directory (hidden files
+/// skipped), or a Maildir's `new/` and `cur/` (never `tmp/`, where deliveries are written).
+/// An unreadable subdirectory is logged and skipped; an unreadable root is an error.
+pub fn list_files(root: &Path, layout: Layout) -> Result<Vec<PathBuf>, IngestError> {
+    let io = |source| IngestError::Io {
+        path: root.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(root).map_err(io)?;
+    if meta.is_file() {
+        return Ok(vec![root.to_path_buf()]);
+    }
+    std::fs::read_dir(root).map_err(io)?;
+    let mut files = Vec::new();
+    match layout {
+        Layout::Maildir => {
+            for sub in ["new", "cur"] {
+                let dir = root.join(sub);
+                if dir.is_dir() {
+                    walk(&dir, false, &mut files);
+                }
+            }
+        }
+        Layout::Files(_) if is_maildir(root) => return list_files(root, Layout::Maildir),
+        Layout::Files(_) => walk(root, true, &mut files),
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            warn!(dir = %dir.display(), error = %e, "directory not readable; skipped");
+            return;
+        }
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
-        let name = entry.file_name();
         // Hidden files are editor swap files, partial downloads and the like.
-        if name.to_string_lossy().starts_with('.') {
+        if entry.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
-        let file_type = entry.file_type()?;
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
         let path = entry.path();
         if file_type.is_dir() {
             if recursive {
-                walk(&path, true, out)?;
+                walk(&path, true, out);
             }
         } else if file_type.is_file() || file_type.is_symlink() && path.is_file() {
             out.push(path);
         }
     }
-    Ok(())
+}
+
+async fn read_range(file: &mut tokio::fs::File, start: u64, len: usize) -> std::io::Result<Bytes> {
+    file.seek(SeekFrom::Start(start)).await?;
+    let mut buf = vec![0; len];
+    file.read_exact(&mut buf).await?;
+    Ok(buf.into())
+}
+
+/// The bytes from `start` up to a unit boundary about `window` bytes on (or to the end):
+/// a window that parses on its own. A unit larger than the window widens it.
+async fn read_window(
+    file: &mut tokio::fs::File,
+    start: u64,
+    size: u64,
+    format: Format,
+    window: usize,
+) -> std::io::Result<Bytes> {
+    let mut want = window as u64;
+    loop {
+        let len = (size - start).min(want) as usize;
+        let buf = read_range(file, start, len).await?;
+        if start + len as u64 >= size {
+            return Ok(buf);
+        }
+        if let Some(boundary) = format.unit_boundary(&buf, len / 2).filter(|&b| b > 0) {
+            return Ok(buf.slice(..boundary));
+        }
+        want *= 2;
+    }
 }
 
 fn head_hash(bytes: &[u8]) -> String {
@@ -465,6 +635,63 @@ mod tests {
             printed: 0,
         };
         reader.scan(&mut sink, &mut |_, _| {}).await.unwrap()
+    }
+
+    fn reader(path: &std::path::Path) -> FileReader {
+        let state = ConnectorState {
+            name: "t".into(),
+            checkpoints: None,
+            counters: Arc::new(Counters::default()),
+        };
+        FileReader::new(
+            state,
+            path.to_path_buf(),
+            Layout::Files(None),
+            ParseContext::new("t", ""),
+        )
+    }
+
+    fn print_sink() -> Sink {
+        Sink::Print {
+            json: false,
+            printed: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn files_still_being_written_wait_until_they_settle() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+        let dir = tempfile::tempdir().unwrap();
+        // A whole document just written: not read yet.
+        let eml = dir.path().join("new.eml");
+        std::fs::copy(fixtures.join("email/dk-thread-1.eml"), &eml).unwrap();
+        // An mbox just appended to: its last message may be cut, so it waits.
+        let mbox = dir.path().join("box.mbox");
+        std::fs::copy(fixtures.join("email/both-threads.mbox"), &mbox).unwrap();
+        let mut settling = reader(dir.path()).settle(std::time::Duration::from_secs(3600));
+        let early = settling
+            .scan(&mut print_sink(), &mut |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            early.interactions, 5,
+            "the eml waits, the mbox's last message waits: {early:?}"
+        );
+        // Without a settle time (or once settled) everything is read.
+        let late = reader(dir.path())
+            .scan(&mut print_sink(), &mut |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(late.interactions, 7, "{late:?}");
+    }
+
+    #[test]
+    fn a_panicking_parser_becomes_one_rejected_unit() {
+        let units = crate::ingest::parse_guarded(42, || panic!("boom"));
+        assert_eq!(units.len(), 1);
+        assert_eq!((units[0].start, units[0].end), (0, 42));
+        let reason = &units[0].outcome.as_ref().unwrap_err().reason;
+        assert!(reason.contains("boom"), "{reason}");
     }
 
     #[tokio::test]

@@ -26,7 +26,7 @@ use async_imap::{Client, Session};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use rapport_config::{ImapMode, ImapSecurity, ImapSpec};
-use rapport_connectors::{ParseContext, Unit};
+use rapport_connectors::ParseContext;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -45,8 +45,8 @@ use tokio_rustls::rustls::{
 };
 use tracing::{debug, info, warn};
 
-use super::emit_unit;
 use super::{ConnectorState, Sink, ingest_dead_letter};
+use super::{emit_unit, parse_guarded};
 use crate::bus::{BusError, Published};
 use crate::checkpoint::Checkpoints;
 
@@ -368,18 +368,17 @@ impl ImapReader {
             .internal_date()
             .and_then(|date| OffsetDateTime::from_unix_timestamp(date.timestamp()).ok())
             .unwrap_or_else(OffsetDateTime::now_utc);
-        let outcome = ctx
-            .check_size(raw.len())
-            .and_then(|()| rapport_connectors::email::parse_eml(&raw, &ctx));
-        debug!(connector = %self.state.name, uid, bytes = raw.len(), ok = outcome.is_ok(), "message");
-        let unit = Unit {
-            start: 0,
-            end: raw.len() as u64,
-            outcome,
-        };
-        Ok(emit_unit(sink, &self.state, &source, unit, &raw, 0)
-            .await?
-            .unwrap_or(0))
+        // parse_eml checks the size caps itself; a parser panic becomes a dead letter.
+        let mut handed = 0;
+        for unit in parse_guarded(raw.len(), || {
+            rapport_connectors::Format::Eml.parse(&raw, &ctx)
+        }) {
+            debug!(connector = %self.state.name, uid, bytes = raw.len(), ok = unit.outcome.is_ok(), "message");
+            handed += emit_unit(sink, &self.state, &source, unit, &raw, 0)
+                .await?
+                .unwrap_or(0);
+        }
+        Ok(handed)
     }
 
     /// Waits until the sink stored everything handed over, then moves the cursor.

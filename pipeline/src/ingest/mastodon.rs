@@ -47,8 +47,8 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 use url::Url;
 
-use super::emit_unit;
 use super::{ConnectorState, Sink};
+use super::{emit_unit, parse_guarded};
 use crate::bus::{BusError, Published};
 use crate::checkpoint::Checkpoints;
 
@@ -457,7 +457,7 @@ impl MastodonReader {
         ctx.source = source.clone();
         ctx.source_time = OffsetDateTime::now_utc();
         let mut handed = 0;
-        for mut unit in parse_mastodon(&input, &ctx) {
+        for mut unit in parse_guarded(input.len(), || parse_mastodon(&input, &ctx)) {
             if let Err(error) = &mut unit.outcome {
                 // Line numbers would point into the re-encoded page; the status uri is named.
                 error.reason = strip_line_number(&error.reason).to_string();

@@ -13,7 +13,7 @@ pub mod webhook;
 use std::io::Write;
 
 use bytes::Bytes;
-use rapport_connectors::{Interaction, Unit};
+use rapport_connectors::{Interaction, ParseError, Unit};
 
 use crate::bus::{Bus, BusError, Published, Publisher};
 use crate::checkpoint::Checkpoints;
@@ -117,7 +117,8 @@ pub struct ConnectorState {
 /// Hands one parsed unit to the sink: its interactions, or a dead letter with the unit's raw
 /// bytes. `input` is what the unit's offsets are relative to, starting at byte
 /// `input_offset` of the source. Returns the number of interactions, or `None` when the
-/// unit was rejected.
+/// unit was rejected: by its parser, by the record contract ([`Interaction::check`]), or
+/// for holding nothing, so that no input ever vanishes without a trace.
 pub async fn emit_unit(
     sink: &mut Sink,
     state: &ConnectorState,
@@ -128,7 +129,18 @@ pub async fn emit_unit(
 ) -> Result<Option<u64>, BusError> {
     let counters = &state.counters;
     counters.add(&counters.read, 1);
-    match unit.outcome {
+    let outcome = unit.outcome.and_then(|interactions| {
+        if interactions.is_empty() {
+            return Err(ParseError::new(
+                "parsed, but holds no message, turn or post to keep",
+            ));
+        }
+        for interaction in &interactions {
+            interaction.check().map_err(ParseError::new)?;
+        }
+        Ok(interactions)
+    });
+    match outcome {
         Ok(interactions) => {
             for interaction in &interactions {
                 sink.interaction(interaction).await?;
@@ -144,6 +156,29 @@ pub async fn emit_unit(
             let letter = ingest_dead_letter(&state.name, source, Some(offset), error.reason, raw);
             sink.dead_letter(&letter).await?;
             Ok(None)
+        }
+    }
+}
+
+/// Runs a parser, turning a panic (a bug in a parser) into one rejected unit covering the
+/// input: a poison input is dead-lettered once instead of killing its connector on every
+/// retry.
+pub fn parse_guarded(input_len: usize, parse: impl FnOnce() -> Vec<Unit>) -> Vec<Unit> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)) {
+        Ok(units) => units,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            vec![Unit {
+                start: 0,
+                end: input_len as u64,
+                outcome: Err(ParseError::new(format!(
+                    "the parser failed on this input (a bug in Rapport; please report it): {message}"
+                ))),
+            }]
         }
     }
 }

@@ -2,7 +2,7 @@
 //! `rapport connectors status` through the checkpoints bucket.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -19,6 +19,10 @@ pub struct Counters {
     pub duplicates: AtomicU64,
     /// Units sent to the dead-letter queue.
     pub failed: AtomicU64,
+    /// The connector's task is alive (false while it waits to be restarted).
+    pub running: AtomicBool,
+    /// Times the daemon restarted the connector after it stopped by itself.
+    pub restarts: AtomicU64,
     last_error: Mutex<Option<(String, OffsetDateTime)>>,
 }
 
@@ -37,6 +41,8 @@ impl Counters {
             published: self.published.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            running: self.running.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
             last_error: last_error.as_ref().map(|(m, _)| m.clone()),
             last_error_at: last_error.map(|(_, t)| t),
             updated_at: OffsetDateTime::now_utc(),
@@ -56,6 +62,10 @@ pub struct ConnectorStatus {
     pub published: u64,
     pub duplicates: u64,
     pub failed: u64,
+    #[serde(default)]
+    pub running: bool,
+    #[serde(default)]
+    pub restarts: u64,
     pub last_error: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_error_at: Option<OffsetDateTime>,

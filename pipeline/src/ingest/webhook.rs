@@ -14,8 +14,8 @@ use rapport_connectors::ParseContext;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use super::emit_unit;
 use super::{ConnectorState, Sink};
+use super::{emit_unit, parse_guarded};
 
 #[derive(Clone)]
 pub struct ChatWebhook {
@@ -66,7 +66,9 @@ async fn receive(
     let mut ctx = hook.template.clone();
     ctx.source = source.clone();
     ctx.source_time = time::OffsetDateTime::now_utc();
-    let units = rapport_connectors::chat::parse_chat_json(&body, &ctx);
+    let units = parse_guarded(body.len(), || {
+        rapport_connectors::chat::parse_chat_json(&body, &ctx)
+    });
     let mut accepted = 0u64;
     let mut rejected = Vec::new();
     let mut sink = hook.sink.lock().await;
