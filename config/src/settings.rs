@@ -111,10 +111,10 @@ impl Default for NatsSettings {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestSettings {
-    /// A message, line or file larger than this goes to the DLQ as "too large".
+    /// An NDJSON line, CSV row or e-mail text larger than this goes to the DLQ as "too large".
     pub max_message_bytes: usize,
-    /// A whole-document input (a call transcript, a chat JSON document) larger than this
-    /// goes to the DLQ as "too large".
+    /// A whole input (a raw e-mail with attachments, a call transcript, a chat JSON
+    /// document) larger than this goes to the DLQ as "too large".
     pub max_file_bytes: usize,
     /// The DLQ keeps at most this many bytes of the rejected input.
     pub dlq_max_raw_bytes: usize,

@@ -358,11 +358,11 @@ impl FileReader {
                 }
                 report.units += 1;
                 match emit_unit(sink, &self.state, source, unit, &window, window_start).await? {
-                    Some(n) => {
+                    Ok(n) => {
                         report.interactions += n;
                         since_commit += n as usize;
                     }
-                    None => report.rejected += 1,
+                    Err(_) => report.rejected += 1,
                 }
                 if since_commit >= COMMIT_EVERY {
                     since_commit = 0;

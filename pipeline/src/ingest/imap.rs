@@ -548,7 +548,7 @@ async fn newest_message(
     let ctx = ParseContext::new("test", format!("imap://{}/{}", spec.host, spec.mailbox));
     if fetch
         .size
-        .is_some_and(|size| size as usize <= ctx.max_message_bytes)
+        .is_some_and(|size| size as usize <= ctx.max_file_bytes)
     {
         let bodies: Vec<Fetch> = session
             .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")

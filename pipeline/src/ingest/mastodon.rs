@@ -462,7 +462,7 @@ impl MastodonReader {
                 // Line numbers would point into the re-encoded page; the status uri is named.
                 error.reason = strip_line_number(&error.reason).to_string();
             }
-            if let Some(n) = emit_unit(sink, &self.state, &source, unit, &input, 0).await? {
+            if let Ok(n) = emit_unit(sink, &self.state, &source, unit, &input, 0).await? {
                 handed += n;
             }
         }

@@ -116,9 +116,9 @@ pub struct ConnectorState {
 
 /// Hands one parsed unit to the sink: its interactions, or a dead letter with the unit's raw
 /// bytes. `input` is what the unit's offsets are relative to, starting at byte
-/// `input_offset` of the source. Returns the number of interactions, or `None` when the
-/// unit was rejected: by its parser, by the record contract ([`Interaction::check`]), or
-/// for holding nothing, so that no input ever vanishes without a trace.
+/// `input_offset` of the source. Returns the number of interactions handed over, or the
+/// reason the unit was rejected: by its parser, by the record contract
+/// ([`Interaction::check`]), or for holding nothing, so that no input vanishes untraced.
 pub async fn emit_unit(
     sink: &mut Sink,
     state: &ConnectorState,
@@ -126,7 +126,7 @@ pub async fn emit_unit(
     unit: Unit,
     input: &Bytes,
     input_offset: u64,
-) -> Result<Option<u64>, BusError> {
+) -> Result<Result<u64, String>, BusError> {
     let counters = &state.counters;
     counters.add(&counters.read, 1);
     let outcome = unit.outcome.and_then(|interactions| {
@@ -145,7 +145,7 @@ pub async fn emit_unit(
             for interaction in &interactions {
                 sink.interaction(interaction).await?;
             }
-            Ok(Some(interactions.len() as u64))
+            Ok(Ok(interactions.len() as u64))
         }
         Err(error) => {
             let offset = input_offset + unit.start;
@@ -153,9 +153,10 @@ pub async fn emit_unit(
             let raw = input.slice(clamp(unit.start)..clamp(unit.end));
             counters.add(&counters.failed, 1);
             counters.record_error(format!("{source} at byte {offset}: {}", error.reason));
-            let letter = ingest_dead_letter(&state.name, source, Some(offset), error.reason, raw);
+            let letter =
+                ingest_dead_letter(&state.name, source, Some(offset), error.reason.clone(), raw);
             sink.dead_letter(&letter).await?;
-            Ok(None)
+            Ok(Err(error.reason))
         }
     }
 }

@@ -1,18 +1,29 @@
 //! `POST /ingest/chat`: live chat platforms push transcripts or single messages in
 //! Rapport's chat JSON shape. The response comes after JetStream stored the interactions,
 //! so a 202 means durable.
+//!
+//! The token is checked before the body is read; bodies are capped; at most
+//! [`MAX_IN_FLIGHT`] requests are served at once (the rest get 503 with `Retry-After`, so
+//! a chat platform retrying through a NATS outage cannot pile up memory); and a request
+//! that cannot be stored within [`STORE_LIMIT`] gets 503 too.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use rapport_connectors::ParseContext;
 use serde_json::json;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
+
+/// Requests served at once by one webhook.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// Longest a request may wait for JetStream to store it.
+pub const STORE_LIMIT: Duration = Duration::from_secs(30);
 
 use super::{ConnectorState, Sink};
 use super::{emit_unit, parse_guarded};
@@ -23,6 +34,8 @@ pub struct ChatWebhook {
     template: ParseContext,
     token: Arc<String>,
     sink: Arc<Mutex<Sink>>,
+    in_flight: Arc<Semaphore>,
+    max_body_bytes: usize,
 }
 
 impl ChatWebhook {
@@ -32,36 +45,75 @@ impl ChatWebhook {
             template,
             token: Arc::new(token),
             sink: Arc::new(Mutex::new(sink)),
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            max_body_bytes: 0,
         }
     }
 
     /// The route, with its body limit, ready to merge into the API router.
-    pub fn router(self, route: &str, max_body_bytes: usize) -> Router {
-        Router::new()
-            .route(route, post(receive))
-            .layer(DefaultBodyLimit::max(max_body_bytes))
-            .with_state(self)
+    pub fn router(mut self, route: &str, max_body_bytes: usize) -> Router {
+        self.max_body_bytes = max_body_bytes;
+        Router::new().route(route, post(receive)).with_state(self)
     }
 }
 
-async fn receive(
-    State(hook): State<ChatWebhook>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, Json<serde_json::Value>) {
-    let authorised = headers
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+async fn receive(State(hook): State<ChatWebhook>, request: Request) -> Response {
+    let authorised = request
+        .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), hook.token.as_bytes()));
     if !authorised {
-        return (
+        return error(
             StatusCode::UNAUTHORIZED,
-            Json(
-                json!({"error": "missing or wrong bearer token (Authorization: Bearer <api.token>)"}),
-            ),
+            "missing or wrong bearer token (Authorization: Bearer <api.token>)",
         );
     }
+    let Ok(_permit) = hook.in_flight.clone().try_acquire_owned() else {
+        let mut busy = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy: too many requests in flight, retry shortly",
+        );
+        busy.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return busy;
+    };
+    let body = match axum::body::to_bytes(request.into_body(), hook.max_body_bytes).await {
+        Ok(body) => body,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "body over {} bytes (api.max_body_bytes)",
+                    hook.max_body_bytes
+                ),
+            );
+        }
+    };
+    match tokio::time::timeout(STORE_LIMIT, store(&hook, body)).await {
+        Ok((status, body)) => (status, body).into_response(),
+        Err(_) => {
+            hook.state
+                .counters
+                .record_error("webhook request not stored within 30 s");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not stored in time, retry later",
+            )
+        }
+    }
+}
+
+/// Parses and stores one request body; answers after JetStream acknowledged it.
+async fn store(
+    hook: &ChatWebhook,
+    body: axum::body::Bytes,
+) -> (StatusCode, Json<serde_json::Value>) {
     let source = format!("webhook:{}", hook.state.name);
     let mut ctx = hook.template.clone();
     ctx.source = source.clone();
@@ -73,14 +125,11 @@ async fn receive(
     let mut rejected = Vec::new();
     let mut sink = hook.sink.lock().await;
     for unit in units {
-        let (start, reason) = (
-            unit.start,
-            unit.outcome.as_ref().err().map(|e| e.reason.clone()),
-        );
+        let start = unit.start;
         match emit_unit(&mut sink, &hook.state, &source, unit, &body, 0).await {
-            Ok(Some(n)) => accepted += n,
-            Ok(None) => rejected.push(json!({"offset": start, "reason": reason})),
-            Err(e) => return unavailable(&hook, e.to_string()),
+            Ok(Ok(n)) => accepted += n,
+            Ok(Err(reason)) => rejected.push(json!({"offset": start, "reason": reason})),
+            Err(e) => return unavailable(hook, e.to_string()),
         }
     }
     match sink.commit().await {
@@ -89,7 +138,7 @@ async fn receive(
             counters.add(&counters.published, published.stored);
             counters.add(&counters.duplicates, published.duplicates);
         }
-        Err(e) => return unavailable(&hook, e.to_string()),
+        Err(e) => return unavailable(hook, e.to_string()),
     }
     let status = if accepted == 0 && !rejected.is_empty() {
         StatusCode::BAD_REQUEST
@@ -102,11 +151,12 @@ async fn receive(
     )
 }
 
+/// The bus failed: the details go to the connector's status, the caller learns to retry.
 fn unavailable(hook: &ChatWebhook, message: String) -> (StatusCode, Json<serde_json::Value>) {
-    hook.state.counters.record_error(message.clone());
+    hook.state.counters.record_error(message);
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"error": format!("not stored, retry later: {message}")})),
+        Json(json!({"error": "not stored: the message bus is unavailable; retry later"})),
     )
 }
 
