@@ -275,6 +275,7 @@ fn stream_configs(settings: &Settings) -> [stream::Config; 3] {
         subjects: vec!["rapport.flags.>".into()],
         storage: stream::StorageType::File,
         max_age: days(nats.stream_max_age_days),
+        max_bytes: -1,
         duplicate_window: Duration::from_secs(nats.duplicate_window_secs),
         num_replicas: nats.replicas,
         ..Default::default()
@@ -285,6 +286,7 @@ fn stream_configs(settings: &Settings) -> [stream::Config; 3] {
         subjects: vec!["rapport.dlq.>".into()],
         storage: stream::StorageType::File,
         max_age: days(nats.dlq_max_age_days),
+        max_bytes: -1,
         duplicate_window: Duration::from_secs(nats.duplicate_window_secs),
         num_replicas: nats.replicas,
         ..Default::default()

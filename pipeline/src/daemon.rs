@@ -57,6 +57,10 @@ pub enum DaemonError {
 
 /// Runs until SIGTERM/SIGINT.
 pub async fn run(mut config: Config, role: Role) -> Result<(), DaemonError> {
+    // Handlers first: a SIGTERM during start-up must drain, not kill.
+    let mut terminate = signal(SignalKind::terminate());
+    let mut interrupt = signal(SignalKind::interrupt());
+    let mut hangup = signal(SignalKind::hangup());
     let bus = Bus::start(&config.settings).await?;
     bus.reconcile(&config.settings).await?;
     info!(
@@ -64,9 +68,6 @@ pub async fn run(mut config: Config, role: Role) -> Result<(), DaemonError> {
         embedded = bus.embedded_url().is_some(),
         "rapport running"
     );
-    let mut terminate = signal(SignalKind::terminate());
-    let mut interrupt = signal(SignalKind::interrupt());
-    let mut hangup = signal(SignalKind::hangup());
     let mut services = Services::start(&config, &bus, HashMap::new())?;
     loop {
         tokio::select! {
