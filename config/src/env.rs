@@ -5,7 +5,7 @@
 //! | setting | variable |
 //! |---|---|
 //! | `data_dir` | `RAPPORT_DATA_DIR` |
-//! | `<section>.<key>` (`log`, `nats`, `ingest`, `api`) | `RAPPORT_<SECTION>_<KEY>`, e.g. `RAPPORT_NATS_URL`, `RAPPORT_API_TOKEN` |
+//! | `<section>.<key>` (`log`, `nats`, `ingest`, `api`, `models`) | `RAPPORT_<SECTION>_<KEY>`, e.g. `RAPPORT_NATS_URL`, `RAPPORT_API_TOKEN` |
 //! | `connectors.<name>.<key>` | `RAPPORT_CONNECTORS_<NAME>_<KEY>`, name upper-cased with `-` as `_`, e.g. `RAPPORT_CONNECTORS_SUPPORT_MAIL_PASSWORD` |
 //!
 //! Values are TOML literals where they parse as one (`true`, `8`, `["a.dk", "b.dk"]`) and
@@ -16,7 +16,8 @@
 use crate::fields::fields_of;
 use crate::problem::{Origin, Problem};
 use crate::settings::{
-    ApiSettings, ConnectorSettings, IngestSettings, LogSettings, NatsSettings, Settings,
+    ApiSettings, ConnectorSettings, IngestSettings, LogSettings, ModelsSettings, NatsSettings,
+    Settings,
 };
 
 /// `RAPPORT_*` variables read by other parts of Rapport, not settings.
@@ -61,14 +62,18 @@ pub fn var_name(path: &[&str]) -> String {
 /// Every settings path that can be overridden, for `connector_names` as configured.
 pub fn overridable_paths(connector_names: &[String]) -> Vec<Vec<String>> {
     let mut paths = Vec::new();
-    let sections: [(&str, &[&str]); 4] = [
+    let sections: [(&str, &[&str]); 5] = [
         ("log", fields_of::<LogSettings>()),
         ("nats", fields_of::<NatsSettings>()),
         ("ingest", fields_of::<IngestSettings>()),
         ("api", fields_of::<ApiSettings>()),
+        ("models", fields_of::<ModelsSettings>()),
     ];
     for field in fields_of::<Settings>() {
-        if !matches!(*field, "log" | "nats" | "ingest" | "api" | "connectors") {
+        if !matches!(
+            *field,
+            "log" | "nats" | "ingest" | "api" | "models" | "connectors"
+        ) {
             paths.push(vec![field.to_string()]);
         }
     }

@@ -321,6 +321,32 @@ fn validate_settings(settings: &Settings, origin: &dyn Fn(&str) -> Origin) -> Ve
             ),
         ));
     }
+    if !["e5-small", "minilm"].contains(&settings.models.default.as_str()) {
+        found.push((
+            "models.default".into(),
+            format!(
+                "unknown model {:?}; expected e5-small or minilm",
+                settings.models.default
+            ),
+        ));
+    }
+    let device = settings.models.device.as_str();
+    if device != "cpu"
+        && device
+            .strip_prefix("cuda:")
+            .is_none_or(|n| n.parse::<usize>().is_err())
+    {
+        found.push((
+            "models.device".into(),
+            format!("{device:?} is not a device; expected cpu or cuda:<n>"),
+        ));
+    }
+    if settings.models.max_batch_tokens < 512 {
+        found.push((
+            "models.max_batch_tokens".into(),
+            "must be at least 512 (one text of the longest length)".into(),
+        ));
+    }
     if settings.api.max_body_bytes == 0 {
         found.push(("api.max_body_bytes".into(), "must be at least 1".into()));
     }

