@@ -109,7 +109,12 @@ pub fn embed(config: &Config, model: Option<&str>) -> u8 {
             return EXIT_CONFIG;
         }
     };
-    let encoder = match Encoder::load(spec, &config.settings.models_dir(), &device) {
+    let encoder = match Encoder::load(
+        spec,
+        &config.settings.models_dir(),
+        &device,
+        config.settings.models.threads,
+    ) {
         Ok(encoder) => encoder,
         Err(e) => {
             eprintln!("rapport: {e}");

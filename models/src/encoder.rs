@@ -47,14 +47,19 @@ pub struct Encoder {
     tokenizer: Tokenizer,
     pad_id: u32,
     device: Device,
+    /// Inference runs here, so `models.threads` bounds the cores it takes from the rest
+    /// of the daemon (candle's kernels run on the current rayon pool).
+    pool: rayon::ThreadPool,
 }
 
 impl Encoder {
-    /// Loads an imported model from `models_dir/<name>/`.
+    /// Loads an imported model from `models_dir/<name>/`; inference uses `threads` threads
+    /// (0 = one per core).
     pub fn load(
         spec: &'static ModelSpec,
         models_dir: &Path,
         device: &Device,
+        threads: usize,
     ) -> Result<Encoder, ModelError> {
         let dir = models_dir.join(spec.name);
         if crate::package::installed(spec, models_dir).is_none() {
@@ -109,12 +114,18 @@ impl Encoder {
                 ..Default::default()
             }))
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("rapport-encoder-{i}"))
+            .build()
+            .map_err(|e| ModelError::Tokenizer(format!("cannot start inference threads: {e}")))?;
         Ok(Encoder {
             spec,
             model,
             tokenizer,
             pad_id,
             device: device.clone(),
+            pool,
         })
     }
 
@@ -154,7 +165,9 @@ impl Encoder {
                 mask.extend(std::iter::repeat_n(0u32, width - real.len()));
                 embedded.tokens += real.len();
             }
-            let vectors = self.forward(ids, mask, batch.len(), width)?;
+            let vectors = self
+                .pool
+                .install(|| self.forward(ids, mask, batch.len(), width))?;
             for (&i, vector) in batch.iter().zip(vectors) {
                 embedded.vectors[i] = vector;
             }

@@ -72,7 +72,7 @@ fn models_dir() -> Option<&'static Path> {
 
 fn encoder(spec: &'static ModelSpec) -> Option<Encoder> {
     let dir = models_dir()?;
-    Some(Encoder::load(spec, dir, &Device::Cpu).expect("imported model loads"))
+    Some(Encoder::load(spec, dir, &Device::Cpu, 0).expect("imported model loads"))
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -158,7 +158,7 @@ fn over_long_texts_are_truncated_and_counted() {
 #[test]
 fn a_missing_model_names_the_command_that_fixes_it() {
     let empty = tempfile::tempdir().unwrap();
-    let err = match Encoder::load(&catalogue::E5_SMALL, empty.path(), &Device::Cpu) {
+    let err = match Encoder::load(&catalogue::E5_SMALL, empty.path(), &Device::Cpu, 0) {
         Err(e) => e.to_string(),
         Ok(_) => panic!("loaded a model from an empty directory"),
     };
