@@ -110,23 +110,13 @@ pub fn parse_vtt(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, P
         });
         i = j;
     }
-    if cues.is_empty() {
-        return Err(ParseError::new(
-            "no cues found in WebVTT file (nothing after the header)",
-        ));
-    }
-    let call = Call {
-        id: None,
-        start: None,
-        language,
-        source_format: "vtt",
-    };
-    turns::build(
+    into_turns(
         input,
         ctx,
-        call,
-        pieces(&cues),
-        "WebVTT cues (every cue is empty)",
+        &cues,
+        "vtt",
+        language,
+        "WebVTT file (nothing after the header)",
     )
 }
 
@@ -206,21 +196,38 @@ pub fn parse_srt(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, P
         });
         i = j;
     }
+    into_turns(input, ctx, &cues, "srt", None, "SRT file")
+}
+
+/// Caption cues → speaker turns; a file without cues is an error naming the format.
+fn into_turns(
+    input: &[u8],
+    ctx: &ParseContext,
+    cues: &[Cue],
+    source_format: &'static str,
+    language: Option<String>,
+    what: &str,
+) -> Result<Vec<Interaction>, ParseError> {
     if cues.is_empty() {
-        return Err(ParseError::new("no cues found in SRT file"));
+        return Err(ParseError::new(format!("no cues found in {what}")));
     }
     let call = Call {
         id: None,
         start: None,
-        language: None,
-        source_format: "srt",
+        language,
+        source_format,
+    };
+    let kind = if source_format == "vtt" {
+        "WebVTT"
+    } else {
+        "SRT"
     };
     turns::build(
         input,
         ctx,
         call,
-        pieces(&cues),
-        "SRT cues (every cue is empty)",
+        pieces(cues),
+        &format!("{kind} cues (every cue is empty)"),
     )
 }
 
