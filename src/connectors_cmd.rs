@@ -1,7 +1,7 @@
 //! `rapport connectors status|test`.
 
 use rapport_config::{Config, ConnectorSpec};
-use rapport_connectors::{Format, detect};
+use rapport_connectors::{Format, detect, interactions};
 use rapport_pipeline::ingest::ConnectorStatus;
 use rapport_pipeline::ingest::files::{Layout, list_files};
 use rapport_pipeline::{Bus, Checkpoints};
@@ -109,11 +109,7 @@ pub async fn test(config: &Config, name: &str) -> u8 {
                 let mut ctx = template.clone();
                 ctx.source = file.display().to_string();
                 let units = fmt.parse(&bytes, &ctx);
-                let ok: usize = units
-                    .iter()
-                    .filter_map(|u| u.outcome.as_ref().ok())
-                    .map(Vec::len)
-                    .sum();
+                let ok = interactions(&units).count();
                 let bad: Vec<_> = units
                     .iter()
                     .filter_map(|u| u.outcome.as_ref().err())
@@ -123,12 +119,7 @@ pub async fn test(config: &Config, name: &str) -> u8 {
                     file.display(),
                     bad.len()
                 );
-                if let Some(first) = units
-                    .iter()
-                    .filter_map(|u| u.outcome.as_ref().ok())
-                    .flatten()
-                    .next()
-                {
+                if let Some(first) = interactions(&units).next() {
                     let text: String = first.text.chars().take(80).collect();
                     println!(
                         "    first: {} {:?} {}: {text:?}",

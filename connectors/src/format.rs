@@ -219,6 +219,14 @@ impl std::fmt::Display for Format {
     }
 }
 
+/// The interactions of the units that parsed, in order.
+pub fn interactions(units: &[Unit]) -> impl Iterator<Item = &Interaction> {
+    units
+        .iter()
+        .filter_map(|u| u.outcome.as_ref().ok())
+        .flatten()
+}
+
 /// Wraps a whole-document parser as one unit, enforcing the file size cap first.
 pub fn whole(
     input: &[u8],

@@ -18,5 +18,5 @@ pub(crate) mod testing;
 pub mod text;
 
 pub use error::ParseError;
-pub use format::{Format, ParseContext, Unit, detect};
+pub use format::{Format, ParseContext, Unit, detect, interactions};
 pub use record::{Author, Channel, Interaction, Role};

@@ -346,11 +346,7 @@ mod tests {
     }
 
     fn ok(units: &[Unit]) -> Vec<&Interaction> {
-        units
-            .iter()
-            .filter_map(|u| u.outcome.as_ref().ok())
-            .flatten()
-            .collect()
+        crate::format::interactions(units).collect()
     }
 
     #[test]
@@ -517,12 +513,7 @@ mod tests {
             assert_eq!(r.end + resume as u64, a.end);
         }
         let ids: Vec<String> = ok(&rest).iter().map(|i| i.id.clone()).collect();
-        let expected: Vec<String> = all[4..]
-            .iter()
-            .filter_map(|u| u.outcome.as_ref().ok())
-            .flatten()
-            .map(|i| i.id.clone())
-            .collect();
+        let expected: Vec<String> = ok(&all[4..]).iter().map(|i| i.id.clone()).collect();
         assert_eq!(ids, expected);
         assert_eq!(ids.len(), 1);
     }

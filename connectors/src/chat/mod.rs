@@ -140,11 +140,7 @@ mod tests {
                 "{rel}"
             );
             let units = Format::ChatJson.parse(&input, &ctx(rel));
-            let count: usize = units
-                .iter()
-                .filter_map(|u| u.outcome.as_ref().ok())
-                .map(Vec::len)
-                .sum();
+            let count = crate::format::interactions(&units).count();
             assert_eq!(count, interactions, "{rel}");
         }
     }

@@ -673,11 +673,7 @@ mod tests {
     }
 
     fn all(units: &[Unit]) -> Vec<&Interaction> {
-        units
-            .iter()
-            .filter_map(|u| u.outcome.as_ref().ok())
-            .flatten()
-            .collect()
+        crate::format::interactions(units).collect()
     }
 
     #[test]

@@ -52,11 +52,7 @@ mod tests {
             let input = std::fs::read(fixture(rel)).unwrap();
             assert_eq!(detect(Path::new(rel), &input), Some(format), "{rel}");
             let units = format.parse(&input, &ctx(rel));
-            let count: usize = units
-                .iter()
-                .filter_map(|u| u.outcome.as_ref().ok())
-                .map(Vec::len)
-                .sum();
+            let count = crate::format::interactions(&units).count();
             assert_eq!(count, interactions, "{rel}");
         }
     }

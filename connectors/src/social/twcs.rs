@@ -418,10 +418,7 @@ mod tests {
     }
 
     fn ids(units: &[Unit]) -> Vec<String> {
-        units
-            .iter()
-            .filter_map(|u| u.outcome.as_ref().ok())
-            .flatten()
+        crate::format::interactions(units)
             .map(|i| i.id.clone())
             .collect()
     }
@@ -441,11 +438,7 @@ mod tests {
                 "line 9: invalid timestamp \"Mon Nov 31 11:00:00 +0000 2017\" in field \"created_at\" of tweet 107"
             ]
         );
-        let all: Vec<&Interaction> = units
-            .iter()
-            .filter_map(|u| u.outcome.as_ref().ok())
-            .flatten()
-            .collect();
+        let all: Vec<&Interaction> = crate::format::interactions(&units).collect();
         assert_eq!(all.len(), 9);
         let get = |id: &str| *all.iter().find(|i| i.id == id).unwrap();
 
