@@ -177,8 +177,11 @@ pub struct ModelsSettings {
     pub device: String,
     /// Inference threads; 0 = one per core.
     pub threads: usize,
-    /// Padded tokens per forward pass: larger batches amortise overhead, smaller ones
-    /// bound memory and latency.
+    /// Dense-layer arithmetic on CPU: `f32`, `q8_0` or `q4_0` (quantised weights and
+    /// 8-bit activations). A GPU always runs f32.
+    pub matmul: String,
+    /// Tokens per forward pass: larger batches amortise overhead, smaller ones bound
+    /// memory and latency.
     pub max_batch_tokens: usize,
 }
 
@@ -190,7 +193,8 @@ impl Default for ModelsSettings {
             default: "e5-small".into(),
             device: "cpu".into(),
             threads: 0,
-            max_batch_tokens: 1024,
+            matmul: "f32".into(),
+            max_batch_tokens: 4096,
         }
     }
 }

