@@ -1,11 +1,11 @@
-//! `rapport models import|list` and `rapport embed`.
+//! `rapport models import|list|bench|export` and `rapport embed`.
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rapport_config::Config;
 use rapport_models::catalogue::{self, ModelSpec};
-use rapport_models::{Encoder, package};
+use rapport_models::{Encoder, EncoderOptions, MatmulKind, package};
 
 use crate::{EXIT_CONFIG, EXIT_FAILURE};
 
@@ -94,33 +94,11 @@ pub fn list(config: &Config, json: bool) -> u8 {
 
 /// Texts are read and embedded in chunks, so output streams for long inputs.
 pub fn embed(config: &Config, model: Option<&str>) -> u8 {
-    let name = model.unwrap_or(&config.settings.models.default);
-    let Some(spec) = catalogue::by_name(name) else {
-        eprintln!(
-            "rapport: unknown model {name:?}; expected one of {}",
-            catalogue::names().join(", ")
-        );
-        return EXIT_CONFIG;
-    };
-    let device = match device(&config.settings.models.device) {
-        Ok(device) => device,
-        Err(e) => {
-            eprintln!("rapport: models.device: {e}");
-            return EXIT_CONFIG;
-        }
-    };
-    let encoder = match Encoder::load(
-        spec,
-        &config.settings.models_dir(),
-        &device,
-        config.settings.models.threads,
-    ) {
+    let encoder = match load_encoder(config, model, None, None) {
         Ok(encoder) => encoder,
-        Err(e) => {
-            eprintln!("rapport: {e}");
-            return EXIT_FAILURE;
-        }
+        Err(code) => return code,
     };
+    let spec = encoder.spec();
     const CHUNK: usize = 256;
     let stdin = std::io::stdin().lock();
     let mut out = std::io::stdout().lock();
@@ -153,6 +131,206 @@ pub fn embed(config: &Config, model: Option<&str>) -> u8 {
         );
     }
     0
+}
+
+/// The named (or default) model with the config's device, threads and matmul kind; the
+/// overrides come from command-line flags. Errors are printed; the exit code is returned.
+fn load_encoder(
+    config: &Config,
+    model: Option<&str>,
+    threads: Option<usize>,
+    matmul: Option<&str>,
+) -> Result<Encoder, u8> {
+    let settings = &config.settings.models;
+    let name = model.unwrap_or(&settings.default);
+    let Some(spec) = catalogue::by_name(name) else {
+        eprintln!(
+            "rapport: unknown model {name:?}; expected one of {}",
+            catalogue::names().join(", ")
+        );
+        return Err(EXIT_CONFIG);
+    };
+    let device = device(&settings.device).map_err(|e| {
+        eprintln!("rapport: models.device: {e}");
+        EXIT_CONFIG
+    })?;
+    let matmul_name = matmul.unwrap_or(&settings.matmul);
+    let Some(matmul) = MatmulKind::parse(matmul_name) else {
+        eprintln!(
+            "rapport: models.matmul: {matmul_name:?} is not one of {}",
+            MatmulKind::NAMES.join(", ")
+        );
+        return Err(EXIT_CONFIG);
+    };
+    let options = EncoderOptions {
+        device,
+        threads: threads.unwrap_or(settings.threads),
+        matmul,
+        padded: false,
+    };
+    Encoder::load(spec, &config.settings.models_dir(), &options).map_err(|e| {
+        eprintln!("rapport: {e}");
+        EXIT_FAILURE
+    })
+}
+
+pub struct BenchArgs {
+    pub model: Option<String>,
+    pub texts: Option<PathBuf>,
+    pub threads: Option<usize>,
+    pub matmul: Option<String>,
+    pub max_batch_tokens: Option<usize>,
+    pub passes: usize,
+    pub json: bool,
+}
+
+/// The sentences the reference vectors were computed for: a default bench set that
+/// needs no file.
+const BUILT_IN_TEXTS: &str = include_str!("../models/reference/sentences.txt");
+
+/// `rapport models bench`: one warm-up pass, then timed passes over the same texts; the
+/// fastest pass is reported (the others only absorb noise from the rest of the machine).
+pub fn bench(config: &Config, args: BenchArgs) -> u8 {
+    let text = match &args.texts {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) => {
+                eprintln!("rapport: {}: {e}", path.display());
+                return EXIT_FAILURE;
+            }
+        },
+        None => BUILT_IN_TEXTS.to_string(),
+    };
+    let texts: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if texts.is_empty() {
+        eprintln!("rapport: no texts to embed (one per line)");
+        return EXIT_FAILURE;
+    }
+    let loading = std::time::Instant::now();
+    let encoder = match load_encoder(
+        config,
+        args.model.as_deref(),
+        args.threads,
+        args.matmul.as_deref(),
+    ) {
+        Ok(encoder) => encoder,
+        Err(code) => return code,
+    };
+    let load_seconds = loading.elapsed().as_secs_f64();
+    let budget = args
+        .max_batch_tokens
+        .unwrap_or(config.settings.models.max_batch_tokens);
+    let warm_up = texts.len().min(64);
+    if let Err(e) = encoder.embed(&texts[..warm_up], budget) {
+        eprintln!("rapport: {e}");
+        return EXIT_FAILURE;
+    }
+    let mut best: Option<(f64, rapport_models::Embedded)> = None;
+    for _ in 0..args.passes.max(1) {
+        let started = std::time::Instant::now();
+        let embedded = match encoder.embed(&texts, budget) {
+            Ok(embedded) => embedded,
+            Err(e) => {
+                eprintln!("rapport: {e}");
+                return EXIT_FAILURE;
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        if best.as_ref().is_none_or(|(s, _)| seconds < *s) {
+            best = Some((seconds, embedded));
+        }
+    }
+    let (seconds, embedded) = best.expect("at least one pass");
+    let mut latencies = embedded.batch_seconds.clone();
+    latencies.sort_by(f64::total_cmp);
+    let percentile = |p: f64| {
+        let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
+        latencies[rank.clamp(1, latencies.len()) - 1] * 1e3
+    };
+    let report = serde_json::json!({
+        "impl": "rapport",
+        "model": encoder.spec().name,
+        "matmul": encoder.matmul().name(),
+        "threads": encoder.threads(),
+        "max_batch_tokens": budget,
+        "texts": texts.len(),
+        "tokens": embedded.tokens,
+        "truncated": embedded.truncated,
+        "batches": embedded.batches,
+        "seconds": seconds,
+        "texts_per_s": texts.len() as f64 / seconds,
+        "tokens_per_s": embedded.tokens as f64 / seconds,
+        "p50_batch_ms": percentile(50.0),
+        "p99_batch_ms": percentile(99.0),
+        "load_seconds": load_seconds,
+        "peak_rss_mb": peak_rss_bytes().map(|b| b as f64 / 1e6),
+    });
+    // Output may be piped into `head`: a closed stdout ends the command quietly.
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let _ = writeln!(out, "{report}");
+    } else {
+        let _ = writeln!(
+            out,
+            "{} ({} matmul, {} threads): {} texts, {} tokens in {:.2} s = {:.1} texts/s, {:.0} tokens/s",
+            report["model"].as_str().unwrap_or_default(),
+            report["matmul"].as_str().unwrap_or_default(),
+            report["threads"],
+            texts.len(),
+            embedded.tokens,
+            seconds,
+            texts.len() as f64 / seconds,
+            embedded.tokens as f64 / seconds
+        );
+        let _ = writeln!(
+            out,
+            "batches: {} of ≤ {budget} tokens, latency p50 {:.1} ms, p99 {:.1} ms; load {:.2} s; peak RSS {}",
+            embedded.batches,
+            percentile(50.0),
+            percentile(99.0),
+            load_seconds,
+            peak_rss_bytes().map_or("unknown".into(), |b| format!("{:.0} MB", b as f64 / 1e6))
+        );
+        if embedded.truncated > 0 {
+            let _ = writeln!(
+                out,
+                "{} text(s) were truncated at {} tokens",
+                embedded.truncated,
+                encoder.spec().max_tokens
+            );
+        }
+    }
+    0
+}
+
+/// The process's peak resident set (`VmHWM`), on Linux.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// `rapport models export MODEL --safetensors DIR`.
+pub fn export(config: &Config, model: &str, out: &Path) -> u8 {
+    let Some(spec) = catalogue::by_name(model) else {
+        eprintln!("rapport: unknown model {model:?}");
+        return EXIT_CONFIG;
+    };
+    match rapport_models::export::safetensors(spec, &config.settings.models_dir(), out) {
+        Ok(files) => {
+            println!(
+                "{model}: wrote {} into {} (F32, Hugging Face BERT names)",
+                files.join(", "),
+                out.display()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("rapport: {e}");
+            EXIT_FAILURE
+        }
+    }
 }
 
 fn device(name: &str) -> Result<candle_core::Device, String> {

@@ -118,3 +118,102 @@ fn import_list_and_embed_from_the_registry_wheels() {
     let v: Vec<f32> = serde_json::from_slice(&minilm.stdout).unwrap();
     assert_eq!(v.len(), 384);
 }
+
+#[test]
+fn bench_reports_throughput_and_export_writes_a_loadable_model() {
+    let Some(cache) = wheel_cache() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let import = rapport(
+        data.path(),
+        &cache,
+        &["models", "import", "--model", "minilm"],
+        "",
+    );
+    assert!(import.status.success());
+
+    let bench = rapport(
+        data.path(),
+        &cache,
+        &[
+            "models",
+            "bench",
+            "--model",
+            "minilm",
+            "--threads",
+            "1",
+            "--json",
+        ],
+        "",
+    );
+    assert!(
+        bench.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&bench.stdout).unwrap();
+    // The built-in texts: the 50 reference sentences.
+    assert_eq!(report["texts"], 50, "{report}");
+    assert_eq!(report["threads"], 1);
+    assert_eq!(report["matmul"], "f32");
+    for field in [
+        "texts_per_s",
+        "tokens_per_s",
+        "p50_batch_ms",
+        "p99_batch_ms",
+        "peak_rss_mb",
+    ] {
+        assert!(
+            report[field].as_f64().is_some_and(|v| v > 0.0),
+            "{field}: {report}"
+        );
+    }
+    assert!(report["p99_batch_ms"].as_f64() >= report["p50_batch_ms"].as_f64());
+
+    let refused = rapport(
+        data.path(),
+        &cache,
+        &["models", "bench", "--model", "minilm", "--matmul", "q4_0"],
+        "",
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("use f32 or q8_0"));
+
+    let out = data.path().join("export");
+    let export = rapport(
+        data.path(),
+        &cache,
+        &[
+            "models",
+            "export",
+            "minilm",
+            "--safetensors",
+            out.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let tensors =
+        candle_core::safetensors::load(out.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    let query = &tensors["encoder.layer.0.attention.self.query.weight"];
+    assert_eq!(query.dims(), &[384, 384]);
+    assert_eq!(query.dtype(), candle_core::DType::F32);
+    for file in [
+        "config.json",
+        "tokenizer.json",
+        "modules.json",
+        "1_Pooling/config.json",
+    ] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    let tokenizer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("tokenizer.json")).unwrap()).unwrap();
+    assert!(
+        tokenizer["padding"].is_null(),
+        "no fixed padding in the export"
+    );
+}
