@@ -119,8 +119,8 @@ enum ModelsCommand {
         /// Inference threads; default models.threads (0 = one per core).
         #[arg(long)]
         threads: Option<usize>,
-        /// f32, q8_0 or q4_0; default models.matmul.
-        #[arg(long, value_parser = rapport_models::MatmulKind::NAMES)]
+        /// auto, f32, int8, q8_0 or q4_0; default models.matmul.
+        #[arg(long, value_parser = ["auto", "f32", "int8", "q8_0", "q4_0"])]
         matmul: Option<String>,
         /// Tokens per forward pass; default models.max_batch_tokens.
         #[arg(long)]

@@ -155,7 +155,11 @@ fn load_encoder(
         EXIT_CONFIG
     })?;
     let matmul_name = matmul.unwrap_or(&settings.matmul);
-    let Some(matmul) = MatmulKind::parse(matmul_name) else {
+    let matmul = if matmul_name == "auto" {
+        None
+    } else if let Some(kind) = MatmulKind::parse(matmul_name) {
+        Some(kind)
+    } else {
         eprintln!(
             "rapport: models.matmul: {matmul_name:?} is not one of {}",
             MatmulKind::NAMES.join(", ")

@@ -176,7 +176,7 @@ fn bench_reports_throughput_and_export_writes_a_loadable_model() {
         "",
     );
     assert_eq!(refused.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("use f32 or q8_0"));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("use auto, f32 or q8_0"));
 
     let out = data.path().join("export");
     let export = rapport(

@@ -341,11 +341,11 @@ fn validate_settings(settings: &Settings, origin: &dyn Fn(&str) -> Origin) -> Ve
             format!("{device:?} is not a device; expected cpu or cuda:<n>"),
         ));
     }
-    if !["f32", "q8_0", "q4_0"].contains(&settings.models.matmul.as_str()) {
+    if !["auto", "f32", "int8", "q8_0", "q4_0"].contains(&settings.models.matmul.as_str()) {
         found.push((
             "models.matmul".into(),
             format!(
-                "{:?} is not a matmul kind; expected f32, q8_0 or q4_0",
+                "{:?} is not a matmul kind; expected auto, f32, int8, q8_0 or q4_0",
                 settings.models.matmul
             ),
         ));

@@ -177,8 +177,9 @@ pub struct ModelsSettings {
     pub device: String,
     /// Inference threads; 0 = one per core.
     pub threads: usize,
-    /// Dense-layer arithmetic on CPU: `f32`, `q8_0` or `q4_0` (quantised weights and
-    /// 8-bit activations). A GPU always runs f32.
+    /// Dense-layer arithmetic on CPU: `auto` (each model's fastest kind that still
+    /// matches its references), `f32`, `int8` (Rapport's AVX2 kernel), `q8_0` or `q4_0`
+    /// (candle's block types). A GPU always runs f32.
     pub matmul: String,
     /// Tokens per forward pass: larger batches amortise overhead, smaller ones bound
     /// memory and latency.
@@ -193,7 +194,7 @@ impl Default for ModelsSettings {
             default: "e5-small".into(),
             device: "cpu".into(),
             threads: 0,
-            matmul: "f32".into(),
+            matmul: "auto".into(),
             max_batch_tokens: 4096,
         }
     }

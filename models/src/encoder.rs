@@ -58,8 +58,9 @@ pub struct EncoderOptions {
     pub device: Device,
     /// Inference threads; 0 = one per core.
     pub threads: usize,
-    /// Dense-layer arithmetic on CPU (a GPU always runs F32).
-    pub matmul: MatmulKind,
+    /// Dense-layer arithmetic on CPU (a GPU always runs F32); None: the model's fastest
+    /// kind that matches its references (`ModelSpec::fastest_matmul`).
+    pub matmul: Option<MatmulKind>,
     /// Use candle-transformers' BERT over padded batches even on CPU: the GPU backend,
     /// so that tests exercise it on machines without one.
     pub padded: bool,
@@ -70,7 +71,7 @@ impl Default for EncoderOptions {
         EncoderOptions {
             device: Device::Cpu,
             threads: 0,
-            matmul: MatmulKind::default(),
+            matmul: None,
             padded: false,
         }
     }
@@ -110,11 +111,11 @@ impl Encoder {
             path: path.to_path_buf(),
             problem,
         };
-        if options.matmul == MatmulKind::Q4_0 && spec.weights == WeightsFormat::Safetensors {
-            // Measured: rounding MiniLM's f32 weights to 4 bits drops the cosine to its
-            // reference to 0.92; e5's q4_0 runs the file's own blocks and loses nothing.
+        let matmul = options.matmul.unwrap_or(spec.fastest_matmul);
+        if let Some((_, why)) = spec.refused_matmuls.iter().find(|(k, _)| *k == matmul) {
             return Err(ModelError::Unsupported(format!(
-                "models.matmul = \"q4_0\" would round {}'s f32 weights to 4 bits, which changes its vectors (cosine 0.92 to the reference); use f32 or q8_0",
+                "models.matmul = \"{}\" changes {}'s vectors ({why} to the reference); use auto, f32 or q8_0",
+                matmul.name(),
                 spec.name
             )));
         }
@@ -131,7 +132,7 @@ impl Encoder {
         let backend = if device.is_cpu() && !options.padded {
             let config: BertConfig = serde_json::from_slice(&config_bytes)
                 .map_err(|e| file_error(&config_path, format!("not a BERT config: {e}")))?;
-            let model = PackedBert::load(weights, &config, options.matmul)
+            let model = PackedBert::load(weights, &config, matmul)
                 .map_err(|problem| file_error(&dir, problem))?;
             Backend::Packed(model)
         } else {

@@ -21,16 +21,20 @@ pub enum MatmulKind {
     Q8_0,
     /// Weights as the file's 4-bit blocks (no expansion at all for e5), 8-bit activations.
     Q4_0,
+    /// Rapport's AVX2 int8 GEMM (`igemm.rs`): 8-bit weights per output column, 7-bit
+    /// activations per row. f32 where AVX2 is missing.
+    Int8,
 }
 
 impl MatmulKind {
-    pub const NAMES: [&'static str; 3] = ["f32", "q8_0", "q4_0"];
+    pub const NAMES: [&'static str; 4] = ["f32", "q8_0", "q4_0", "int8"];
 
     pub fn parse(name: &str) -> Option<MatmulKind> {
         match name {
             "f32" => Some(MatmulKind::F32),
             "q8_0" => Some(MatmulKind::Q8_0),
             "q4_0" => Some(MatmulKind::Q4_0),
+            "int8" => Some(MatmulKind::Int8),
             _ => None,
         }
     }
@@ -40,6 +44,7 @@ impl MatmulKind {
             MatmulKind::F32 => "f32",
             MatmulKind::Q8_0 => "q8_0",
             MatmulKind::Q4_0 => "q4_0",
+            MatmulKind::Int8 => "int8",
         }
     }
 }
@@ -55,6 +60,8 @@ pub struct Dense {
 enum DenseWeight {
     /// Packed for Rapport's AVX2 kernel (`sgemm.rs`), bias fused.
     Packed(crate::sgemm::PackedWeight),
+    /// Packed 8-bit for Rapport's AVX2 int8 kernel (`igemm.rs`), bias fused.
+    Int8(crate::igemm::Int8Weight),
     /// `[in, out]` row-major for the `gemm` crate (other CPUs, ragged widths).
     F32(Vec<f32>),
     /// `[out][in / 32]` blocks, as GGML lays out a transposed right-hand side.
@@ -109,11 +116,17 @@ impl Dense {
             }
             _ => {
                 let rows: Vec<f32> = weights.iter().flat_map(|w| w.to_f32()).collect();
+                let f32_weight =
+                    |rows: &[f32]| match crate::sgemm::PackedWeight::pack(rows, out_dim, in_dim) {
+                        Some(packed) => DenseWeight::Packed(packed),
+                        None => DenseWeight::F32(transpose(rows, out_dim, in_dim)),
+                    };
                 match kind {
-                    MatmulKind::F32 => {
-                        match crate::sgemm::PackedWeight::pack(&rows, out_dim, in_dim) {
-                            Some(packed) => DenseWeight::Packed(packed),
-                            None => DenseWeight::F32(transpose(&rows, out_dim, in_dim)),
+                    MatmulKind::F32 => f32_weight(&rows),
+                    MatmulKind::Int8 => {
+                        match crate::igemm::Int8Weight::pack(&rows, out_dim, in_dim) {
+                            Some(packed) => DenseWeight::Int8(packed),
+                            None => f32_weight(&rows),
                         }
                     }
                     MatmulKind::Q8_0 => DenseWeight::Q8_0(quantize(&rows)?),
@@ -133,11 +146,13 @@ impl Dense {
     pub fn forward(&self, x: &[f32], rows: usize, out: &mut [f32]) {
         debug_assert_eq!(x.len(), rows * self.in_dim);
         debug_assert_eq!(out.len(), rows * self.out_dim);
-        if let DenseWeight::Packed(w) = &self.weight {
-            return w.matmul_bias(x, rows, &self.bias, out);
+        match &self.weight {
+            DenseWeight::Packed(w) => return w.matmul_bias(x, rows, &self.bias, out),
+            DenseWeight::Int8(w) => return w.matmul_bias(x, rows, &self.bias, out),
+            _ => {}
         }
         match &self.weight {
-            DenseWeight::Packed(_) => unreachable!("handled above"),
+            DenseWeight::Packed(_) | DenseWeight::Int8(_) => unreachable!("handled above"),
             DenseWeight::F32(w) => {
                 let threads = rayon::current_num_threads();
                 // SAFETY: the slices hold rows × in, in × out and rows × out values with
@@ -627,6 +642,7 @@ mod tests {
             (MatmulKind::F32, 1e-4),
             (MatmulKind::Q8_0, 0.1),
             (MatmulKind::Q4_0, 0.6),
+            (MatmulKind::Int8, 0.3),
         ] {
             let dense = Dense::new(&[&weight], &[&bias], kind).unwrap();
             let mut out = vec![0.0; rows * outputs];

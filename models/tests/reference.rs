@@ -79,7 +79,7 @@ fn encoder(spec: &'static ModelSpec) -> Option<Encoder> {
 fn encoder_with(spec: &'static ModelSpec, matmul: MatmulKind, padded: bool) -> Option<Encoder> {
     let dir = models_dir()?;
     let options = EncoderOptions {
-        matmul,
+        matmul: Some(matmul),
         padded,
         // Tests run in parallel: two threads each keep the machine responsive.
         threads: 2,
@@ -176,17 +176,52 @@ fn quantised_matmuls_stay_within_the_quantised_tolerance() {
 }
 
 #[test]
-fn minilm_refuses_4_bit_matmuls_that_would_change_its_vectors() {
+fn int8_matmuls_stay_within_the_quantised_tolerance() {
+    check_mode_against_reference(
+        &catalogue::E5_SMALL,
+        MatmulKind::Int8,
+        false,
+        "vector",
+        0.99,
+    );
+    check_mode_against_reference(
+        &catalogue::E5_SMALL,
+        MatmulKind::Int8,
+        false,
+        "vector_torch",
+        0.99,
+    );
+}
+
+#[test]
+fn auto_picks_int8_for_e5_and_f32_for_minilm() {
     let Some(dir) = models_dir() else { return };
-    let options = EncoderOptions {
-        matmul: MatmulKind::Q4_0,
-        ..Default::default()
-    };
-    let err = match Encoder::load(&catalogue::MINILM, dir, &options) {
-        Err(e) => e.to_string(),
-        Ok(_) => panic!("minilm loaded with q4_0"),
-    };
-    assert!(err.contains("q4_0") && err.contains("f32 or q8_0"), "{err}");
+    for (spec, expected) in [
+        (&catalogue::E5_SMALL, MatmulKind::Int8),
+        (&catalogue::MINILM, MatmulKind::F32),
+    ] {
+        let encoder = Encoder::load(spec, dir, &EncoderOptions::default()).unwrap();
+        assert_eq!(encoder.matmul(), expected, "{}", spec.name);
+    }
+}
+
+#[test]
+fn minilm_refuses_matmuls_that_would_change_its_vectors() {
+    let Some(dir) = models_dir() else { return };
+    for kind in [MatmulKind::Q4_0, MatmulKind::Int8] {
+        let options = EncoderOptions {
+            matmul: Some(kind),
+            ..Default::default()
+        };
+        let err = match Encoder::load(&catalogue::MINILM, dir, &options) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("minilm loaded with {kind:?}"),
+        };
+        assert!(
+            err.contains(kind.name()) && err.contains("f32 or q8_0"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
