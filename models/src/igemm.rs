@@ -15,6 +15,7 @@
 use rayon::prelude::*;
 
 use crate::kernels::simd::avx2_fma;
+use crate::kernels::{SendPtr, for_each_block};
 
 const NR: usize = 16;
 const MR: usize = 4;
@@ -77,20 +78,14 @@ impl Int8Weight {
         assert_eq!(c.len(), m * self.n);
         assert_eq!(bias.len(), self.n);
         let rows = quantise_rows(a, m, self.k);
-        let panels = self.n / NR;
-        let row_items = m.div_ceil(ROWS_PER_ITEM);
         let c_ptr = SendPtr(c.as_mut_ptr());
-        (0..row_items * panels)
-            .into_par_iter()
-            .with_min_len(4)
-            .for_each(|item| {
-                let c_ptr = &c_ptr;
-                let (row_item, panel) = (item / panels, item % panels);
-                let range = row_item * ROWS_PER_ITEM..m.min((row_item + 1) * ROWS_PER_ITEM);
-                // SAFETY: AVX2 was detected when packing; each item writes only its rows ×
-                // its panel's 16 columns of `c`; reads stay within the buffers.
-                unsafe { self.item(&rows, range, panel, bias, c_ptr.0) }
-            });
+        for_each_block(m, self.n / NR, ROWS_PER_ITEM, |range, panel| {
+            // Through the whole struct: a closure capturing only the raw field is not Sync.
+            let c_ptr = &c_ptr;
+            // SAFETY: AVX2 was detected when packing; each block writes only its rows × its
+            // panel's 16 columns of `c`; reads stay within the buffers.
+            unsafe { self.item(&rows, range, panel, bias, c_ptr.0) }
+        });
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -218,11 +213,6 @@ fn quantise_rows(a: &[f32], m: usize, k: usize) -> QuantisedRows {
         offsets,
     }
 }
-
-struct SendPtr(*mut f32);
-// SAFETY: work items write disjoint blocks of the buffer (see `matmul_bias`).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 #[cfg(test)]
 mod tests {

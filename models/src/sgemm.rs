@@ -11,9 +11,8 @@
 //!
 //! Other CPUs (or shapes whose width is not a multiple of 16) use the `gemm` crate.
 
-use rayon::prelude::*;
-
 use crate::kernels::simd::avx2_fma;
+use crate::kernels::{SendPtr, for_each_block};
 
 /// Columns per packed panel (two AVX registers).
 const NR: usize = 16;
@@ -57,21 +56,15 @@ impl PackedWeight {
         assert_eq!(a.len(), m * self.k);
         assert_eq!(c.len(), m * self.n);
         assert_eq!(bias.len(), self.n);
-        let panels = self.n / NR;
-        let row_items = m.div_ceil(ROWS_PER_ITEM);
         let c_ptr = SendPtr(c.as_mut_ptr());
-        (0..row_items * panels)
-            .into_par_iter()
-            .with_min_len(4)
-            .for_each(|item| {
-                let c_ptr = &c_ptr;
-                let (row_item, panel) = (item / panels, item % panels);
-                let rows = row_item * ROWS_PER_ITEM..m.min((row_item + 1) * ROWS_PER_ITEM);
-                // SAFETY: AVX2 and FMA were detected when packing; each item writes only
-                // its rows × its panel's 16 columns of `c`, which no other item touches;
-                // all reads stay within `a`, the panel and `bias`.
-                unsafe { self.item(a, rows, panel, bias, c_ptr.0) }
-            });
+        for_each_block(m, self.n / NR, ROWS_PER_ITEM, |rows, panel| {
+            // Through the whole struct: a closure capturing only the raw field is not Sync.
+            let c_ptr = &c_ptr;
+            // SAFETY: AVX2 and FMA were detected when packing; each block writes only its
+            // rows × its panel's 16 columns of `c`, which no other block touches; all reads
+            // stay within `a`, the panel and `bias`.
+            unsafe { self.item(a, rows, panel, bias, c_ptr.0) }
+        });
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -168,11 +161,6 @@ unsafe fn kernel<const R: usize>(
         }
     }
 }
-
-struct SendPtr(*mut f32);
-// SAFETY: work items write disjoint blocks of the buffer (see `matmul_bias`).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 #[cfg(test)]
 mod tests {
