@@ -109,28 +109,7 @@ enum ModelsCommand {
         json: bool,
     },
     /// Embed a text file and report texts/s, tokens/s, p50/p99 batch latency, peak memory.
-    Bench {
-        /// e5-small or minilm; default models.default.
-        #[arg(long, value_parser = rapport_models::catalogue::names())]
-        model: Option<String>,
-        /// One text per line; default the 50 built-in reference sentences.
-        #[arg(long)]
-        texts: Option<PathBuf>,
-        /// Inference threads; default models.threads (0 = one per core).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// auto, f32, int8, q8_0 or q4_0; default models.matmul.
-        #[arg(long, value_parser = ["auto", "f32", "int8", "q8_0", "q4_0"])]
-        matmul: Option<String>,
-        /// Tokens per forward pass; default models.max_batch_tokens.
-        #[arg(long)]
-        max_batch_tokens: Option<usize>,
-        /// Timed passes over the texts after one warm-up pass; the best pass is reported.
-        #[arg(long, default_value_t = 1)]
-        passes: usize,
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(models_cmd::BenchArgs),
     /// Write a model as F32 safetensors in Hugging Face BERT layout, with its config and
     /// tokenizer, loadable by transformers and sentence-transformers (for references).
     Export {
@@ -227,26 +206,7 @@ async fn dispatch(cli: Cli) -> u8 {
                 models_cmd::import(&config, model.as_deref(), cache)
             }
             ModelsCommand::List { json } => models_cmd::list(&config, json),
-            ModelsCommand::Bench {
-                model,
-                texts,
-                threads,
-                matmul,
-                max_batch_tokens,
-                passes,
-                json,
-            } => models_cmd::bench(
-                &config,
-                models_cmd::BenchArgs {
-                    model,
-                    texts,
-                    threads,
-                    matmul,
-                    max_batch_tokens,
-                    passes,
-                    json,
-                },
-            ),
+            ModelsCommand::Bench(args) => models_cmd::bench(&config, args),
             ModelsCommand::Export { model, safetensors } => {
                 models_cmd::export(&config, &model, &safetensors)
             }

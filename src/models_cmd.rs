@@ -162,7 +162,7 @@ fn load_encoder(
     } else {
         eprintln!(
             "rapport: models.matmul: {matmul_name:?} is not one of {}",
-            MatmulKind::NAMES.join(", ")
+            MatmulKind::SETTING_VALUES.join(", ")
         );
         return Err(EXIT_CONFIG);
     };
@@ -178,13 +178,27 @@ fn load_encoder(
     })
 }
 
+#[derive(clap::Args)]
 pub struct BenchArgs {
+    /// e5-small or minilm; default models.default.
+    #[arg(long, value_parser = catalogue::names())]
     pub model: Option<String>,
+    /// One text per line; default the 50 built-in reference sentences.
+    #[arg(long)]
     pub texts: Option<PathBuf>,
+    /// Inference threads; default models.threads (0 = one per core).
+    #[arg(long)]
     pub threads: Option<usize>,
+    /// auto, f32, int8, q8_0 or q4_0; default models.matmul.
+    #[arg(long, value_parser = MatmulKind::SETTING_VALUES)]
     pub matmul: Option<String>,
+    /// Tokens per forward pass; default models.max_batch_tokens.
+    #[arg(long)]
     pub max_batch_tokens: Option<usize>,
+    /// Timed passes over the texts after one warm-up pass; the best pass is reported.
+    #[arg(long, default_value_t = 1)]
     pub passes: usize,
+    #[arg(long)]
     pub json: bool,
 }
 

@@ -217,6 +217,7 @@ fn quantise_rows(a: &[f32], m: usize, k: usize) -> QuantisedRows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::ProductCase;
 
     #[test]
     fn int8_product_is_close_to_the_f32_product() {
@@ -225,24 +226,15 @@ mod tests {
             return;
         }
         // 7 rows (a 4-row and a 3-row tile), k = 96, two panels.
-        let (m, k, n) = (7, 96, 32);
-        let w: Vec<f32> = (0..n * k)
-            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0)
-            .collect();
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
-            .collect();
-        let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.5).collect();
-        let packed = Int8Weight::pack(&w, n, k).unwrap();
-        let mut c = vec![0.0; m * n];
-        packed.matmul_bias(&a, m, &bias, &mut c);
-        let mut worst = 0.0f32;
-        for r in 0..m {
-            for o in 0..n {
-                let want: f32 = bias[o] + (0..k).map(|p| a[r * k + p] * w[o * k + p]).sum::<f32>();
-                worst = worst.max((c[r * n + o] - want).abs());
-            }
-        }
+        let case = ProductCase::new(7, 96, 32);
+        let packed = Int8Weight::pack(&case.w, case.n, case.k).unwrap();
+        let mut c = vec![0.0; case.m * case.n];
+        packed.matmul_bias(&case.a, case.m, &case.bias, &mut c);
+        let worst = c
+            .iter()
+            .zip(case.expected())
+            .map(|(got, want)| (got - want).abs())
+            .fold(0.0f32, f32::max);
         // Inputs here are multiples of 1/4 and 1/8 within the levels: the error is
         // only the 7-bit rounding of activations (|a| ≤ 1.25 over 63 levels).
         assert!(worst < 0.5, "worst absolute error {worst}");

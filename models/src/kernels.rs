@@ -27,7 +27,9 @@ pub enum MatmulKind {
 }
 
 impl MatmulKind {
-    pub const NAMES: [&'static str; 4] = ["f32", "q8_0", "q4_0", "int8"];
+    /// What `models.matmul` and `--matmul` accept: `auto` (the model's fastest kind that
+    /// matches its references) or a kind.
+    pub const SETTING_VALUES: [&'static str; 5] = ["auto", "f32", "int8", "q8_0", "q4_0"];
 
     pub fn parse(name: &str) -> Option<MatmulKind> {
         match name {
@@ -595,6 +597,50 @@ pub fn attention(qkv: &[f32], lengths: &[usize], heads: usize, hidden: usize, co
     });
 }
 
+/// A product with known inputs and its definition, for the GEMM tests: `a` (m × k) and
+/// `w` (n × k) hold multiples of 1/4 and 1/8, the bias `j / 2`.
+#[cfg(test)]
+pub(crate) struct ProductCase {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub a: Vec<f32>,
+    pub w: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+#[cfg(test)]
+impl ProductCase {
+    pub fn new(m: usize, k: usize, n: usize) -> ProductCase {
+        ProductCase {
+            m,
+            k,
+            n,
+            a: (0..m * k)
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
+                .collect(),
+            w: (0..n * k)
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0)
+                .collect(),
+            bias: (0..n).map(|j| j as f32 * 0.5).collect(),
+        }
+    }
+
+    /// `a · wᵀ + bias`, row-major m × n.
+    pub fn expected(&self) -> Vec<f32> {
+        let (k, n) = (self.k, self.n);
+        (0..self.m * n)
+            .map(|at| {
+                let (r, o) = (at / n, at % n);
+                self.bias[o]
+                    + (0..k)
+                        .map(|p| self.a[r * k + p] * self.w[o * k + p])
+                        .sum::<f32>()
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,24 +687,10 @@ mod tests {
     #[test]
     fn every_matmul_kind_computes_x_times_w_transposed() {
         // 3 rows × 64 inputs → 5 outputs (not a multiple of 4 or 16: tail paths run too).
-        let (rows, inputs, outputs) = (3, 64, 5);
-        let w: Vec<f32> = (0..outputs * inputs)
-            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0)
-            .collect();
-        let x: Vec<f32> = (0..rows * inputs)
-            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
-            .collect();
-        let weight = stored(vec![outputs, inputs], w.clone());
-        let bias = stored(vec![outputs], vec![0.25; outputs]);
-        let mut want = vec![0.0f32; rows * outputs];
-        for r in 0..rows {
-            for o in 0..outputs {
-                want[r * outputs + o] = 0.25f32
-                    + (0..inputs)
-                        .map(|i| x[r * inputs + i] * w[o * inputs + i])
-                        .sum::<f32>();
-            }
-        }
+        let case = ProductCase::new(3, 64, 5);
+        let weight = stored(vec![case.n, case.k], case.w.clone());
+        let bias = stored(vec![case.n], case.bias.clone());
+        let want = case.expected();
         for (kind, tolerance) in [
             (MatmulKind::F32, 1e-4),
             (MatmulKind::Q8_0, 0.1),
@@ -666,8 +698,8 @@ mod tests {
             (MatmulKind::Int8, 0.3),
         ] {
             let dense = Dense::new(&[&weight], &[&bias], kind).unwrap();
-            let mut out = vec![0.0; rows * outputs];
-            dense.forward(&x, rows, &mut out);
+            let mut out = vec![0.0; case.m * case.n];
+            dense.forward(&case.a, case.m, &mut out);
             for (got, want) in out.iter().zip(&want) {
                 assert!(
                     (got - want).abs() <= tolerance,

@@ -165,6 +165,7 @@ unsafe fn kernel<const R: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::ProductCase;
 
     #[test]
     fn packed_product_matches_the_definition_for_ragged_shapes() {
@@ -173,26 +174,17 @@ mod tests {
             return;
         }
         // k = 800 crosses two slice boundaries; m = 53 leaves a 5-row and a partial item.
-        let (m, k, n) = (53, 800, 32);
-        let w: Vec<f32> = (0..n * k)
-            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0)
-            .collect();
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
-            .collect();
-        let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.5).collect();
-        let packed = PackedWeight::pack(&w, n, k).unwrap();
-        let mut c = vec![0.0; m * n];
-        packed.matmul_bias(&a, m, &bias, &mut c);
-        for r in 0..m {
-            for o in 0..n {
-                let want: f32 = bias[o] + (0..k).map(|p| a[r * k + p] * w[o * k + p]).sum::<f32>();
-                let got = c[r * n + o];
-                assert!(
-                    (got - want).abs() <= 1e-3 * want.abs().max(1.0),
-                    "c[{r}][{o}] = {got}, want {want}"
-                );
-            }
+        let case = ProductCase::new(53, 800, 32);
+        let packed = PackedWeight::pack(&case.w, case.n, case.k).unwrap();
+        let mut c = vec![0.0; case.m * case.n];
+        packed.matmul_bias(&case.a, case.m, &case.bias, &mut c);
+        for (at, (got, want)) in c.iter().zip(case.expected()).enumerate() {
+            assert!(
+                (got - want).abs() <= 1e-3 * want.abs().max(1.0),
+                "c[{}][{}] = {got}, want {want}",
+                at / case.n,
+                at % case.n
+            );
         }
     }
 }
