@@ -263,37 +263,32 @@ impl Encoder {
 /// `budget` tokens. Sorting by length keeps padding small; a text over the budget alone
 /// is its own batch.
 pub fn token_budget_batches(lengths: &[usize], budget: usize) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..lengths.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
-    let mut batches: Vec<Vec<usize>> = Vec::new();
-    let mut current: Vec<usize> = Vec::new();
-    let mut width = 0;
-    for i in order {
-        let new_width = width.max(lengths[i]);
-        if !current.is_empty() && new_width * (current.len() + 1) > budget {
-            batches.push(std::mem::take(&mut current));
-            width = 0;
-        }
-        width = width.max(lengths[i]);
-        current.push(i);
-    }
-    if !current.is_empty() {
-        batches.push(current);
-    }
-    batches
+    // Longest first, so the first text of a batch sets its width.
+    longest_first_batches(lengths, budget, |longest, texts, _| longest * texts)
 }
 
 /// Groups text indices for the packed backend: longest first (similar lengths keep the
 /// per-text attention work even), each batch's *real* tokens within `budget`; a text
 /// over the budget alone is its own batch.
 pub fn packed_batches(lengths: &[usize], budget: usize) -> Vec<Vec<usize>> {
+    longest_first_batches(lengths, budget, |_, _, tokens| tokens)
+}
+
+/// Text indices sorted longest first and cut into batches whose `cost(longest, texts,
+/// real tokens)` stays within `budget`; a text that alone exceeds it is its own batch.
+fn longest_first_batches(
+    lengths: &[usize],
+    budget: usize,
+    cost: impl Fn(usize, usize, usize) -> usize,
+) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
     let mut batches: Vec<Vec<usize>> = Vec::new();
     let mut current: Vec<usize> = Vec::new();
     let mut tokens = 0;
     for i in order {
-        if !current.is_empty() && tokens + lengths[i] > budget {
+        let longest = current.first().map_or(lengths[i], |&first| lengths[first]);
+        if !current.is_empty() && cost(longest, current.len() + 1, tokens + lengths[i]) > budget {
             batches.push(std::mem::take(&mut current));
             tokens = 0;
         }
