@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rapport_config::Config;
 use rapport_models::catalogue::{self, ModelSpec};
+use rapport_models::kernels::simd::Isa;
 use rapport_models::{Encoder, EncoderOptions, MatmulKind, package};
 
 use crate::{EXIT_CONFIG, EXIT_FAILURE};
@@ -171,6 +172,7 @@ fn load_encoder(
         threads: threads.unwrap_or(settings.threads),
         matmul,
         padded: false,
+        simd: Isa::parse(&settings.simd),
     };
     Encoder::load(spec, &config.settings.models_dir(), &options).map_err(|e| {
         eprintln!("rapport: {e}");
@@ -269,6 +271,7 @@ pub fn bench(config: &Config, args: BenchArgs) -> u8 {
         "impl": "rapport",
         "model": encoder.spec().name,
         "matmul": encoder.matmul().name(),
+        "simd": encoder.simd().map_or("candle", Isa::name),
         "threads": encoder.threads(),
         "max_batch_tokens": budget,
         "texts": texts.len(),
@@ -290,9 +293,10 @@ pub fn bench(config: &Config, args: BenchArgs) -> u8 {
     } else {
         let _ = writeln!(
             out,
-            "{} ({} matmul, {} threads): {} texts, {} tokens in {:.2} s = {:.1} texts/s, {:.0} tokens/s",
+            "{} ({} matmul, {}, {} threads): {} texts, {} tokens in {:.2} s = {:.1} texts/s, {:.0} tokens/s",
             report["model"].as_str().unwrap_or_default(),
             report["matmul"].as_str().unwrap_or_default(),
+            report["simd"].as_str().unwrap_or_default(),
             report["threads"],
             texts.len(),
             embedded.tokens,

@@ -350,6 +350,15 @@ fn validate_settings(settings: &Settings, origin: &dyn Fn(&str) -> Origin) -> Ve
             ),
         ));
     }
+    if !["auto", "avx512", "avx2", "portable"].contains(&settings.models.simd.as_str()) {
+        found.push((
+            "models.simd".into(),
+            format!(
+                "{:?} is not a kernel level; expected auto, avx512, avx2 or portable",
+                settings.models.simd
+            ),
+        ));
+    }
     if settings.models.max_batch_tokens < 512 {
         found.push((
             "models.max_batch_tokens".into(),

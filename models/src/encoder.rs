@@ -14,7 +14,8 @@ use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 
 use crate::catalogue::ModelSpec;
 use crate::kernels::MatmulKind;
-use crate::packed::{BertConfig, PackedBert};
+use crate::kernels::simd::Isa;
+use crate::packed::{BertConfig, InputMaxima, PackedBert};
 use crate::weights::Weights;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,11 +59,13 @@ pub struct EncoderOptions {
     /// Inference threads; 0 = one per core.
     pub threads: usize,
     /// Dense-layer arithmetic on CPU (a GPU always runs F32); None: the model's fastest
-    /// kind that matches its references (`ModelSpec::fastest_matmul`).
+    /// kind that matches its references on these kernels (`ModelSpec::auto_matmul`).
     pub matmul: Option<MatmulKind>,
     /// Use candle-transformers' BERT over padded batches even on CPU: the GPU backend,
     /// so that tests exercise it on machines without one.
     pub padded: bool,
+    /// The widest CPU kernels to use (`models.simd`); None: the CPU's widest.
+    pub simd: Option<crate::kernels::simd::Isa>,
 }
 
 impl Default for EncoderOptions {
@@ -72,6 +75,7 @@ impl Default for EncoderOptions {
             threads: 0,
             matmul: None,
             padded: false,
+            simd: None,
         }
     }
 }
@@ -105,10 +109,11 @@ impl Encoder {
             path: path.to_path_buf(),
             problem,
         };
-        let matmul = options.matmul.unwrap_or(spec.fastest_matmul);
-        if let Some((_, why)) = spec.refused_matmuls.iter().find(|(k, _)| *k == matmul) {
+        let isa = Isa::chosen(options.simd);
+        let matmul = options.matmul.unwrap_or(spec.auto_matmul(isa));
+        if let Some(why) = spec.refusal(matmul, isa) {
             return Err(ModelError::Unsupported(format!(
-                "models.matmul = \"{}\" changes {}'s vectors ({why} to the reference); use auto, f32 or q8_0",
+                "models.matmul = \"{}\" changes {}'s vectors ({why} to the reference); use auto",
                 matmul.name(),
                 spec.name
             )));
@@ -116,19 +121,6 @@ impl Encoder {
         let config_path = dir.join("config.json");
         let config_bytes =
             std::fs::read(&config_path).map_err(|e| file_error(&config_path, e.to_string()))?;
-        let device = &options.device;
-        let backend = if device.is_cpu() && !options.padded {
-            let config: BertConfig = serde_json::from_slice(&config_bytes)
-                .map_err(|e| file_error(&config_path, format!("not a BERT config: {e}")))?;
-            let model = PackedBert::load(weights, &config, matmul)
-                .map_err(|problem| file_error(&dir, problem))?;
-            Backend::Packed(model)
-        } else {
-            let config: Config = serde_json::from_slice(&config_bytes)
-                .map_err(|e| file_error(&config_path, format!("not a BERT config: {e}")))?;
-            let vb = VarBuilder::from_tensors(weights.to_tensors(device)?, DType::F32, device);
-            Backend::Padded(BertModel::load(vb, &config)?)
-        };
         let tokenizer_path = dir.join("tokenizer.json");
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
             .map_err(|e| file_error(&tokenizer_path, e.to_string()))?;
@@ -151,6 +143,31 @@ impl Encoder {
             .thread_name(|i| format!("rapport-encoder-{i}"))
             .build()
             .map_err(|e| ModelError::Tokenizer(format!("cannot start inference threads: {e}")))?;
+        let device = &options.device;
+        let backend = if device.is_cpu() && !options.padded {
+            let config: BertConfig = serde_json::from_slice(&config_bytes)
+                .map_err(|e| file_error(&config_path, format!("not a BERT config: {e}")))?;
+            let (weights, calibration) = if matmul == MatmulKind::Int8 {
+                // An f32 copy of the model shows the int8 one its input ranges; it is
+                // dropped before the weights are read again for the int8 copy, which
+                // bounds peak memory.
+                let reference = PackedBert::load(weights, &config, MatmulKind::F32, None, isa)
+                    .map_err(|problem| file_error(&dir, problem))?;
+                let maxima = calibrate(&reference, &tokenizer, spec, &pool)?;
+                drop(reference);
+                (Weights::imported(spec, models_dir)?, Some(maxima))
+            } else {
+                (weights, None)
+            };
+            let model = PackedBert::load(weights, &config, matmul, calibration.as_ref(), isa)
+                .map_err(|problem| file_error(&dir, problem))?;
+            Backend::Packed(model)
+        } else {
+            let config: Config = serde_json::from_slice(&config_bytes)
+                .map_err(|e| file_error(&config_path, format!("not a BERT config: {e}")))?;
+            let vb = VarBuilder::from_tensors(weights.to_tensors(device)?, DType::F32, device);
+            Backend::Padded(BertModel::load(vb, &config)?)
+        };
         Ok(Encoder {
             spec,
             backend,
@@ -170,6 +187,14 @@ impl Encoder {
         match &self.backend {
             Backend::Packed(model) => model.matmul,
             Backend::Padded(_) => MatmulKind::F32,
+        }
+    }
+
+    /// The CPU kernels in use; None on a GPU or the padded backend.
+    pub fn simd(&self) -> Option<Isa> {
+        match &self.backend {
+            Backend::Packed(model) => Some(model.isa),
+            Backend::Padded(_) => None,
         }
     }
 
@@ -257,6 +282,38 @@ impl Encoder {
         let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
         Ok(mean.broadcast_div(&norm)?.to_vec2::<f32>()?)
     }
+}
+
+/// Team-written messages in Danish, Norwegian, Swedish and English, from two words to a
+/// long complaint: what int8 smoothing is calibrated on (not the reference sentences the
+/// tests compare against).
+const CALIBRATION_TEXTS: &str = include_str!("calibration.txt");
+
+/// The largest magnitude each dense input channel of `model` takes on the calibration
+/// texts, in one packed forward pass (a few hundred milliseconds).
+fn calibrate(
+    model: &PackedBert,
+    tokenizer: &Tokenizer,
+    spec: &ModelSpec,
+    pool: &rayon::ThreadPool,
+) -> Result<InputMaxima, ModelError> {
+    let inputs: Vec<String> = CALIBRATION_TEXTS
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| format!("{}{line}", spec.prefix))
+        .collect();
+    let encodings = tokenizer
+        .encode_batch(inputs, true)
+        .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+    let ids: Vec<u32> = encodings
+        .iter()
+        .flat_map(|e| e.get_ids().iter().copied())
+        .collect();
+    let lengths: Vec<usize> = encodings.iter().map(|e| e.get_ids().len()).collect();
+    let mut maxima = InputMaxima::default();
+    pool.install(|| model.forward_observed(&ids, &lengths, &mut maxima))
+        .map_err(|e| ModelError::Inference(format!("calibrating int8: {e}")))?;
+    Ok(maxima)
 }
 
 /// Groups text indices into batches: longest first, each batch's `rows × longest` within

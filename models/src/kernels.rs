@@ -21,8 +21,9 @@ pub enum MatmulKind {
     Q8_0,
     /// Weights as the file's 4-bit blocks (no expansion at all for e5), 8-bit activations.
     Q4_0,
-    /// Rapport's AVX2 int8 GEMM (`igemm.rs`): 8-bit weights per output column, 7-bit
-    /// activations per row. f32 where AVX2 is missing.
+    /// Rapport's int8 GEMM (`igemm.rs`): 8-bit weights per output column, activations
+    /// per row, 8-bit with AVX-512 VNNI, 7-bit on AVX2, smoothed by calibration. f32
+    /// where AVX2 is missing.
     Int8,
 }
 
@@ -80,11 +81,14 @@ const QUANT_ROW_TILE: usize = 16;
 
 impl Dense {
     /// Builds a layer from stored weights `[out, in]` (several are stacked along `out`,
-    /// e.g. query, key and value into one fused projection).
+    /// e.g. query, key and value into one fused projection). `input_max`: each input
+    /// channel's largest magnitude in calibration, which int8 smooths by (`igemm.rs`).
     pub fn new(
         weights: &[&StoredTensor],
         biases: &[&StoredTensor],
         kind: MatmulKind,
+        input_max: Option<&[f32]>,
+        isa: simd::Isa,
     ) -> Result<Dense, String> {
         let in_dim = weights[0].shape[1];
         if weights
@@ -118,15 +122,17 @@ impl Dense {
             }
             _ => {
                 let rows: Vec<f32> = weights.iter().flat_map(|w| w.to_f32()).collect();
-                let f32_weight =
-                    |rows: &[f32]| match crate::sgemm::PackedWeight::pack(rows, out_dim, in_dim) {
-                        Some(packed) => DenseWeight::Packed(packed),
-                        None => DenseWeight::F32(transpose(rows, out_dim, in_dim)),
-                    };
+                let f32_weight = |rows: &[f32]| match crate::sgemm::PackedWeight::pack(
+                    rows, out_dim, in_dim, isa,
+                ) {
+                    Some(packed) => DenseWeight::Packed(packed),
+                    None => DenseWeight::F32(transpose(rows, out_dim, in_dim)),
+                };
                 match kind {
                     MatmulKind::F32 => f32_weight(&rows),
                     MatmulKind::Int8 => {
-                        match crate::igemm::Int8Weight::pack(&rows, out_dim, in_dim) {
+                        match crate::igemm::Int8Weight::pack(&rows, out_dim, in_dim, input_max, isa)
+                        {
                             Some(packed) => DenseWeight::Int8(packed),
                             None => f32_weight(&rows),
                         }
@@ -335,14 +341,9 @@ pub fn add_bias(x: &mut [f32], bias: &[f32]) {
 }
 
 /// `x = gelu(x)` with the exact (erf) GELU BERT was trained with.
-pub fn gelu(x: &mut [f32]) {
+pub fn gelu(isa: simd::Isa, x: &mut [f32]) {
     x.par_chunks_mut(4096).for_each(|chunk| {
-        if simd::avx2_fma() {
-            // SAFETY: the CPU has AVX2 and FMA (checked).
-            unsafe { simd::gelu_avx2(chunk) }
-        } else {
-            gelu_slice(chunk)
-        }
+        simd::gelu(isa, chunk);
     });
 }
 
@@ -355,27 +356,29 @@ fn gelu_slice(x: &mut [f32]) {
 }
 
 /// In-place softmax of one row of attention scores.
-pub fn softmax(row: &mut [f32]) {
-    if simd::avx2_fma() {
-        // SAFETY: the CPU has AVX2 and FMA (checked).
-        unsafe { simd::softmax_avx2(row) }
-    } else {
-        softmax_slice(row)
-    }
+pub fn softmax(isa: simd::Isa, row: &mut [f32]) {
+    simd::softmax(isa, row)
 }
 
 #[inline(always)]
 fn softmax_slice(row: &mut [f32]) {
-    let max = lanes(row, f32::NEG_INFINITY, f32::max);
+    let max = lanes(row, f32::NEG_INFINITY, larger);
     row.iter_mut().for_each(|s| *s = exp(*s - max));
     let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
     row.iter_mut().for_each(|s| *s *= inv);
 }
 
+/// The larger of two values as one `maxps`: a NaN operand is not propagated, which
+/// `f32::max` pays for with extra compares in every lane.
+#[inline(always)]
+pub(crate) fn larger(a: f32, b: f32) -> f32 {
+    if b > a { b } else { a }
+}
+
 /// A reduction over eight interleaved lanes: strict f32 order would keep the compiler
 /// from vectorising a plain fold.
 #[inline(always)]
-fn lanes(values: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+pub(crate) fn lanes(values: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut acc = [init; 8];
     let mut chunks = values.chunks_exact(8);
     for chunk in &mut chunks {
@@ -387,40 +390,123 @@ fn lanes(values: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
     acc.iter().fold(tail, |a, &v| f(a, v))
 }
 
-/// The element-wise loops compiled a second time with AVX2/FMA enabled, so they
-/// vectorise 8 wide; chosen at run time.
-pub(crate) mod simd {
+/// Instruction-set levels and the element-wise loops compiled once per level, so they
+/// vectorise 8 (AVX2) or 16 (AVX-512) wide; chosen at run time.
+pub mod simd {
+    /// The widest kernels this CPU runs. Ordered: a level implies the ones below it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+    pub enum Isa {
+        /// Plain Rust; the compiler's baseline vectorisation.
+        Portable,
+        /// AVX2 and FMA (Haswell and later).
+        Avx2,
+        /// AVX-512 F/BW/VL with VNNI's `vpdpbusd` (Ice Lake, Cascade Lake and later,
+        /// Zen 4). Skylake-X has AVX-512 without VNNI and runs the AVX2 kernels.
+        Avx512Vnni,
+    }
+
+    impl Isa {
+        /// The widest level this CPU runs.
+        pub fn detected() -> Isa {
+            static CPU: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+            *CPU.get_or_init(Isa::of_this_cpu)
+        }
+
+        /// `models.simd`: None (auto) is the CPU's widest; a cap lowers it (to compare
+        /// kernels on one machine, or on CPUs that lower their clock under AVX-512).
+        pub fn chosen(cap: Option<Isa>) -> Isa {
+            cap.map_or(Isa::detected(), |cap| cap.min(Isa::detected()))
+        }
+
+        fn of_this_cpu() -> Isa {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use std::arch::is_x86_feature_detected as has;
+                if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni") {
+                    return Isa::Avx512Vnni;
+                }
+                if has!("avx2") && has!("fma") {
+                    return Isa::Avx2;
+                }
+            }
+            Isa::Portable
+        }
+
+        /// The `models.simd` values other than `auto`.
+        pub const SETTING_VALUES: [&str; 3] = ["avx512", "avx2", "portable"];
+
+        pub fn parse(name: &str) -> Option<Isa> {
+            match name {
+                "portable" => Some(Isa::Portable),
+                "avx2" => Some(Isa::Avx2),
+                "avx512" => Some(Isa::Avx512Vnni),
+                _ => None,
+            }
+        }
+
+        pub fn name(self) -> &'static str {
+            match self {
+                Isa::Portable => "portable",
+                Isa::Avx2 => "avx2",
+                Isa::Avx512Vnni => "avx512-vnni",
+            }
+        }
+
+        /// Every level this CPU can run, for tests that exercise each kernel.
+        pub fn available() -> impl Iterator<Item = Isa> {
+            [Isa::Portable, Isa::Avx2, Isa::Avx512Vnni]
+                .into_iter()
+                .filter(|isa| *isa <= Isa::detected())
+        }
+    }
+
     pub fn avx2_fma() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
+        Isa::detected() >= Isa::Avx2
     }
 
-    #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
-    pub unsafe fn gelu_avx2(x: &mut [f32]) {
-        super::gelu_slice(x)
+    macro_rules! per_isa {
+        ($(fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? => $body:path;)*) => {$(
+            /// Runs the portable loop compiled for `isa` (at most the CPU's level).
+            pub fn $name(isa: Isa, $($arg: $ty),*) $(-> $ret)? {
+                match isa.min(Isa::detected()) {
+                    // SAFETY (both arms): the CPU has the features (detected).
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512Vnni => unsafe { wide::$name($($arg),*) },
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => unsafe { narrow::$name($($arg),*) },
+                    _ => $body($($arg),*),
+                }
+            }
+        )*
+            #[cfg(target_arch = "x86_64")]
+            mod wide {
+                $(
+                    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                    pub unsafe fn $name($($arg: $ty),*) $(-> $ret)? { $body($($arg),*) }
+                )*
+            }
+            #[cfg(target_arch = "x86_64")]
+            mod narrow {
+                $(
+                    #[target_feature(enable = "avx2,fma")]
+                    pub unsafe fn $name($($arg: $ty),*) $(-> $ret)? { $body($($arg),*) }
+                )*
+            }
+        };
     }
 
-    #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
-    pub unsafe fn softmax_avx2(row: &mut [f32]) {
-        super::softmax_slice(row)
-    }
-
-    #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
-    pub unsafe fn layer_norm_avx2(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
-        super::layer_norm_slice(row, gamma, beta, eps)
+    per_isa! {
+        fn gelu(x: &mut [f32]) => crate::kernels::gelu_slice;
+        fn softmax(row: &mut [f32]) => crate::kernels::softmax_slice;
+        fn layer_norm(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) => crate::kernels::layer_norm_slice;
+        fn quantise_row(row: &[f32], unsmoothing: &[f32], levels: f32, scratch: &mut [f32], out: &mut [i8]) -> (f32, i32) => crate::igemm::quantise_row;
     }
 }
 
 /// `hidden = LayerNorm(hidden + x)`: the residual and post-LN of one BERT sub-layer in
 /// a single pass.
 pub fn add_residual_layer_norm(
+    isa: simd::Isa,
     hidden: &mut [f32],
     x: &[f32],
     gamma: &[f32],
@@ -436,18 +522,13 @@ pub fn add_residual_layer_norm(
                 for (h, x) in h.iter_mut().zip(x) {
                     *h += x;
                 }
-                layer_norm_row(h, gamma, beta, eps);
+                layer_norm_row(isa, h, gamma, beta, eps);
             }
         });
 }
 
-pub fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
-    if simd::avx2_fma() {
-        // SAFETY: the CPU has AVX2 and FMA (checked).
-        unsafe { simd::layer_norm_avx2(row, gamma, beta, eps) }
-    } else {
-        layer_norm_slice(row, gamma, beta, eps)
-    }
+pub fn layer_norm_row(isa: simd::Isa, row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    simd::layer_norm(isa, row, gamma, beta, eps)
 }
 
 #[inline(always)]
@@ -516,14 +597,24 @@ pub fn exp(x: f32) -> f32 {
     ];
     let p = POLY[1..].iter().fold(POLY[0], |p, &c| p.mul_add(r, c));
     let y = p * r * r + r + 1.0;
-    f32::from_bits(((n as i32 + 127) as u32) << 23) * y
+    // 2ⁿ built from bits. Not `n as i32`: its NaN and saturation checks stop the softmax
+    // loop vectorising. Adding 1.5 · 2²³ puts the integer n in the low mantissa bits.
+    let n_bits = (n + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000);
+    f32::from_bits(n_bits.wrapping_add(127) << 23) * y
 }
 
 /// Self-attention over packed sequences: `qkv` holds, per token, query, key and value
 /// (`3 × hidden`, biases added); each sequence attends only to itself, so no padding and
 /// no mask exist. Writes the context (`hidden` per token) into `context`. One work item
 /// per (sequence, head).
-pub fn attention(qkv: &[f32], lengths: &[usize], heads: usize, hidden: usize, context: &mut [f32]) {
+pub fn attention(
+    isa: simd::Isa,
+    qkv: &[f32],
+    lengths: &[usize],
+    heads: usize,
+    hidden: usize,
+    context: &mut [f32],
+) {
     let head_dim = hidden / heads;
     let scale = 1.0 / (head_dim as f32).sqrt();
     let stride = 3 * hidden;
@@ -569,7 +660,7 @@ pub fn attention(qkv: &[f32], lengths: &[usize], heads: usize, hidden: usize, co
             );
         }
         for row in scores.chunks_exact_mut(len) {
-            softmax(row);
+            softmax(isa, row);
         }
         unsafe {
             gemm::gemm(
@@ -697,7 +788,8 @@ mod tests {
             (MatmulKind::Q4_0, 0.6),
             (MatmulKind::Int8, 0.3),
         ] {
-            let dense = Dense::new(&[&weight], &[&bias], kind).unwrap();
+            let dense =
+                Dense::new(&[&weight], &[&bias], kind, None, simd::Isa::detected()).unwrap();
             let mut out = vec![0.0; case.m * case.n];
             dense.forward(&case.a, case.m, &mut out);
             for (got, want) in out.iter().zip(&want) {

@@ -10,6 +10,7 @@
 
 use rayon::prelude::*;
 
+use crate::kernels::simd::Isa;
 use crate::kernels::{self, Dense, MatmulKind};
 use crate::weights::{StoredTensor, Weights};
 
@@ -29,6 +30,47 @@ pub struct BertConfig {
 
 fn default_eps() -> f64 {
     1e-12
+}
+
+/// The four dense layers of a BERT layer, by the input they read.
+#[derive(Clone, Copy)]
+enum DenseInput {
+    /// The hidden state, into the fused query/key/value projection.
+    Qkv,
+    /// The attention context, into the attention output projection.
+    AttentionOut,
+    /// The hidden state after attention, into the FFN's first layer.
+    Intermediate,
+    /// The GELU activations, into the FFN's second layer.
+    Output,
+}
+
+/// Per layer and dense input, the largest magnitude each input channel took while an f32
+/// model embedded the calibration texts.
+#[derive(Debug, Default, Clone)]
+pub struct InputMaxima {
+    layers: Vec<[Vec<f32>; 4]>,
+}
+
+impl InputMaxima {
+    fn record(&mut self, layer: usize, input: DenseInput, rows: &[f32], width: usize) {
+        if self.layers.len() <= layer {
+            self.layers.resize_with(layer + 1, Default::default);
+        }
+        let maxima = &mut self.layers[layer][input as usize];
+        maxima.resize(width, 0.0);
+        for row in rows.chunks_exact(width) {
+            for (m, v) in maxima.iter_mut().zip(row) {
+                *m = m.max(v.abs());
+            }
+        }
+    }
+
+    /// None where nothing was recorded for that input.
+    fn get(&self, layer: usize, input: DenseInput) -> Option<&[f32]> {
+        let maxima = &self.layers.get(layer)?[input as usize];
+        (!maxima.is_empty()).then_some(&maxima[..])
+    }
 }
 
 struct Layer {
@@ -51,13 +93,19 @@ pub struct PackedBert {
     embedding_norm: (Vec<f32>, Vec<f32>),
     layers: Vec<Layer>,
     pub matmul: MatmulKind,
+    /// The CPU kernels every step runs.
+    pub isa: Isa,
 }
 
 impl PackedBert {
+    /// `calibration`: the input maxima an f32 copy of the model recorded
+    /// (`forward_observed`), which int8 layers are smoothed by.
     pub fn load(
         mut weights: Weights,
         config: &BertConfig,
         matmul: MatmulKind,
+        calibration: Option<&InputMaxima>,
+        isa: Isa,
     ) -> Result<PackedBert, String> {
         if let Some(act) = config.hidden_act.as_deref()
             && act != "gelu"
@@ -83,20 +131,23 @@ impl PackedBert {
                 vector(w, &format!("{prefix}.bias"))?,
             ))
         };
-        let dense = |w: &Weights, names: &[&str]| -> Result<Dense, String> {
-            let weights = names
-                .iter()
-                .map(|n| get(w, &format!("{n}.weight")))
-                .collect::<Result<Vec<_>, _>>()?;
-            let biases = names
-                .iter()
-                .map(|n| get(w, &format!("{n}.bias")))
-                .collect::<Result<Vec<_>, _>>()?;
-            Dense::new(&weights, &biases, matmul).map_err(|e| format!("{}: {e}", names[0]))
-        };
+        let dense =
+            |w: &Weights, names: &[&str], input_max: Option<&[f32]>| -> Result<Dense, String> {
+                let weights = names
+                    .iter()
+                    .map(|n| get(w, &format!("{n}.weight")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let biases = names
+                    .iter()
+                    .map(|n| get(w, &format!("{n}.bias")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Dense::new(&weights, &biases, matmul, input_max, isa)
+                    .map_err(|e| format!("{}: {e}", names[0]))
+            };
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let p = format!("encoder.layer.{l}");
+            let input_max = |input: DenseInput| calibration.and_then(|c| c.get(l, input));
             layers.push(Layer {
                 qkv: dense(
                     &weights,
@@ -105,11 +156,24 @@ impl PackedBert {
                         &format!("{p}.attention.self.key"),
                         &format!("{p}.attention.self.value"),
                     ],
+                    input_max(DenseInput::Qkv),
                 )?,
-                attention_out: dense(&weights, &[&format!("{p}.attention.output.dense")])?,
+                attention_out: dense(
+                    &weights,
+                    &[&format!("{p}.attention.output.dense")],
+                    input_max(DenseInput::AttentionOut),
+                )?,
                 attention_norm: norm(&weights, &format!("{p}.attention.output.LayerNorm"))?,
-                intermediate: dense(&weights, &[&format!("{p}.intermediate.dense")])?,
-                output: dense(&weights, &[&format!("{p}.output.dense")])?,
+                intermediate: dense(
+                    &weights,
+                    &[&format!("{p}.intermediate.dense")],
+                    input_max(DenseInput::Intermediate),
+                )?,
+                output: dense(
+                    &weights,
+                    &[&format!("{p}.output.dense")],
+                    input_max(DenseInput::Output),
+                )?,
                 output_norm: norm(&weights, &format!("{p}.output.LayerNorm"))?,
             });
         }
@@ -136,12 +200,32 @@ impl PackedBert {
             embedding_norm,
             layers,
             matmul,
+            isa,
         })
     }
 
     /// Embeds texts given as token ids laid end to end (`lengths` per text); returns one
     /// L2-normalised mean-pooled vector per text. Runs on the current rayon pool.
     pub fn forward(&self, ids: &[u32], lengths: &[usize]) -> Result<Vec<Vec<f32>>, String> {
+        self.run(ids, lengths, None)
+    }
+
+    /// `forward`, recording the largest magnitude each dense layer's input channels take.
+    pub fn forward_observed(
+        &self,
+        ids: &[u32],
+        lengths: &[usize],
+        maxima: &mut InputMaxima,
+    ) -> Result<Vec<Vec<f32>>, String> {
+        self.run(ids, lengths, Some(maxima))
+    }
+
+    fn run(
+        &self,
+        ids: &[u32],
+        lengths: &[usize],
+        mut maxima: Option<&mut InputMaxima>,
+    ) -> Result<Vec<Vec<f32>>, String> {
         let h = self.hidden;
         let tokens = ids.len();
         if lengths.iter().sum::<usize>() != tokens {
@@ -170,23 +254,46 @@ impl PackedBert {
         let mut wide = vec![0.0f32; tokens * widest];
         let mut context = vec![0.0f32; tokens * h];
         let mut projected = vec![0.0f32; tokens * h];
-        for layer in &self.layers {
+        for (index, layer) in self.layers.iter().enumerate() {
+            let mut observe = |input: DenseInput, x: &[f32]| {
+                if let Some(maxima) = maxima.as_deref_mut() {
+                    maxima.record(index, input, x, x.len() / tokens);
+                }
+            };
             let qkv = &mut wide[..tokens * layer.qkv.out_dim];
+            observe(DenseInput::Qkv, &hidden);
             layer.qkv.forward(&hidden, tokens, qkv);
-            kernels::attention(qkv, lengths, self.heads, h, &mut context);
+            kernels::attention(self.isa, qkv, lengths, self.heads, h, &mut context);
 
+            observe(DenseInput::AttentionOut, &context);
             layer
                 .attention_out
                 .forward(&context, tokens, &mut projected);
             let (gamma, beta) = &layer.attention_norm;
-            kernels::add_residual_layer_norm(&mut hidden, &projected, gamma, beta, self.eps);
+            kernels::add_residual_layer_norm(
+                self.isa,
+                &mut hidden,
+                &projected,
+                gamma,
+                beta,
+                self.eps,
+            );
 
             let inter = &mut wide[..tokens * layer.intermediate.out_dim];
+            observe(DenseInput::Intermediate, &hidden);
             layer.intermediate.forward(&hidden, tokens, inter);
-            kernels::gelu(inter);
+            kernels::gelu(self.isa, inter);
+            observe(DenseInput::Output, inter);
             layer.output.forward(inter, tokens, &mut projected);
             let (gamma, beta) = &layer.output_norm;
-            kernels::add_residual_layer_norm(&mut hidden, &projected, gamma, beta, self.eps);
+            kernels::add_residual_layer_norm(
+                self.isa,
+                &mut hidden,
+                &projected,
+                gamma,
+                beta,
+                self.eps,
+            );
         }
         Ok(self.pool(&hidden, lengths))
     }
@@ -205,7 +312,7 @@ impl PackedBert {
                 for ((v, p), t) in row.iter_mut().zip(position).zip(&self.token_type) {
                     *v += p + t;
                 }
-                kernels::layer_norm_row(row, gamma, beta, self.eps);
+                kernels::layer_norm_row(self.isa, row, gamma, beta, self.eps);
             });
         out
     }

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use rapport_models::catalogue::{self, ModelSpec};
+use rapport_models::kernels::simd::Isa;
 use rapport_models::{Encoder, EncoderOptions, MatmulKind, package};
 
 struct Reference {
@@ -72,15 +73,53 @@ fn models_dir() -> Option<&'static Path> {
 }
 
 fn encoder(spec: &'static ModelSpec) -> Option<Encoder> {
-    encoder_with(spec, MatmulKind::F32, false)
+    encoder_with(spec, Mode::packed(MatmulKind::F32))
 }
 
-/// `padded`: candle-transformers' BERT over padded batches (the GPU backend) on CPU.
-fn encoder_with(spec: &'static ModelSpec, matmul: MatmulKind, padded: bool) -> Option<Encoder> {
+/// How a test runs the encoder.
+#[derive(Clone, Copy)]
+struct Mode {
+    matmul: MatmulKind,
+    /// candle-transformers' BERT over padded batches (the GPU backend) on CPU.
+    padded: bool,
+    /// The CPU kernels; None: the widest this CPU has.
+    simd: Option<Isa>,
+}
+
+impl Mode {
+    fn packed(matmul: MatmulKind) -> Mode {
+        Mode {
+            matmul,
+            padded: false,
+            simd: None,
+        }
+    }
+
+    fn padded() -> Mode {
+        Mode {
+            padded: true,
+            ..Mode::packed(MatmulKind::F32)
+        }
+    }
+
+    fn name(&self) -> String {
+        let mut name = self.matmul.name().to_string();
+        if self.padded {
+            name.push_str(" padded");
+        }
+        if let Some(isa) = self.simd {
+            name = format!("{name} {}", isa.name());
+        }
+        name
+    }
+}
+
+fn encoder_with(spec: &'static ModelSpec, mode: Mode) -> Option<Encoder> {
     let dir = models_dir()?;
     let options = EncoderOptions {
-        matmul: Some(matmul),
-        padded,
+        matmul: Some(mode.matmul),
+        padded: mode.padded,
+        simd: mode.simd,
         // Tests run in parallel: two threads each keep the machine responsive.
         threads: 2,
         ..Default::default()
@@ -96,17 +135,16 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn check_against_reference(spec: &'static ModelSpec, field: &str, min_cosine: f32) {
-    check_mode_against_reference(spec, MatmulKind::F32, false, field, min_cosine)
+    check_mode_against_reference(spec, Mode::packed(MatmulKind::F32), field, min_cosine)
 }
 
 fn check_mode_against_reference(
     spec: &'static ModelSpec,
-    matmul: MatmulKind,
-    padded: bool,
+    mode: Mode,
     field: &str,
     min_cosine: f32,
 ) {
-    let Some(encoder) = encoder_with(spec, matmul, padded) else {
+    let Some(encoder) = encoder_with(spec, mode) else {
         return;
     };
     let reference = reference_field(spec.name, field);
@@ -122,12 +160,7 @@ fn check_mode_against_reference(
             worst = (c, text);
         }
     }
-    let mode = format!(
-        "{} {}{}",
-        spec.name,
-        matmul.name(),
-        if padded { " padded" } else { "" }
-    );
+    let mode = format!("{} {}", spec.name, mode.name());
     eprintln!(
         "{mode} vs {field}: worst cosine {:.6} ({:?})",
         worst.0, worst.1
@@ -160,45 +193,70 @@ fn minilm_matches_the_float32_reference() {
 fn quantised_matmuls_stay_within_the_quantised_tolerance() {
     check_mode_against_reference(
         &catalogue::E5_SMALL,
-        MatmulKind::Q8_0,
-        false,
+        Mode::packed(MatmulKind::Q8_0),
         "vector",
         0.99,
     );
     check_mode_against_reference(
         &catalogue::E5_SMALL,
-        MatmulKind::Q4_0,
-        false,
-        "vector",
-        0.99,
-    );
-    check_mode_against_reference(&catalogue::MINILM, MatmulKind::Q8_0, false, "vector", 0.99);
-}
-
-#[test]
-fn int8_matmuls_stay_within_the_quantised_tolerance() {
-    check_mode_against_reference(
-        &catalogue::E5_SMALL,
-        MatmulKind::Int8,
-        false,
+        Mode::packed(MatmulKind::Q4_0),
         "vector",
         0.99,
     );
     check_mode_against_reference(
-        &catalogue::E5_SMALL,
-        MatmulKind::Int8,
-        false,
-        "vector_torch",
+        &catalogue::MINILM,
+        Mode::packed(MatmulKind::Q8_0),
+        "vector",
         0.99,
     );
 }
 
 #[test]
-fn auto_picks_int8_for_e5_and_f32_for_minilm() {
+fn int8_matmuls_stay_within_the_quantised_tolerance() {
     let Some(dir) = models_dir() else { return };
+    // Each int8 kernel this CPU has: AVX2's 7-bit activations and AVX-512 VNNI's 8-bit.
+    for isa in Isa::available().filter(|isa| *isa >= Isa::Avx2) {
+        let mode = Mode {
+            simd: Some(isa),
+            ..Mode::packed(MatmulKind::Int8)
+        };
+        for spec in catalogue::MODELS.iter() {
+            if spec.refusal(MatmulKind::Int8, isa).is_some() {
+                let options = EncoderOptions {
+                    matmul: Some(MatmulKind::Int8),
+                    simd: Some(isa),
+                    ..Default::default()
+                };
+                let err = Encoder::load(spec, dir, &options)
+                    .err()
+                    .map(|e| e.to_string());
+                assert!(
+                    err.as_deref().is_some_and(|e| e.contains("int8")),
+                    "{} int8 on {isa:?} loaded or failed otherwise: {err:?}",
+                    spec.name
+                );
+                continue;
+            }
+            check_mode_against_reference(spec, mode, "vector", 0.99);
+            check_mode_against_reference(spec, mode, "vector_torch", 0.99);
+        }
+    }
+}
+
+#[test]
+fn auto_picks_int8_where_it_matches_the_references() {
+    let Some(dir) = models_dir() else { return };
+    let vnni = Isa::detected() >= Isa::Avx512Vnni;
     for (spec, expected) in [
         (&catalogue::E5_SMALL, MatmulKind::Int8),
-        (&catalogue::MINILM, MatmulKind::F32),
+        (
+            &catalogue::MINILM,
+            if vnni {
+                MatmulKind::Int8
+            } else {
+                MatmulKind::F32
+            },
+        ),
     ] {
         let encoder = Encoder::load(spec, dir, &EncoderOptions::default()).unwrap();
         assert_eq!(encoder.matmul(), expected, "{}", spec.name);
@@ -208,32 +266,26 @@ fn auto_picks_int8_for_e5_and_f32_for_minilm() {
 #[test]
 fn minilm_refuses_matmuls_that_would_change_its_vectors() {
     let Some(dir) = models_dir() else { return };
-    for kind in [MatmulKind::Q4_0, MatmulKind::Int8] {
-        let options = EncoderOptions {
-            matmul: Some(kind),
-            ..Default::default()
-        };
-        let err = match Encoder::load(&catalogue::MINILM, dir, &options) {
-            Err(e) => e.to_string(),
-            Ok(_) => panic!("minilm loaded with {kind:?}"),
-        };
-        assert!(
-            err.contains(kind.name()) && err.contains("f32 or q8_0"),
-            "{err}"
-        );
-    }
+    let options = EncoderOptions {
+        matmul: Some(MatmulKind::Q4_0),
+        ..Default::default()
+    };
+    let err = match Encoder::load(&catalogue::MINILM, dir, &options) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("minilm loaded with q4_0"),
+    };
+    assert!(err.contains("q4_0") && err.contains("use auto"), "{err}");
 }
 
 #[test]
 fn candle_padded_backend_matches_the_references() {
     check_mode_against_reference(
         &catalogue::E5_SMALL,
-        MatmulKind::F32,
-        true,
+        Mode::padded(),
         "vector_numpy",
         0.99999,
     );
-    check_mode_against_reference(&catalogue::MINILM, MatmulKind::F32, true, "vector", 0.99999);
+    check_mode_against_reference(&catalogue::MINILM, Mode::padded(), "vector", 0.99999);
 }
 
 #[test]
@@ -257,8 +309,9 @@ fn pytorch_vectors_agree_where_recorded() {
 #[test]
 fn a_text_alone_equals_it_in_any_batch() {
     for spec in catalogue::MODELS.iter() {
-        for padded in [false, true] {
-            let Some(encoder) = encoder_with(spec, MatmulKind::F32, padded) else {
+        let auto = Mode::packed(spec.auto_matmul(Isa::detected()));
+        for mode in [Mode::packed(MatmulKind::F32), auto, Mode::padded()] {
+            let Some(encoder) = encoder_with(spec, mode) else {
                 return;
             };
             let reference = reference(spec.name);
@@ -271,8 +324,9 @@ fn a_text_alone_equals_it_in_any_batch() {
                 let c = cosine(&alone.vectors[0], &batched.vectors[i]);
                 assert!(
                     c >= 0.9999,
-                    "{} padded={padded}: {c} for {text:?}",
-                    spec.name
+                    "{} {}: {c} for {text:?}",
+                    spec.name,
+                    mode.name()
                 );
             }
         }
