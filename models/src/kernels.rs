@@ -1,7 +1,8 @@
-//! CPU kernels of the packed BERT (see `packed.rs`): dense layers in F32 (the `gemm`
-//! crate candle itself uses) or with quantised weights (candle's GGML block types and
-//! their AVX2 dot products), and the fused element-wise steps around them. Everything
-//! runs on the caller's rayon pool, so `models.threads` bounds it.
+//! CPU kernels of the packed BERT (see `packed.rs`): dense layers in f32 or int8 on
+//! Rapport's own GEMMs (`sgemm.rs`, `igemm.rs`; the `gemm` crate where they do not apply)
+//! or with candle's GGML block types, and the fused element-wise steps around them, each
+//! compiled per instruction-set level (`simd`). Everything runs on the caller's rayon
+//! pool, so `models.threads` bounds it.
 
 use candle_core::quantized::GgmlType;
 use candle_core::quantized::k_quants::{BlockQ4_0, BlockQ8_0};
@@ -61,9 +62,9 @@ pub struct Dense {
 }
 
 enum DenseWeight {
-    /// Packed for Rapport's AVX2 kernel (`sgemm.rs`), bias fused.
+    /// Packed for Rapport's f32 kernels (`sgemm.rs`), bias fused.
     Packed(crate::sgemm::PackedWeight),
-    /// Packed 8-bit for Rapport's AVX2 int8 kernel (`igemm.rs`), bias fused.
+    /// Packed 8-bit for Rapport's int8 kernels (`igemm.rs`), bias fused.
     Int8(crate::igemm::Int8Weight),
     /// `[in, out]` row-major for the `gemm` crate (other CPUs, ragged widths).
     F32(Vec<f32>),

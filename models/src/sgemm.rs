@@ -1,14 +1,14 @@
 //! f32 GEMM for the dense layers, `C = A · W + bias`, with `W` packed once at load.
 //!
 //! Why not only the `gemm` crate candle uses: weights never change, so they are packed
-//! once at load into 16-column panels (the `gemm` crate repacks the right-hand side on
-//! every call), and the bias is fused into the first store. On the 2-core AVX2 machine of
-//! `benches/README.md` this kernel reached 139 GFLOPS against the `gemm` crate's 131 on
-//! e5's FFN shape (`cargo run --release -p rapport-models --example gemm_throughput`).
-//! The AVX2/FMA micro-kernel keeps a 6 × 16 block of `C` in twelve registers, starting
-//! from the bias; the AVX-512 one a 12 × 32 block in 24 registers of sixteen lanes
-//! (twice the FMA width: 2.0× the AVX2 kernel's GFLOPS on the Sapphire Rapids machine).
-//! `k` is cut into 256-deep slices so a panel slice (16 KiB) and the rows of `A` in
+//! once at load into panels (the `gemm` crate repacks the right-hand side on every call),
+//! and the bias is fused into the first store. The AVX2/FMA micro-kernel keeps a 6 × 16
+//! block of `C` in twelve registers, starting from the bias; the AVX-512 one a 12 × 32
+//! block in 24 registers of sixteen lanes. On e5's FFN shape, 2 threads
+//! (`cargo run --release -p rapport-models --example gemm_throughput`): AVX2 139 GFLOPS
+//! against the `gemm` crate's 131 on an AVX2-only machine; on an AVX-512 one AVX2 152,
+//! AVX-512 284, the `gemm` crate 156 (it ran its AVX2 kernels there).
+//! `k` is cut into 256-deep slices so a panel slice (16 or 32 KiB) and the rows of `A` in
 //! flight fit L1 together.
 //!
 //! Other CPUs (or shapes whose width is not a multiple of 16) use the `gemm` crate.
