@@ -112,10 +112,16 @@ impl Encoder {
         let isa = Isa::chosen(options.simd);
         let matmul = options.matmul.unwrap_or(spec.auto_matmul(isa));
         if let Some(why) = spec.refusal(matmul, isa) {
+            let allowed: Vec<&str> = MatmulKind::ALL
+                .iter()
+                .filter(|kind| spec.refusal(**kind, isa).is_none())
+                .map(|kind| kind.name())
+                .collect();
             return Err(ModelError::Unsupported(format!(
-                "models.matmul = \"{}\" changes {}'s vectors ({why} to the reference); use auto",
+                "models.matmul = \"{}\" changes {}'s vectors ({why} to the reference); use auto or {}",
                 matmul.name(),
-                spec.name
+                spec.name,
+                allowed.join(", ")
             )));
         }
         let config_path = dir.join("config.json");

