@@ -18,6 +18,7 @@ use rapport_pipeline::{Bus, Checkpoints};
 
 mod connectors_cmd;
 mod models_cmd;
+mod signals_cmd;
 
 const EXIT_FAILURE: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
@@ -90,6 +91,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Accuracy, macro-F1, macro-recall and the confusion matrix for a labelled file.
+    Eval(signals_cmd::EvalArgs),
 }
 
 #[derive(Subcommand)]
@@ -212,6 +215,10 @@ async fn dispatch(cli: Cli) -> u8 {
             }
         },
         Command::Embed { model, json: _ } => models_cmd::embed(&config, model.as_deref()),
+        Command::Eval(args) => match signals_cmd::eval(&config, &args) {
+            Ok(()) => 0,
+            Err(code) => code,
+        },
         Command::Config { .. } => unreachable!("handled above"),
     }
 }

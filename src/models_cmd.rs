@@ -136,7 +136,7 @@ pub fn embed(config: &Config, model: Option<&str>) -> u8 {
 
 /// The named (or default) model with the config's device, threads and matmul kind; the
 /// overrides come from command-line flags. Errors are printed; the exit code is returned.
-fn load_encoder(
+pub(crate) fn load_encoder(
     config: &Config,
     model: Option<&str>,
     threads: Option<usize>,

