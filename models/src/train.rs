@@ -121,17 +121,27 @@ impl Rng {
     }
 }
 
+/// Each class's indices in `labels`, shuffled: what both stratified splits start from.
+fn shuffled_classes(labels: &[usize], rng: &mut Rng) -> Vec<Vec<usize>> {
+    let classes = labels.iter().max().map_or(0, |m| m + 1);
+    (0..classes)
+        .map(|class| {
+            let mut members: Vec<usize> =
+                (0..labels.len()).filter(|&i| labels[i] == class).collect();
+            rng.shuffle(&mut members);
+            members
+        })
+        .collect()
+}
+
 /// Indices of `labels` split per class (stratified) into (train, held back).
 pub fn stratified_split(
     labels: &[usize],
     held_back: f64,
     rng: &mut Rng,
 ) -> (Vec<usize>, Vec<usize>) {
-    let classes = labels.iter().max().map_or(0, |m| m + 1);
     let (mut train, mut back) = (Vec::new(), Vec::new());
-    for class in 0..classes {
-        let mut members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
-        rng.shuffle(&mut members);
+    for members in shuffled_classes(labels, rng) {
         let n_back = ((members.len() as f64) * held_back).round() as usize;
         back.extend_from_slice(&members[..n_back]);
         train.extend_from_slice(&members[n_back..]);
@@ -144,16 +154,13 @@ pub fn stratified_split(
 /// Folds for cross-validation: each index lands in exactly one test fold, classes spread
 /// evenly over the folds.
 pub fn stratified_folds(labels: &[usize], folds: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
-    let classes = labels.iter().max().map_or(0, |m| m + 1);
     let mut out = vec![Vec::new(); folds];
-    let mut next = 0;
-    for class in 0..classes {
-        let mut members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
-        rng.shuffle(&mut members);
-        for i in members {
-            out[next % folds].push(i);
-            next += 1;
-        }
+    for (at, i) in shuffled_classes(labels, rng)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        out[at % folds].push(i);
     }
     for fold in &mut out {
         fold.sort_unstable();
