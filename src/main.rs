@@ -93,6 +93,12 @@ enum Command {
     },
     /// Accuracy, macro-F1, macro-recall and the confusion matrix for a labelled file.
     Eval(signals_cmd::EvalArgs),
+    /// Train a signal head from its recipe and write it with its card.
+    Train(signals_cmd::TrainArgs),
+    /// Every signal for one text per line of stdin: heads and prototype labels.
+    Classify(signals_cmd::ClassifyArgs),
+    /// Calibrate the prototype labels' thresholds on the dev set; report precision/recall.
+    Calibrate(signals_cmd::CalibrateArgs),
 }
 
 #[derive(Subcommand)]
@@ -216,6 +222,18 @@ async fn dispatch(cli: Cli) -> u8 {
         },
         Command::Embed { model, json: _ } => models_cmd::embed(&config, model.as_deref()),
         Command::Eval(args) => match signals_cmd::eval(&config, &args) {
+            Ok(()) => 0,
+            Err(code) => code,
+        },
+        Command::Train(args) => match signals_cmd::train(&config, &args) {
+            Ok(()) => 0,
+            Err(code) => code,
+        },
+        Command::Classify(args) => match signals_cmd::classify(&config, &args) {
+            Ok(()) => 0,
+            Err(code) => code,
+        },
+        Command::Calibrate(args) => match signals_cmd::calibrate(&config, &args) {
             Ok(()) => 0,
             Err(code) => code,
         },

@@ -1,19 +1,29 @@
-//! `rapport eval`: scores for a labelled file. With `--cv N` a fresh head is trained and
-//! tested N times on the file itself (stratified folds): the measure for a file that is
-//! also training data (TweetEval sentiment validation) and the encoder's linear-probe check
-//! (banking77).
+//! `rapport train` and `rapport eval`: the signal heads.
+//! - `train --signal S` follows the signal's recipe (`signals.rs`): embeds its sources
+//!   (through the on-disk vector cache), trains a linear and an MLP head, keeps the one
+//!   with the better held-back macro-F1, measures it as the recipe says, and writes the
+//!   head with its card.
+//! - `eval FILE --signal S` scores the head in use on a labelled file. With `--cv N` a
+//!   fresh head is trained and tested N times on the file itself (stratified folds): the
+//!   measure for a file that is also training data, and the encoder's linear-probe check
+//!   (banking77, without `--signal`).
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use rapport_config::Config;
-use rapport_models::labelled;
-use rapport_models::signals;
-use rapport_models::train::{self, Architecture, TrainOptions};
+use rapport_models::heads::{Candidate, DataCard, Evaluation, Head, HeadCard};
+use rapport_models::metrics::Confusion;
+use rapport_models::signals::{self, Measure, SignalSpec, Source};
+use rapport_models::train::{self, Architecture, TrainOptions, TrainingSet};
 use rapport_models::vector_cache::VectorCache;
+use rapport_models::{Encoder, labelled};
 
 use crate::models_cmd::load_encoder;
 use crate::{EXIT_CONFIG, EXIT_FAILURE};
+
+/// The MLP candidate's hidden width.
+const MLP_HIDDEN: usize = 256;
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
@@ -21,13 +31,14 @@ pub struct EvalArgs {
     /// CSV with a text and a label column.
     pub file: PathBuf,
     /// The signal whose classes the labels name (sentiment, emotion, complaint); without
-    /// it, the file's own labels are the classes (a probe, e.g. banking77's intents).
+    /// it, the file's own labels are the classes (a probe with --cv, e.g. banking77).
     #[arg(long)]
     pub signal: Option<String>,
-    /// Cross-validate a fresh head over N stratified folds of the file.
+    /// Cross-validate a fresh head over N stratified folds of the file instead of scoring
+    /// the head in use.
     #[arg(long, value_name = "N")]
     pub cv: Option<usize>,
-    /// Encoder for the vectors (default models.default).
+    /// Encoder for the vectors (default: the head's, or models.default with --cv).
     #[arg(long)]
     pub encoder: Option<String>,
     /// Head for --cv: linear (logistic regression) or mlp.
@@ -35,124 +46,276 @@ pub struct EvalArgs {
     pub architecture: String,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// AdamW's decoupled weight decay (regularisation; the default suits e5's vectors).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// AdamW's learning rate.
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
     #[arg(long)]
     pub json: bool,
 }
 
-pub fn eval(config: &Config, args: &EvalArgs) -> Result<(), u8> {
-    let examples = labelled::read(&args.file).map_err(|e| {
-        eprintln!("rapport eval: {e}");
-        EXIT_CONFIG
-    })?;
-    let spec = match args.signal.as_deref() {
-        Some(name) => Some(signals::by_name(name).ok_or_else(|| {
-            let known: Vec<&str> = signals::SIGNALS.iter().map(|s| s.name).collect();
-            eprintln!(
-                "rapport eval: unknown signal {name:?}; expected one of {}",
-                known.join(", ")
-            );
-            EXIT_CONFIG
-        })?),
-        None => None,
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// sentiment, emotion or complaint.
+    #[arg(long)]
+    pub signal: String,
+    /// Encoder for the vectors (default models.default).
+    #[arg(long)]
+    pub encoder: Option<String>,
+    /// auto trains both and keeps the better on held-back data.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "linear", "mlp"])]
+    pub architecture: String,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// AdamW's decoupled weight decay (regularisation; the default suits e5's vectors).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// AdamW's learning rate.
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// The labelled corpus (default $RAPPORT_CORPUS).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Where to write `<signal>.safetensors` and `<signal>.json`.
+    #[arg(long, default_value = "models/heads")]
+    pub out: PathBuf,
+    /// Skip the recipe's measurements (cross-validation takes most of the time).
+    #[arg(long)]
+    pub no_measure: bool,
+}
+
+fn train_options(seed: u64, weight_decay: Option<f64>, learning_rate: Option<f64>) -> TrainOptions {
+    let defaults = TrainOptions::default();
+    TrainOptions {
+        seed,
+        weight_decay: weight_decay.unwrap_or(defaults.weight_decay),
+        learning_rate: learning_rate.unwrap_or(defaults.learning_rate),
+        ..defaults
+    }
+}
+
+fn fail(code: u8) -> impl FnOnce(String) -> u8 {
+    move |message| {
+        eprintln!("rapport: {message}");
+        code
+    }
+}
+
+fn signal_spec(name: &str) -> Result<&'static SignalSpec, String> {
+    signals::by_name(name).ok_or_else(|| {
+        let known: Vec<&str> = signals::SIGNALS.iter().map(|s| s.name).collect();
+        format!(
+            "unknown signal {name:?}; expected one of {}",
+            known.join(", ")
+        )
+    })
+}
+
+/// A labelled file's texts with their class indices; labels outside `classes` are
+/// skipped, and counted on stderr so a wrong `--signal` shows.
+struct Labelled {
+    texts: Vec<String>,
+    labels: Vec<usize>,
+}
+
+fn read_labelled(
+    path: &std::path::Path,
+    spec: Option<&SignalSpec>,
+    classes: &[String],
+) -> Result<Labelled, String> {
+    let examples = labelled::read(path).map_err(|e| e.to_string())?;
+    let mut out = Labelled {
+        texts: Vec::new(),
+        labels: Vec::new(),
     };
-    let classes: Vec<String> = match spec {
-        Some(spec) => spec.class_names(),
-        None => {
-            let mut names: Vec<String> = examples.iter().map(|e| e.label.clone()).collect();
-            names.sort();
-            names.dedup();
-            names
-        }
-    };
-    let mut texts = Vec::new();
-    let mut labels = Vec::new();
     let mut unknown = std::collections::BTreeMap::<String, usize>::new();
-    for example in &examples {
+    for example in examples {
         let class = match spec {
             Some(spec) => spec.class_of(&example.label),
             None => classes.iter().position(|c| *c == example.label),
         };
         match class {
             Some(class) => {
-                texts.push(example.text.as_str());
-                labels.push(class);
+                out.texts.push(example.text);
+                out.labels.push(class);
             }
-            None => *unknown.entry(example.label.clone()).or_default() += 1,
+            None => *unknown.entry(example.label).or_default() += 1,
         }
     }
     if !unknown.is_empty() {
         eprintln!(
-            "rapport eval: {}: skipped labels the signal does not have: {unknown:?}",
-            args.file.display()
+            "rapport: {}: skipped labels the signal does not have: {unknown:?}",
+            path.display()
         );
     }
+    if out.texts.is_empty() {
+        return Err(format!(
+            "{}: none of its labels is a class of the signal ({})",
+            path.display(),
+            classes.join(", ")
+        ));
+    }
+    Ok(out)
+}
+
+fn embed_cached(config: &Config, encoder: &Encoder, texts: &[String]) -> Result<Vec<Vec<f32>>, u8> {
+    let cache_dir = config.settings.data_dir.join("vector-cache");
+    let mut cache = VectorCache::open(&cache_dir, encoder)
+        .map_err(|e| fail(EXIT_FAILURE)(format!("vector cache {}: {e}", cache_dir.display())))?;
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    cache
+        .embed(encoder, &texts, config.settings.models.max_batch_tokens)
+        .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))
+}
+
+/// The head `rapport classify` and `rapport eval` use: from `models.heads` when set,
+/// else the one built into the binary.
+pub(crate) fn head_in_use(config: &Config, signal: &str) -> Result<Head, String> {
+    match &config.settings.models.heads {
+        Some(dir) => Head::load(dir, signal),
+        None => Head::built_in(signal),
+    }
+    .map_err(|e| e.to_string())
+}
+
+pub fn eval(config: &Config, args: &EvalArgs) -> Result<(), u8> {
+    let spec = args
+        .signal
+        .as_deref()
+        .map(signal_spec)
+        .transpose()
+        .map_err(fail(EXIT_CONFIG))?;
     let Some(folds) = args.cv else {
-        eprintln!(
-            "rapport eval: evaluating a committed head is not available yet; use --cv N to cross-validate a fresh head on {}",
-            args.file.display()
-        );
-        return Err(EXIT_CONFIG);
+        let Some(spec) = spec else {
+            return Err(fail(EXIT_CONFIG)(
+                "eval needs --signal to score a head, or --cv N to cross-validate a probe on the file's own labels".into(),
+            ));
+        };
+        return eval_head(config, args, spec);
     };
     if folds < 2 {
-        eprintln!("rapport eval: --cv needs at least 2 folds");
-        return Err(EXIT_CONFIG);
+        return Err(fail(EXIT_CONFIG)("--cv needs at least 2 folds".into()));
     }
+    let classes: Vec<String> = match spec {
+        Some(spec) => spec.class_names(),
+        None => {
+            let mut names: Vec<String> = labelled::read(&args.file)
+                .map_err(|e| fail(EXIT_CONFIG)(e.to_string()))?
+                .into_iter()
+                .map(|e| e.label)
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        }
+    };
+    let data = read_labelled(&args.file, spec, &classes).map_err(fail(EXIT_CONFIG))?;
     let encoder = load_encoder(config, args.encoder.as_deref(), None, None)?;
-    let cache_dir = config.settings.data_dir.join("vector-cache");
-    let mut cache = VectorCache::open(&cache_dir, &encoder).map_err(|e| {
-        eprintln!("rapport eval: vector cache {}: {e}", cache_dir.display());
-        EXIT_FAILURE
-    })?;
     let started = std::time::Instant::now();
-    let vectors = cache
-        .embed(&encoder, &texts, config.settings.models.max_batch_tokens)
-        .map_err(|e| {
-            eprintln!("rapport eval: {e}");
-            EXIT_FAILURE
-        })?;
+    let vectors = embed_cached(config, &encoder, &data.texts)?;
     let embed_seconds = started.elapsed().as_secs_f64();
     let architecture = match args.architecture.as_str() {
-        "mlp" => Architecture::Mlp { hidden: 256 },
+        "mlp" => Architecture::Mlp { hidden: MLP_HIDDEN },
         _ => Architecture::Linear,
     };
-    let options = TrainOptions {
-        seed: args.seed,
-        ..Default::default()
-    };
+    let options = train_options(args.seed, args.weight_decay, args.learning_rate);
     let started = std::time::Instant::now();
-    let confusion =
-        train::cross_validate(&vectors, &labels, &classes, architecture, folds, &options).map_err(
-            |e| {
-                eprintln!("rapport eval: training failed: {e}");
-                EXIT_FAILURE
-            },
-        )?;
+    let confusion = train::cross_validate(
+        TrainingSet::unweighted(&vectors, &data.labels),
+        &classes,
+        architecture,
+        folds,
+        &options,
+        None,
+    )
+    .map_err(|e| fail(EXIT_FAILURE)(format!("training failed: {e}")))?;
     let train_seconds = started.elapsed().as_secs_f64();
+    let method = format!("{folds}-fold cross-validation, {} head", args.architecture);
+    let extra = serde_json::json!({
+        "folds": folds,
+        "architecture": architecture,
+        "seed": args.seed,
+        "embed_seconds": embed_seconds,
+        "train_seconds": train_seconds,
+    });
+    report(args, &encoder, &method, &confusion, extra);
+    Ok(())
+}
+
+/// Scores the head in use on the file.
+fn eval_head(config: &Config, args: &EvalArgs, spec: &SignalSpec) -> Result<(), u8> {
+    let head = head_in_use(config, spec.name).map_err(fail(EXIT_CONFIG))?;
+    let encoder_name = args.encoder.as_deref().unwrap_or(&head.card.encoder);
+    head.check_encoder(encoder_name)
+        .map_err(|e| fail(EXIT_CONFIG)(e.to_string()))?;
+    let data =
+        read_labelled(&args.file, Some(spec), &head.card.classes).map_err(fail(EXIT_CONFIG))?;
+    let encoder = load_encoder(config, Some(encoder_name), None, None)?;
+    let vectors = embed_cached(config, &encoder, &data.texts)?;
+    let probabilities = head
+        .probabilities(&vectors)
+        .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
+    let mut confusion = Confusion::new(head.card.classes.clone());
+    for (truth, p) in data.labels.iter().zip(&probabilities) {
+        confusion.add(*truth, argmax(p));
+    }
+    let method = format!(
+        "the {} head in use ({}, trained {})",
+        spec.name,
+        architecture_name(head.card.architecture),
+        head.card.trained_at
+    );
+    report(args, &encoder, &method, &confusion, serde_json::json!({}));
+    Ok(())
+}
+
+fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(at, _)| at)
+}
+
+fn architecture_name(architecture: Architecture) -> String {
+    match architecture {
+        Architecture::Linear => "linear".into(),
+        Architecture::Mlp { hidden } => format!("mlp, {hidden} hidden"),
+    }
+}
+
+fn report(
+    args: &EvalArgs,
+    encoder: &Encoder,
+    method: &str,
+    confusion: &Confusion,
+    extra: serde_json::Value,
+) {
     let scores = confusion.scores();
     let mut out = std::io::stdout().lock();
     if args.json {
-        let report = serde_json::json!({
+        let mut report = serde_json::json!({
             "file": args.file,
             "signal": args.signal,
             "encoder": encoder.spec().name,
             "matmul": encoder.matmul().name(),
-            "architecture": architecture,
-            "folds": folds,
-            "seed": args.seed,
+            "method": method,
             "scores": scores,
             "confusion": confusion,
-            "embed_seconds": embed_seconds,
-            "train_seconds": train_seconds,
         });
+        if let (Some(report), serde_json::Value::Object(extra)) = (report.as_object_mut(), extra) {
+            report.extend(extra);
+        }
         let _ = writeln!(out, "{report}");
     } else {
         let _ = writeln!(
             out,
-            "{}: {} examples, {folds}-fold cross-validation, {} head on {} vectors\n\
+            "{}: {} examples, {method}, {} vectors\n\
              accuracy {:.4}  macro-F1 {:.4}  macro-recall {:.4}\n\n{}",
             args.file.display(),
             scores.examples,
-            args.architecture,
             encoder.spec().name,
             scores.accuracy,
             scores.macro_f1,
@@ -160,5 +323,733 @@ pub fn eval(config: &Config, args: &EvalArgs) -> Result<(), u8> {
             confusion.table()
         );
     }
+}
+
+/// One recipe source, read and embedded.
+struct SourceData {
+    source: Source,
+    labelled: Labelled,
+    /// Rows of the combined training set (for training sources).
+    rows: std::ops::Range<usize>,
+}
+
+pub fn train(config: &Config, args: &TrainArgs) -> Result<(), u8> {
+    let spec = signal_spec(&args.signal).map_err(fail(EXIT_CONFIG))?;
+    let corpus = args
+        .corpus
+        .clone()
+        .or_else(|| std::env::var_os("RAPPORT_CORPUS").map(PathBuf::from))
+        .ok_or_else(|| {
+            fail(EXIT_CONFIG)(
+                "the labelled corpus is not set: pass --corpus DIR or set RAPPORT_CORPUS".into(),
+            )
+        })?;
+    let wheels = config
+        .settings
+        .models
+        .cache
+        .clone()
+        .unwrap_or_else(rapport_models::package::default_cache);
+    let classes = spec.class_names();
+    let encoder = load_encoder(config, args.encoder.as_deref(), None, None)?;
+    let started = std::time::Instant::now();
+
+    let mut sources = Vec::new();
+    let mut vectors = Vec::new();
+    let mut labels = Vec::new();
+    for &source in spec.training {
+        let path = source.path(&corpus, &wheels);
+        let labelled = read_labelled(&path, Some(spec), &classes).map_err(|e| {
+            let hint = match source {
+                Source::Wheel { .. } => " (scripts/fetch-models downloads it)",
+                Source::Corpus(_) => "",
+            };
+            fail(EXIT_CONFIG)(format!("{}: {e}{hint}", source.name()))
+        })?;
+        eprintln!(
+            "rapport train: {}: {} examples",
+            source.name(),
+            labelled.texts.len()
+        );
+        let embedded = embed_cached(config, &encoder, &labelled.texts)?;
+        let rows = vectors.len()..vectors.len() + embedded.len();
+        vectors.extend(embedded);
+        labels.extend_from_slice(&labelled.labels);
+        sources.push(SourceData {
+            source,
+            labelled,
+            rows,
+        });
+    }
+    let embed_seconds = started.elapsed().as_secs_f64();
+    // Per source, each example's weight: equal totals per source when balanced.
+    let source_weights: Vec<f32> = sources
+        .iter()
+        .map(|s| {
+            if spec.balance_sources {
+                labels.len() as f32 / (sources.len() * s.labelled.texts.len()) as f32
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let example_weights: Vec<f32> = sources
+        .iter()
+        .zip(&source_weights)
+        .flat_map(|(s, &w)| std::iter::repeat_n(w, s.labelled.texts.len()))
+        .collect();
+
+    let options = train_options(args.seed, args.weight_decay, args.learning_rate);
+    let architectures = match args.architecture.as_str() {
+        "linear" => vec![Architecture::Linear],
+        "mlp" => vec![Architecture::Mlp { hidden: MLP_HIDDEN }],
+        _ => vec![
+            Architecture::Linear,
+            Architecture::Mlp { hidden: MLP_HIDDEN },
+        ],
+    };
+    let training_failed =
+        |e: candle_core::Error| fail(EXIT_FAILURE)(format!("training failed: {e}"));
+    let mut candidates = Vec::new();
+    let mut best: Option<train::Trained> = None;
+    for &architecture in &architectures {
+        let trained = train::train(
+            TrainingSet {
+                vectors: &vectors,
+                labels: &labels,
+                weights: &example_weights,
+            },
+            classes.len(),
+            architecture,
+            &options,
+        )
+        .map_err(training_failed)?;
+        eprintln!(
+            "rapport train: {}: held-back macro-F1 {:.4} (best epoch {} of {})",
+            architecture_name(architecture),
+            trained.held_back_macro_f1,
+            trained.best_epoch,
+            trained.epochs_run
+        );
+        candidates.push(Candidate {
+            architecture,
+            held_back_macro_f1: trained.held_back_macro_f1,
+            epochs_run: trained.epochs_run,
+            best_epoch: trained.best_epoch,
+        });
+        if best
+            .as_ref()
+            .is_none_or(|b| trained.held_back_macro_f1 > b.held_back_macro_f1)
+        {
+            best = Some(trained);
+        }
+    }
+    let best = best.expect("at least one architecture");
+    let architecture = best.parameters.architecture;
+    let train_seconds = started.elapsed().as_secs_f64() - embed_seconds;
+
+    let mut evaluations = Vec::new();
+    if !args.no_measure {
+        for measure in spec.measures {
+            let evaluation = measure_head(
+                config,
+                &encoder,
+                spec,
+                measure,
+                &sources,
+                TrainingSet {
+                    vectors: &vectors,
+                    labels: &labels,
+                    weights: &example_weights,
+                },
+                &best,
+                &options,
+                &corpus,
+                &wheels,
+            )?;
+            eprintln!(
+                "rapport train: {}: {} {:.4} (target {:.2}: {})",
+                evaluation.name,
+                evaluation.metric,
+                evaluation.value,
+                evaluation.target,
+                if evaluation.value >= evaluation.target {
+                    "met"
+                } else {
+                    "missed"
+                }
+            );
+            evaluations.push(evaluation);
+        }
+    }
+
+    let card = HeadCard {
+        signal: spec.name.into(),
+        classes: classes.clone(),
+        architecture,
+        encoder: encoder.spec().name.into(),
+        dims: encoder.spec().dims,
+        matmul: encoder.matmul().name().into(),
+        data: sources
+            .iter()
+            .zip(&source_weights)
+            .map(|(s, &weight)| {
+                let mut per_class = std::collections::BTreeMap::new();
+                for &label in &s.labelled.labels {
+                    *per_class.entry(classes[label].clone()).or_insert(0) += 1;
+                }
+                DataCard {
+                    source: s.source.name(),
+                    examples: s.labelled.texts.len(),
+                    classes: per_class,
+                    weight,
+                }
+            })
+            .collect(),
+        split: format!(
+            "{:.0}% of the training data held back (stratified, seed {}) for early stopping on its loss and for the choice between architectures by its macro-F1",
+            options.held_back * 100.0,
+            options.seed
+        ),
+        options: options.clone(),
+        candidates,
+        evaluations,
+        trained_at: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        rapport_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let head = Head::new(card, best.parameters);
+    head.save(&args.out)
+        .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
+    println!(
+        "{}: {} head on {} vectors ({} examples), written to {}/{}.safetensors with its card; embedding {:.0} s, training {:.0} s, measuring {:.0} s",
+        spec.name,
+        architecture_name(architecture),
+        encoder.spec().name,
+        labels.len(),
+        args.out.display(),
+        spec.name,
+        embed_seconds,
+        train_seconds,
+        started.elapsed().as_secs_f64() - embed_seconds - train_seconds
+    );
     Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn measure_head(
+    config: &Config,
+    encoder: &Encoder,
+    spec: &SignalSpec,
+    measure: &Measure,
+    sources: &[SourceData],
+    set: TrainingSet<'_>,
+    best: &train::Trained,
+    options: &TrainOptions,
+    corpus: &std::path::Path,
+    wheels: &std::path::Path,
+) -> Result<Evaluation, u8> {
+    let classes = spec.class_names();
+    let architecture = best.parameters.architecture;
+    let training_failed =
+        |e: candle_core::Error| fail(EXIT_FAILURE)(format!("measuring failed: {e}"));
+    match *measure {
+        Measure::CrossValidate {
+            source,
+            folds,
+            metric,
+            target,
+        } => {
+            let Some(data) = sources.iter().find(|s| s.source == source) else {
+                return Err(fail(EXIT_FAILURE)(format!(
+                    "the recipe cross-validates {} but does not train on it",
+                    source.name()
+                )));
+            };
+            let evaluated: Vec<usize> = data.rows.clone().collect();
+            let confusion = train::cross_validate(
+                set,
+                &classes,
+                architecture,
+                folds,
+                options,
+                Some(&evaluated),
+            )
+            .map_err(training_failed)?;
+            let scores = confusion.scores();
+            let others = sources.len() - 1;
+            Ok(Evaluation {
+                name: source.name(),
+                method: if others == 0 {
+                    format!("{folds}-fold stratified cross-validation")
+                } else {
+                    format!(
+                        "{folds}-fold stratified cross-validation over this source; the other {others} source(s) always in training"
+                    )
+                },
+                metric: metric.name().into(),
+                value: metric.of(&scores),
+                target,
+                scores,
+                confusion,
+            })
+        }
+        Measure::HeldOut {
+            source,
+            metric,
+            target,
+        } => {
+            let path = source.path(corpus, wheels);
+            let data = read_labelled(&path, Some(spec), &classes)
+                .map_err(|e| fail(EXIT_CONFIG)(format!("{}: {e}", source.name())))?;
+            let held_out = embed_cached(config, encoder, &data.texts)?;
+            let flat: Vec<f32> = held_out.iter().flatten().copied().collect();
+            let x = candle_core::Tensor::from_vec(
+                flat,
+                (held_out.len(), encoder.spec().dims),
+                &candle_core::Device::Cpu,
+            )
+            .map_err(training_failed)?;
+            let predicted = best.parameters.predict(&x).map_err(training_failed)?;
+            let mut confusion = Confusion::new(classes.clone());
+            for (truth, p) in data.labels.iter().zip(predicted) {
+                confusion.add(*truth, p);
+            }
+            let scores = confusion.scores();
+            Ok(Evaluation {
+                name: source.name(),
+                method: "the committed head, on a split it was not trained on".into(),
+                metric: metric.name().into(),
+                value: metric.of(&scores),
+                target,
+                scores,
+                confusion,
+            })
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ClassifyArgs {
+    /// Who wrote the lines: customer or agent (labels for the other side are left out).
+    #[arg(long, value_parser = ["customer", "agent"])]
+    pub speaker: Option<String>,
+    /// One JSON object per line (the default is a short human-readable line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CalibrateArgs {
+    /// The labelled dev set: JSON lines files with text, speaker and labels.
+    #[arg(long, default_value = "models/eval/signals-dev")]
+    pub dev: PathBuf,
+    /// The precision each label's threshold is set to reach on the dev set; above the
+    /// 0.80 the issue asks, so that precision holds on messages not in the dev set
+    /// (calibrating at 0.85 held out at 0.71–0.87, at 0.90 at 0.69–0.97).
+    #[arg(long, default_value_t = 0.90)]
+    pub precision: f64,
+    /// Write the calibrated thresholds into this signals file (in place).
+    #[arg(long)]
+    pub write: Option<PathBuf>,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_speaker(name: &str) -> Option<rapport_models::classify::Speaker> {
+    use rapport_models::classify::Speaker;
+    match name {
+        "customer" => Some(Speaker::Customer),
+        "agent" => Some(Speaker::Agent),
+        _ => None,
+    }
+}
+
+fn prototype_signals(config: &Config) -> Result<rapport_config::signals::PrototypeSignals, u8> {
+    rapport_config::signals::PrototypeSignals::load(config.settings.models.signals.as_deref())
+        .map_err(|problems| fail(EXIT_CONFIG)(problems.to_string()))
+}
+
+fn prototype_specs(
+    signals: &rapport_config::signals::PrototypeSignals,
+) -> Vec<rapport_models::prototypes::PrototypeSpec> {
+    signals
+        .labels
+        .iter()
+        .map(|label| rapport_models::prototypes::PrototypeSpec {
+            name: label.name.clone(),
+            examples: label.examples.iter().map(|(_, p)| p.clone()).collect(),
+            near_misses: label.near_misses.iter().map(|(_, p)| p.clone()).collect(),
+            threshold: label.threshold,
+        })
+        .collect()
+}
+
+fn label_speaker(
+    speaker: rapport_config::signals::Speaker,
+) -> Option<rapport_models::classify::Speaker> {
+    use rapport_config::signals::Speaker as Configured;
+    use rapport_models::classify::Speaker;
+    match speaker {
+        Configured::Customer => Some(Speaker::Customer),
+        Configured::Agent => Some(Speaker::Agent),
+        Configured::Any => None,
+    }
+}
+
+/// The encoder the heads were trained on, every head in use, and the prototypes.
+pub(crate) fn load_classifier(config: &Config) -> Result<rapport_models::classify::Classifier, u8> {
+    let heads: Vec<Head> = signals::SIGNALS
+        .iter()
+        .map(|spec| head_in_use(config, spec.name))
+        .collect::<Result<_, _>>()
+        .map_err(fail(EXIT_CONFIG))?;
+    let encoder = load_encoder(config, Some(&heads[0].card.encoder), None, None)?;
+    let signals = prototype_signals(config)?;
+    let prototypes = rapport_models::prototypes::PrototypeScorer::build(
+        &prototype_specs(&signals),
+        &encoder,
+        config.settings.models.max_batch_tokens,
+    )
+    .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
+    let speakers = signals
+        .labels
+        .iter()
+        .map(|l| label_speaker(l.speaker))
+        .collect();
+    rapport_models::classify::Classifier::new(
+        encoder,
+        heads,
+        prototypes,
+        speakers,
+        config.settings.models.max_batch_tokens,
+    )
+    .map_err(|e| fail(EXIT_CONFIG)(e.to_string()))
+}
+
+/// Lines read before a batch is classified: big enough to batch well, small enough that
+/// a pipe of many lines streams out as it goes.
+const CLASSIFY_CHUNK: usize = 256;
+
+pub fn classify(config: &Config, args: &ClassifyArgs) -> Result<(), u8> {
+    use std::io::BufRead;
+    let classifier = load_classifier(config)?;
+    let speaker = args.speaker.as_deref().and_then(parse_speaker);
+    let stdin = std::io::stdin().lock();
+    let mut lines = stdin.lines();
+    let mut out = std::io::stdout().lock();
+    loop {
+        let mut chunk = Vec::with_capacity(CLASSIFY_CHUNK);
+        for line in lines.by_ref() {
+            let line = line.map_err(|e| fail(EXIT_FAILURE)(format!("stdin: {e}")))?;
+            chunk.push(line);
+            if chunk.len() == CLASSIFY_CHUNK {
+                break;
+            }
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let speakers = vec![speaker; texts.len()];
+        let results = classifier
+            .classify(&texts, &speakers)
+            .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
+        for (text, (_, signals)) in texts.iter().zip(results) {
+            let line = if args.json {
+                let mut object = serde_json::json!({ "text": text });
+                let map = object.as_object_mut().expect("an object");
+                for (name, verdict) in &signals.heads {
+                    map.insert(name.clone(), serde_json::json!(verdict));
+                }
+                map.insert("prototypes".into(), serde_json::json!(signals.prototypes));
+                object.to_string()
+            } else {
+                let heads: Vec<String> = signals
+                    .heads
+                    .iter()
+                    .map(|(name, v)| match name.as_str() {
+                        "complaint" => format!(
+                            "complaint {:.2}",
+                            v.probabilities.get("complaint").copied().unwrap_or(0.0)
+                        ),
+                        _ => format!("{} {:.2}", v.label, v.probability),
+                    })
+                    .collect();
+                let flagged: Vec<&str> = signals
+                    .prototypes
+                    .iter()
+                    .filter(|(_, s)| s.flagged)
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                format!(
+                    "{} | {}{}",
+                    heads.join(" | "),
+                    if flagged.is_empty() {
+                        "-".into()
+                    } else {
+                        flagged.join(", ")
+                    },
+                    format_args!("\t{text}")
+                )
+            };
+            writeln!(out, "{line}").map_err(|e| fail(EXIT_FAILURE)(format!("stdout: {e}")))?;
+        }
+        out.flush()
+            .map_err(|e| fail(EXIT_FAILURE)(format!("stdout: {e}")))?;
+    }
+}
+
+/// One message of the prototype dev set.
+#[derive(serde::Deserialize)]
+struct DevMessage {
+    text: String,
+    #[serde(default)]
+    speaker: Option<String>,
+    labels: Vec<String>,
+}
+
+fn read_dev_set(dir: &std::path::Path) -> Result<Vec<DevMessage>, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    let mut messages = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        for (at, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            messages.push(serde_json::from_str(line).map_err(|e| {
+                format!(
+                    "{}:{}: not a dev message {{text, speaker, labels}}: {e}",
+                    file.display(),
+                    at + 1
+                )
+            })?);
+        }
+    }
+    if messages.is_empty() {
+        return Err(format!("{}: no .jsonl dev messages", dir.display()));
+    }
+    Ok(messages)
+}
+
+/// One label's calibration.
+#[derive(serde::Serialize)]
+struct LabelCalibration {
+    label: String,
+    positives: usize,
+    /// Calibrated on the whole dev set: what goes into the signals file.
+    threshold: Option<f32>,
+    /// Two-fold: thresholds calibrated on one half, counted on the other, both ways.
+    held_out: rapport_models::prototypes::PrecisionRecall,
+    precision: f64,
+    recall: f64,
+    meets_target: bool,
+}
+
+pub fn calibrate(config: &Config, args: &CalibrateArgs) -> Result<(), u8> {
+    use rapport_models::prototypes::{PrecisionRecall, PrototypeScorer, threshold_for_precision};
+    let signals = prototype_signals(config)?;
+    let dev = read_dev_set(&args.dev).map_err(fail(EXIT_CONFIG))?;
+    let encoder = load_encoder(config, None, None, None)?;
+    let scorer = PrototypeScorer::build(
+        &prototype_specs(&signals),
+        &encoder,
+        config.settings.models.max_batch_tokens,
+    )
+    .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
+    let texts: Vec<String> = dev.iter().map(|m| m.text.clone()).collect();
+    let vectors = embed_cached(config, &encoder, &texts)?;
+    let margins = scorer
+        .margins(&vectors)
+        .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
+    // Two halves from a seeded shuffle.
+    let mut order: Vec<usize> = (0..dev.len()).collect();
+    train::Rng::new(args.seed).shuffle(&mut order);
+    let halves = [&order[..dev.len() / 2], &order[dev.len() / 2..]];
+
+    let mut report = Vec::new();
+    for (index, label) in signals.labels.iter().enumerate() {
+        let applies: Vec<usize> = (0..dev.len())
+            .filter(|&i| {
+                let speaker = dev[i].speaker.as_deref().and_then(parse_speaker);
+                match (label_speaker(label.speaker), speaker) {
+                    (Some(only), Some(speaker)) => only == speaker,
+                    _ => true,
+                }
+            })
+            .collect();
+        let column = |rows: &[usize]| -> (Vec<f32>, Vec<bool>) {
+            rows.iter()
+                .filter(|i| applies.contains(i))
+                .map(|&i| (margins[i][index], dev[i].labels.contains(&label.name)))
+                .unzip()
+        };
+        let mut held_out = PrecisionRecall::default();
+        for (calibrate_on, count_on) in [(halves[0], halves[1]), (halves[1], halves[0])] {
+            let (scores, truth) = column(calibrate_on);
+            let (test_scores, test_truth) = column(count_on);
+            // Unreachable precision: flag nothing rather than everything.
+            let threshold =
+                threshold_for_precision(&scores, &truth, args.precision).unwrap_or(f32::INFINITY);
+            held_out.add(PrecisionRecall::at(&test_scores, &test_truth, threshold));
+        }
+        let (scores, truth) = column(&order);
+        let threshold = threshold_for_precision(&scores, &truth, args.precision);
+        report.push(LabelCalibration {
+            label: label.name.clone(),
+            positives: truth.iter().filter(|&&t| t).count(),
+            threshold,
+            precision: held_out.precision(),
+            recall: held_out.recall(),
+            meets_target: held_out.precision() >= 0.80 && held_out.recall() >= 0.60,
+            held_out,
+        });
+    }
+
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "dev": args.dev,
+                "messages": dev.len(),
+                "encoder": encoder.spec().name,
+                "target_precision": args.precision,
+                "labels": report,
+            })
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{} dev messages; thresholds for precision {:.2}; precision and recall held out (calibrated on one half, counted on the other, both ways)\n",
+            dev.len(),
+            args.precision
+        );
+        let _ = writeln!(
+            out,
+            "{:<22} {:>9} {:>10} {:>9} {:>7}  target (P ≥ 0.80, R ≥ 0.60)",
+            "label", "positives", "threshold", "precision", "recall"
+        );
+        for r in &report {
+            let _ = writeln!(
+                out,
+                "{:<22} {:>9} {:>10} {:>9.3} {:>7.3}  {}",
+                r.label,
+                r.positives,
+                r.threshold.map_or("-".into(), |t| format!("{t:.4}")),
+                r.precision,
+                r.recall,
+                if r.meets_target { "met" } else { "missed" }
+            );
+        }
+    }
+    if let Some(file) = &args.write {
+        let thresholds: Vec<(String, Option<f32>)> = report
+            .iter()
+            .map(|r| (r.label.clone(), r.threshold))
+            .collect();
+        write_thresholds(file, &thresholds).map_err(fail(EXIT_FAILURE))?;
+        eprintln!(
+            "rapport calibrate: thresholds written to {}",
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+/// Sets `threshold = …` in each label's table of a signals file, keeping everything
+/// else (comments, order, phrasing) as it was.
+fn write_thresholds(
+    file: &std::path::Path,
+    thresholds: &[(String, Option<f32>)],
+) -> Result<(), String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let updated = with_thresholds(&text, thresholds);
+    rapport_config::signals::PrototypeSignals::parse(&updated, &file.display().to_string())
+        .map_err(|e| format!("the updated file would not load: {e}"))?;
+    std::fs::write(file, updated).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+fn with_thresholds(text: &str, thresholds: &[(String, Option<f32>)]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut current: Option<&str> = None;
+    let mut written = false;
+    let finish = |out: &mut Vec<String>, current: Option<&str>, written: bool| {
+        if let (Some(name), false) = (current, written)
+            && let Some((_, Some(t))) = thresholds.iter().find(|(n, _)| n == name)
+        {
+            // After the table's header and its scalar keys.
+            let header = out
+                .iter()
+                .rposition(|l| l.trim() == format!("[signals.{name}]"))
+                .expect("the header was pushed");
+            let mut at = header + 1;
+            while at < out.len()
+                && (out[at].starts_with("description") || out[at].starts_with("speaker"))
+            {
+                at += 1;
+            }
+            out.insert(at, format!("threshold = {t:.4}"));
+        }
+    };
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') && !trimmed.starts_with("[[") && trimmed.ends_with(']') {
+            finish(&mut out, current, written);
+            current = trimmed
+                .strip_prefix("[signals.")
+                .and_then(|r| r.strip_suffix(']'));
+            written = false;
+        }
+        if let Some(name) = current
+            && trimmed.starts_with("threshold")
+            && trimmed[9..].trim_start().starts_with('=')
+        {
+            match thresholds.iter().find(|(n, _)| n == name) {
+                Some((_, Some(t))) => out.push(format!("threshold = {t:.4}")),
+                // No threshold reaches the precision: drop it, the label is scored only.
+                Some((_, None)) => {}
+                None => out.push(line.to_string()),
+            }
+            written = true;
+            continue;
+        }
+        out.push(line.to_string());
+    }
+    finish(&mut out, current, written);
+    let mut joined = out.join("\n");
+    joined.push('\n');
+    joined
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_are_written_into_their_tables_and_nothing_else_changes() {
+        let text = "# top\n[signals.a]\ndescription = \"x\"\nspeaker = \"agent\"\nexamples.en = [\"p\"]\n\n\
+                    [signals.b]\ndescription = \"y\"\nthreshold = 0.5\nexamples.en = [\"q\"]\n";
+        let updated = with_thresholds(
+            text,
+            &[("a".into(), Some(0.0123)), ("b".into(), Some(-0.25))],
+        );
+        assert_eq!(
+            updated,
+            "# top\n[signals.a]\ndescription = \"x\"\nspeaker = \"agent\"\nthreshold = 0.0123\nexamples.en = [\"p\"]\n\n\
+             [signals.b]\ndescription = \"y\"\nthreshold = -0.2500\nexamples.en = [\"q\"]\n"
+        );
+        let unreachable = with_thresholds(text, &[("b".into(), None)]);
+        assert!(!unreachable.contains("threshold"), "{unreachable}");
+    }
 }

