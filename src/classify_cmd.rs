@@ -1,0 +1,168 @@
+//! `rapport classify`: every signal for one text per line of stdin, from the heads in use
+//! and the prototype labels of the signals file.
+
+use std::io::Write;
+
+use rapport_config::Config;
+use rapport_models::heads::Head;
+use rapport_models::signals;
+
+use crate::models_cmd::load_encoder;
+use crate::signals_cmd::{fail, head_in_use};
+use crate::{EXIT_CONFIG, EXIT_FAILURE};
+
+#[derive(clap::Args, Debug)]
+pub struct ClassifyArgs {
+    /// Who wrote the lines: customer or agent (labels for the other side are left out).
+    #[arg(long, value_parser = ["customer", "agent"])]
+    pub speaker: Option<String>,
+    /// One JSON object per line (the default is a short human-readable line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(crate) fn parse_speaker(name: &str) -> Option<rapport_models::classify::Speaker> {
+    use rapport_models::classify::Speaker;
+    match name {
+        "customer" => Some(Speaker::Customer),
+        "agent" => Some(Speaker::Agent),
+        _ => None,
+    }
+}
+
+pub(crate) fn prototype_signals(
+    config: &Config,
+) -> Result<rapport_config::signals::PrototypeSignals, u8> {
+    rapport_config::signals::PrototypeSignals::load(config.settings.models.signals.as_deref())
+        .map_err(|problems| fail(EXIT_CONFIG)(problems.to_string()))
+}
+
+pub(crate) fn prototype_specs(
+    signals: &rapport_config::signals::PrototypeSignals,
+) -> Vec<rapport_models::prototypes::PrototypeSpec> {
+    signals
+        .labels
+        .iter()
+        .map(|label| rapport_models::prototypes::PrototypeSpec {
+            name: label.name.clone(),
+            examples: label.examples.iter().map(|(_, p)| p.clone()).collect(),
+            near_misses: label.near_misses.iter().map(|(_, p)| p.clone()).collect(),
+            threshold: label.threshold,
+        })
+        .collect()
+}
+
+pub(crate) fn label_speaker(
+    speaker: rapport_config::signals::Speaker,
+) -> Option<rapport_models::classify::Speaker> {
+    use rapport_config::signals::Speaker as Configured;
+    use rapport_models::classify::Speaker;
+    match speaker {
+        Configured::Customer => Some(Speaker::Customer),
+        Configured::Agent => Some(Speaker::Agent),
+        Configured::Any => None,
+    }
+}
+
+/// The encoder the heads were trained on, every head in use, and the prototypes.
+pub(crate) fn load_classifier(config: &Config) -> Result<rapport_models::classify::Classifier, u8> {
+    let heads: Vec<Head> = signals::SIGNALS
+        .iter()
+        .map(|spec| head_in_use(config, spec.name))
+        .collect::<Result<_, _>>()
+        .map_err(fail(EXIT_CONFIG))?;
+    let encoder = load_encoder(config, Some(&heads[0].card.encoder), None, None)?;
+    let signals = prototype_signals(config)?;
+    let prototypes = rapport_models::prototypes::PrototypeScorer::build(
+        &prototype_specs(&signals),
+        &encoder,
+        config.settings.models.max_batch_tokens,
+    )
+    .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
+    let speakers = signals
+        .labels
+        .iter()
+        .map(|l| label_speaker(l.speaker))
+        .collect();
+    rapport_models::classify::Classifier::new(
+        encoder,
+        heads,
+        prototypes,
+        speakers,
+        config.settings.models.max_batch_tokens,
+    )
+    .map_err(|e| fail(EXIT_CONFIG)(e.to_string()))
+}
+
+/// Lines read before a batch is classified: big enough to batch well, small enough that
+/// a pipe of many lines streams out as it goes.
+const CLASSIFY_CHUNK: usize = 256;
+
+pub fn classify(config: &Config, args: &ClassifyArgs) -> Result<(), u8> {
+    use std::io::BufRead;
+    let classifier = load_classifier(config)?;
+    let speaker = args.speaker.as_deref().and_then(parse_speaker);
+    let stdin = std::io::stdin().lock();
+    let mut lines = stdin.lines();
+    let mut out = std::io::stdout().lock();
+    loop {
+        let mut chunk = Vec::with_capacity(CLASSIFY_CHUNK);
+        for line in lines.by_ref() {
+            let line = line.map_err(|e| fail(EXIT_FAILURE)(format!("stdin: {e}")))?;
+            chunk.push(line);
+            if chunk.len() == CLASSIFY_CHUNK {
+                break;
+            }
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let speakers = vec![speaker; texts.len()];
+        let results = classifier
+            .classify(&texts, &speakers)
+            .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
+        for (text, (_, signals)) in texts.iter().zip(results) {
+            let line = if args.json {
+                let mut object = serde_json::json!({ "text": text });
+                let map = object.as_object_mut().expect("an object");
+                for (name, verdict) in &signals.heads {
+                    map.insert(name.clone(), serde_json::json!(verdict));
+                }
+                map.insert("prototypes".into(), serde_json::json!(signals.prototypes));
+                object.to_string()
+            } else {
+                let heads: Vec<String> = signals
+                    .heads
+                    .iter()
+                    .map(|(name, v)| match name.as_str() {
+                        "complaint" => format!(
+                            "complaint {:.2}",
+                            v.probabilities.get("complaint").copied().unwrap_or(0.0)
+                        ),
+                        _ => format!("{} {:.2}", v.label, v.probability),
+                    })
+                    .collect();
+                let flagged: Vec<&str> = signals
+                    .prototypes
+                    .iter()
+                    .filter(|(_, s)| s.flagged)
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                format!(
+                    "{} | {}{}",
+                    heads.join(" | "),
+                    if flagged.is_empty() {
+                        "-".into()
+                    } else {
+                        flagged.join(", ")
+                    },
+                    format_args!("\t{text}")
+                )
+            };
+            writeln!(out, "{line}").map_err(|e| fail(EXIT_FAILURE)(format!("stdout: {e}")))?;
+        }
+        out.flush()
+            .map_err(|e| fail(EXIT_FAILURE)(format!("stdout: {e}")))?;
+    }
+}
