@@ -15,7 +15,7 @@
 //! phrasings a message resembles most, which is what the label is. A mean of a few
 //! neighbours instead of the single nearest keeps one odd phrase from deciding. Each
 //! label's threshold is calibrated on the team's dev set (`rapport calibrate`), because
-//! margins differ in spread between labels. benches/README.md has what else was tried.
+//! margins differ in spread between labels. models/eval/README.md has what else was tried.
 
 use candle_core::{Device, Tensor};
 
