@@ -17,7 +17,7 @@ use crate::fields::fields_of;
 use crate::problem::{Origin, Problem};
 use crate::settings::{
     ApiSettings, ConnectorSettings, IngestSettings, LogSettings, ModelsSettings, NatsSettings,
-    Settings,
+    PrivacySettings, Settings,
 };
 
 /// `RAPPORT_*` variables read by other parts of Rapport, not settings.
@@ -62,17 +62,18 @@ pub fn var_name(path: &[&str]) -> String {
 /// Every settings path that can be overridden, for `connector_names` as configured.
 pub fn overridable_paths(connector_names: &[String]) -> Vec<Vec<String>> {
     let mut paths = Vec::new();
-    let sections: [(&str, &[&str]); 5] = [
+    let sections: [(&str, &[&str]); 6] = [
         ("log", fields_of::<LogSettings>()),
         ("nats", fields_of::<NatsSettings>()),
         ("ingest", fields_of::<IngestSettings>()),
         ("api", fields_of::<ApiSettings>()),
         ("models", fields_of::<ModelsSettings>()),
+        ("privacy", fields_of::<PrivacySettings>()),
     ];
     for field in fields_of::<Settings>() {
         if !matches!(
             *field,
-            "log" | "nats" | "ingest" | "api" | "models" | "connectors"
+            "log" | "nats" | "ingest" | "api" | "models" | "privacy" | "connectors"
         ) {
             paths.push(vec![field.to_string()]);
         }

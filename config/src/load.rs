@@ -365,6 +365,17 @@ fn validate_settings(settings: &Settings, origin: &dyn Fn(&str) -> Origin) -> Ve
             "must be at least 512 (one text of the longest length)".into(),
         ));
     }
+    for kind in &settings.privacy.kinds {
+        if !crate::settings::PII_KINDS.contains(&kind.as_str()) {
+            found.push((
+                "privacy.kinds".into(),
+                format!(
+                    "{kind:?} is not a kind of personal data Rapport redacts; expected {}",
+                    crate::settings::PII_KINDS.join(", ")
+                ),
+            ));
+        }
+    }
     if settings.api.max_body_bytes == 0 {
         found.push(("api.max_body_bytes".into(), "must be at least 1".into()));
     }

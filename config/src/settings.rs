@@ -17,6 +17,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub api: ApiSettings,
     pub models: ModelsSettings,
+    pub privacy: PrivacySettings,
     /// Connector instances by name.
     pub connectors: BTreeMap<String, ConnectorSettings>,
 }
@@ -30,7 +31,30 @@ impl Default for Settings {
             ingest: IngestSettings::default(),
             api: ApiSettings::default(),
             models: ModelsSettings::default(),
+            privacy: PrivacySettings::default(),
             connectors: BTreeMap::new(),
+        }
+    }
+}
+
+/// What personal data is redacted before anything is stored or logged.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacySettings {
+    /// Off only where a data-processing agreement allows keeping the raw text.
+    pub redact: bool,
+    /// Of `email`, `phone`, `card`, `iban`, `cpr`, `fodselsnummer`.
+    pub kinds: Vec<String>,
+}
+
+/// The kinds `privacy.kinds` accepts.
+pub const PII_KINDS: [&str; 6] = ["email", "phone", "card", "iban", "cpr", "fodselsnummer"];
+
+impl Default for PrivacySettings {
+    fn default() -> Self {
+        PrivacySettings {
+            redact: true,
+            kinds: PII_KINDS.iter().map(|k| k.to_string()).collect(),
         }
     }
 }

@@ -276,3 +276,22 @@ fn an_enabled_chat_webhook_needs_a_token() {
     let disabled = "[connectors.chat]\nkind = \"chat-webhook\"\nenabled = false\n";
     assert!(load_str(disabled, "r.toml", no_env()).is_ok());
 }
+
+#[test]
+fn privacy_redacts_every_kind_by_default_and_refuses_unknown_kinds() {
+    let (settings, _) = load_str("", "x.toml", no_env()).unwrap();
+    assert!(settings.privacy.redact);
+    assert_eq!(settings.privacy.kinds.len(), 6);
+    let problems = load_str(
+        "[privacy]\nkinds = [\"email\", \"ssn\"]\n",
+        "x.toml",
+        no_env(),
+    )
+    .unwrap_err();
+    let text = problems.to_string();
+    assert!(
+        text.contains("privacy.kinds: \"ssn\" is not a kind of personal data Rapport redacts"),
+        "{text}"
+    );
+    assert_eq!(line_of(&problems, "privacy.kinds"), Some(2));
+}

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod dlq;
 pub mod ingest;
 pub mod nats_server;
+pub mod redact;
 
 pub use bus::{Bus, BusError, Published, Publisher};
 pub use checkpoint::Checkpoints;
