@@ -6,6 +6,7 @@ pub mod env;
 mod fields;
 pub mod load;
 pub mod problem;
+pub mod relationships;
 pub mod settings;
 pub mod signals;
 
