@@ -177,7 +177,7 @@ fn speaker_gates_labels_and_thresholds_come_from_the_signals_file() {
     assert!(labels.contains_key("churn_threat"));
 
     // The same file with churn_threat's threshold moved to either end: the flag follows.
-    let built_in = std::fs::read_to_string(fixture("../../../config/signals.toml")).unwrap();
+    let built_in = rapport_config::signals::BUILT_IN;
     let dir = tempfile::tempdir().unwrap();
     for (threshold, flagged) in [("-1.0", true), ("1.0", false)] {
         let mut edited = String::new();
