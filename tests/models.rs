@@ -2,8 +2,7 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use support::RAPPORT;
 
@@ -13,23 +12,13 @@ fn rapport(
     args: &[&str],
     stdin: &str,
 ) -> std::process::Output {
-    let mut child = Command::new(RAPPORT)
+    let mut command = Command::new(RAPPORT);
+    command
         .args(args)
         .env_clear()
         .env("RAPPORT_DATA_DIR", data)
-        .env("RAPPORT_MODELS_CACHE", cache)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .env("RAPPORT_MODELS_CACHE", cache);
+    support::run_with_stdin(command, stdin)
 }
 
 #[test]

@@ -3,9 +3,8 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use support::RAPPORT;
@@ -36,20 +35,8 @@ fn run(data: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> std::pr
             rapport_models::package::default_cache(),
         )
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut child = command.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .envs(env.iter().copied());
+    support::run_with_stdin(command, stdin)
 }
 
 fn stderr(output: &std::process::Output) -> String {

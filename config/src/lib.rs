@@ -2,6 +2,7 @@
 //! every problem reported by TOML path and line (`rapport config check`).
 
 pub mod connector;
+mod data_file;
 pub mod env;
 mod fields;
 pub mod load;

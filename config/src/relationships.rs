@@ -8,7 +8,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::problem::{Origin, Problem, Problems};
+use crate::data_file::{self, DataFile};
+use crate::problem::Problems;
 
 /// The relationship dimensions of DESIGN.md §7, each in [-1, 1], in prototype order.
 pub const DIMENSIONS: [&str; 10] = [
@@ -63,42 +64,23 @@ pub struct RelationshipCatalogue {
 impl RelationshipCatalogue {
     /// `file` when given, else the built-in catalogue.
     pub fn load(file: Option<&Path>) -> Result<RelationshipCatalogue, Problems> {
-        match file {
-            None => RelationshipCatalogue::parse(BUILT_IN, "<built-in relationship-types.toml>"),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Problems(vec![Problem {
-                        path: String::new(),
-                        origin: Origin::File {
-                            file: path.display().to_string(),
-                            line: None,
-                        },
-                        message: format!("cannot read the relationship types: {e}"),
-                    }])
-                })?;
-                RelationshipCatalogue::parse(&text, &path.display().to_string())
-            }
-        }
+        let (text, name) = data_file::read(
+            file,
+            BUILT_IN,
+            "<built-in relationship-types.toml>",
+            "the relationship types",
+        )?;
+        RelationshipCatalogue::parse(&text, &name)
     }
 
     /// Parses and validates a catalogue; every problem is reported, with its line.
     pub fn parse(text: &str, file: &str) -> Result<RelationshipCatalogue, Problems> {
-        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
-        let problem = |path: String, line: Option<usize>, message: String| Problem {
-            path,
-            origin: Origin::File {
-                file: file.to_string(),
-                line,
-            },
-            message,
+        let source = DataFile { text, file };
+        let line_of = |offset: usize| source.line_of(offset);
+        let problem = |path: String, line: Option<usize>, message: String| {
+            source.problem(path, line, message)
         };
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            Problems(vec![problem(
-                String::new(),
-                e.span().map(|s| line_of(s.start)),
-                e.message().to_string(),
-            )])
-        })?;
+        let raw: RawFile = source.deserialize()?;
         let mut problems = Vec::new();
         let mut types = Vec::new();
         for (key, spanned) in raw.types {

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::problem::{Origin, Problem, Problems};
+use crate::data_file::{self, DataFile};
+use crate::problem::Problems;
 
 /// The languages every label must have examples in.
 pub const LANGUAGES: [&str; 4] = ["da", "no", "sv", "en"];
@@ -83,42 +84,23 @@ pub struct PrototypeSignals {
 impl PrototypeSignals {
     /// `file` when given, else the built-in `config/signals.toml`.
     pub fn load(file: Option<&Path>) -> Result<PrototypeSignals, Problems> {
-        match file {
-            None => PrototypeSignals::parse(BUILT_IN, "<built-in signals.toml>"),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Problems(vec![Problem {
-                        path: String::new(),
-                        origin: Origin::File {
-                            file: path.display().to_string(),
-                            line: None,
-                        },
-                        message: format!("cannot read the signals file: {e}"),
-                    }])
-                })?;
-                PrototypeSignals::parse(&text, &path.display().to_string())
-            }
-        }
+        let (text, name) = data_file::read(
+            file,
+            BUILT_IN,
+            "<built-in signals.toml>",
+            "the signals file",
+        )?;
+        PrototypeSignals::parse(&text, &name)
     }
 
     /// Parses and validates a signals file; every problem is reported, with its line.
     pub fn parse(text: &str, file: &str) -> Result<PrototypeSignals, Problems> {
-        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
-        let problem = |path: String, line: Option<usize>, message: String| Problem {
-            path,
-            origin: Origin::File {
-                file: file.to_string(),
-                line,
-            },
-            message,
+        let source = DataFile { text, file };
+        let line_of = |offset: usize| source.line_of(offset);
+        let problem = |path: String, line: Option<usize>, message: String| {
+            source.problem(path, line, message)
         };
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            Problems(vec![problem(
-                String::new(),
-                e.span().map(|s| line_of(s.start)),
-                e.message().to_string(),
-            )])
-        })?;
+        let raw: RawFile = source.deserialize()?;
         let mut problems = Vec::new();
         let mut labels = Vec::new();
         for (name, spanned) in raw.signals {

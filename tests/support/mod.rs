@@ -12,6 +12,25 @@ use rapport_pipeline::nats_server::EmbeddedNats;
 
 pub const RAPPORT: &str = env!("CARGO_BIN_EXE_rapport");
 
+/// Runs `command` with `stdin` written to its standard input; its whole output.
+pub fn run_with_stdin(mut command: Command, stdin: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// The model wheel cache when `scripts/fetch-models` has filled it; `None` with the reason
 /// printed otherwise (and a failure in CI, which must fetch them).
 pub fn model_wheels() -> Option<PathBuf> {
