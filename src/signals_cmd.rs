@@ -613,13 +613,7 @@ fn measure_head(
             let data = read_labelled(&path, Some(spec))
                 .map_err(|e| fail(EXIT_CONFIG)(format!("{}: {e}", source.name())))?;
             let held_out = embed_cached(config, encoder, &data.texts)?;
-            let flat: Vec<f32> = held_out.iter().flatten().copied().collect();
-            let x = candle_core::Tensor::from_vec(
-                flat,
-                (held_out.len(), encoder.spec().dims),
-                &candle_core::Device::Cpu,
-            )
-            .map_err(training_failed)?;
+            let x = train::matrix(held_out.iter(), encoder.spec().dims).map_err(training_failed)?;
             let predicted = best.parameters.predict(&x).map_err(training_failed)?;
             let mut confusion = Confusion::new(classes.clone());
             for (truth, p) in data.labels.iter().zip(predicted) {

@@ -76,15 +76,11 @@ impl RelationshipCatalogue {
     /// Parses and validates a catalogue; every problem is reported, with its line.
     pub fn parse(text: &str, file: &str) -> Result<RelationshipCatalogue, Problems> {
         let source = DataFile { text, file };
-        let line_of = |offset: usize| source.line_of(offset);
-        let problem = |path: String, line: Option<usize>, message: String| {
-            source.problem(path, line, message)
-        };
         let raw: RawFile = source.deserialize()?;
         let mut problems = Vec::new();
         let mut types = Vec::new();
         for (key, spanned) in raw.types {
-            let line = Some(line_of(spanned.span().start));
+            let line = Some(source.line_of(spanned.span().start));
             let raw = spanned.into_inner();
             let path = format!("types.{key}");
             for (field, value) in [
@@ -93,19 +89,23 @@ impl RelationshipCatalogue {
                 ("treatment", &raw.treatment),
             ] {
                 if value.trim().is_empty() {
-                    problems.push(problem(format!("{path}.{field}"), line, "is empty".into()));
+                    problems.push(source.problem(
+                        format!("{path}.{field}"),
+                        line,
+                        "is empty".into(),
+                    ));
                 }
             }
             let mut prototype = [0.0f32; 10];
             for (at, dimension) in DIMENSIONS.iter().enumerate() {
                 match raw.prototype.get(*dimension) {
                     Some(&v) if (-1.0..=1.0).contains(&v) => prototype[at] = v,
-                    Some(&v) => problems.push(problem(
+                    Some(&v) => problems.push(source.problem(
                         format!("{path}.prototype.{dimension}"),
                         line,
                         format!("{v} is outside [-1, 1]"),
                     )),
-                    None => problems.push(problem(
+                    None => problems.push(source.problem(
                         format!("{path}.prototype.{dimension}"),
                         line,
                         "is missing; every type places itself on all ten dimensions".into(),
@@ -114,7 +114,7 @@ impl RelationshipCatalogue {
             }
             for dimension in raw.prototype.keys() {
                 if !DIMENSIONS.contains(&dimension.as_str()) {
-                    problems.push(problem(
+                    problems.push(source.problem(
                         format!("{path}.prototype.{dimension}"),
                         line,
                         format!("is not a dimension; expected {}", DIMENSIONS.join(", ")),
@@ -130,7 +130,7 @@ impl RelationshipCatalogue {
             });
         }
         if types.is_empty() && problems.is_empty() {
-            problems.push(problem(
+            problems.push(source.problem(
                 "types".into(),
                 None,
                 "the catalogue has no relationship types".into(),

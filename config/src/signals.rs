@@ -96,21 +96,17 @@ impl PrototypeSignals {
     /// Parses and validates a signals file; every problem is reported, with its line.
     pub fn parse(text: &str, file: &str) -> Result<PrototypeSignals, Problems> {
         let source = DataFile { text, file };
-        let line_of = |offset: usize| source.line_of(offset);
-        let problem = |path: String, line: Option<usize>, message: String| {
-            source.problem(path, line, message)
-        };
         let raw: RawFile = source.deserialize()?;
         let mut problems = Vec::new();
         let mut labels = Vec::new();
         for (name, spanned) in raw.signals {
-            let line = Some(line_of(spanned.span().start));
+            let line = Some(source.line_of(spanned.span().start));
             let raw = spanned.into_inner();
             let path = format!("signals.{name}");
             for language in LANGUAGES {
                 let count = raw.examples.get(language).map_or(0, Vec::len);
                 if count < MIN_EXAMPLES_PER_LANGUAGE {
-                    problems.push(problem(
+                    problems.push(source.problem(
                         format!("{path}.examples.{language}"),
                         line,
                         format!(
@@ -126,7 +122,7 @@ impl PrototypeSignals {
             ] {
                 for language in map.keys() {
                     if !LANGUAGES.contains(&language.as_str()) {
-                        problems.push(problem(
+                        problems.push(source.problem(
                             format!("{path}.{field}.{language}"),
                             line,
                             format!(
@@ -138,7 +134,7 @@ impl PrototypeSignals {
                 }
                 for (language, phrases) in map {
                     if phrases.iter().any(|p| p.trim().is_empty()) {
-                        problems.push(problem(
+                        problems.push(source.problem(
                             format!("{path}.{field}.{language}"),
                             line,
                             "holds an empty phrase".into(),
@@ -148,11 +144,13 @@ impl PrototypeSignals {
             }
             match raw.threshold {
                 // A score is a difference of two cosines.
-                Some(t) if !(-2.0..=2.0).contains(&t) || t.is_nan() => problems.push(problem(
-                    format!("{path}.threshold"),
-                    line,
-                    format!("{t} is not a score; scores lie between -2 and 2"),
-                )),
+                Some(t) if !(-2.0..=2.0).contains(&t) || t.is_nan() => {
+                    problems.push(source.problem(
+                        format!("{path}.threshold"),
+                        line,
+                        format!("{t} is not a score; scores lie between -2 and 2"),
+                    ))
+                }
                 _ => {}
             }
             let flatten = |map: BTreeMap<String, Vec<String>>| -> Vec<(String, String)> {

@@ -268,8 +268,7 @@ impl Head {
         if vectors.is_empty() {
             return Ok(Vec::new());
         }
-        let flat: Vec<f32> = vectors.iter().flatten().copied().collect();
-        let x = Tensor::from_vec(flat, (vectors.len(), self.card.dims), &Device::Cpu)?;
+        let x = crate::train::matrix(vectors.iter(), self.card.dims)?;
         self.parameters.probabilities(&x)?.to_vec2::<f32>()
     }
 }

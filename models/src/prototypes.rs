@@ -17,7 +17,9 @@
 //! label's threshold is calibrated on the team's dev set (`rapport calibrate`), because
 //! margins differ in spread between labels. models/eval/README.md has what else was tried.
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
+
+use crate::train::matrix;
 
 use crate::{Encoder, ModelError};
 
@@ -59,11 +61,6 @@ pub struct PrototypeScore {
     pub score: f32,
     /// `score ≥ threshold`; false for an uncalibrated label.
     pub flagged: bool,
-}
-
-fn matrix(vectors: &[Vec<f32>], dims: usize) -> candle_core::Result<Tensor> {
-    let flat: Vec<f32> = vectors.iter().flatten().copied().collect();
-    Tensor::from_vec(flat, (vectors.len(), dims), &Device::Cpu)
 }
 
 /// `v − centre`, scaled back to unit length.
@@ -143,7 +140,7 @@ impl PrototypeScorer {
         }
         Ok(PrototypeScorer {
             labels,
-            phrases: matrix(&vectors, dims)?,
+            phrases: matrix(vectors.iter(), dims)?,
             dims,
             centre,
         })
@@ -159,7 +156,7 @@ impl PrototypeScorer {
             return Ok(vec![Vec::new(); vectors.len()]);
         }
         let centred: Vec<Vec<f32>> = vectors.iter().map(|v| centred(v, &self.centre)).collect();
-        let x = matrix(&centred, self.dims)?;
+        let x = matrix(centred.iter(), self.dims)?;
         let similarities = x.matmul(&self.phrases.t()?)?.to_vec2::<f32>()?;
         let mut scratch = Vec::new();
         let out = similarities

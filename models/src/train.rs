@@ -168,13 +168,21 @@ pub fn stratified_folds(labels: &[usize], folds: usize, rng: &mut Rng) -> Vec<Ve
     out
 }
 
+/// The vectors as the rows of a `[n × dims]` tensor: what heads, training and the
+/// prototype scorer all compute on.
+pub fn matrix<'a>(
+    vectors: impl ExactSizeIterator<Item = &'a Vec<f32>>,
+    dims: usize,
+) -> candle_core::Result<Tensor> {
+    let n = vectors.len();
+    let flat: Vec<f32> = vectors.flatten().copied().collect();
+    Tensor::from_vec(flat, (n, dims), &Device::Cpu)
+}
+
+/// `vectors[indices]` as a tensor, without copying the rest.
 fn rows(vectors: &[Vec<f32>], indices: &[usize]) -> candle_core::Result<Tensor> {
-    let dim = vectors.first().map_or(0, Vec::len);
-    let flat: Vec<f32> = indices
-        .iter()
-        .flat_map(|&i| vectors[i].iter().copied())
-        .collect();
-    Tensor::from_vec(flat, (indices.len(), dim), &Device::Cpu)
+    let dims = vectors.first().map_or(0, Vec::len);
+    matrix(indices.iter().map(|&i| &vectors[i]), dims)
 }
 
 fn init_layer(rng: &mut Rng, out: usize, input: usize) -> candle_core::Result<(Var, Var)> {
