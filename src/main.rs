@@ -16,10 +16,13 @@ use rapport_pipeline::ingest::files::{FileReader, Layout, ScanReport};
 use rapport_pipeline::ingest::{ConnectorState, ConnectorStatus, Counters, Sink};
 use rapport_pipeline::{Bus, Checkpoints};
 
+mod analysis_cmd;
 mod calibrate_cmd;
 mod classify_cmd;
 mod connectors_cmd;
+mod demo_cmd;
 mod models_cmd;
+mod query_cmd;
 mod signals_cmd;
 
 const EXIT_FAILURE: u8 = 1;
@@ -45,10 +48,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the daemon: connectors (workers, alerter and API as they land).
+    /// Run the daemon: connectors and analysis workers (alerter and API as they land).
     Run {
         /// Run only part of Rapport in this process.
-        #[arg(long, value_parser = ["all", "connectors"], default_value = "all")]
+        #[arg(long, value_parser = ["all", "connectors", "workers"], default_value = "all")]
         role: String,
     },
     /// Import files once: e-mail (.eml, mbox, Maildir), chat, call and social exports.
@@ -101,6 +104,70 @@ enum Command {
     Classify(classify_cmd::ClassifyArgs),
     /// Calibrate the prototype labels' thresholds on the dev set; report precision/recall.
     Calibrate(calibrate_cmd::CalibrateArgs),
+    /// The whole pipeline on the bundled sample corpus, with its own nats-server and store:
+    /// prints the relationship portfolio, the flags and similar customers.
+    Demo(demo_cmd::DemoArgs),
+    /// Customers most like one customer.
+    Similar {
+        #[arg(long)]
+        customer: String,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// `semantic`: what they write about; `relationship`: how they relate to you.
+        #[arg(long, default_value = "semantic", value_parser = ["semantic", "relationship"])]
+        by: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Interactions nearest in meaning to TEXT, grouped by customer.
+    Search {
+        text: String,
+        #[arg(long, value_parser = ["email", "chat", "call", "social"])]
+        channel: Option<String>,
+        /// Only interactions at or after this date or RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Customers to show.
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Customers per relationship type, with dimension means and treatment.
+    Portfolio {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Flags: complaint, honesty, churn_risk, public_escalation, superuser.
+    Flags {
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One customer: profile, relationship type with evidence, timeline, flags, similar.
+    Customer {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Identity resolution: link one customer's e-mails, phones and handles.
+    Identities {
+        #[command(subcommand)]
+        command: IdentitiesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IdentitiesCommand {
+    /// Import a CRM export (CSV: customer,email,phone,handle,crm; `;` between several).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -151,6 +218,11 @@ enum ConnectorsCommand {
     Test { name: String },
 }
 
+/// A command's result as its exit code.
+fn code(result: Result<(), u8>) -> u8 {
+    result.err().unwrap_or(0)
+}
+
 fn format_names() -> Vec<&'static str> {
     std::iter::once("auto")
         .chain(Format::ALL.iter().map(|f| f.name()))
@@ -187,9 +259,18 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Run { role } => {
             let role = match role.as_str() {
                 "connectors" => Role::Connectors,
+                "workers" => Role::Workers,
                 _ => Role::All,
             };
-            match daemon::run(config, role).await {
+            let analyzer = if role.runs_workers() {
+                match analysis_cmd::load_analyzer(&config) {
+                    Ok(analyzer) => Some(analyzer),
+                    Err(code) => return code,
+                }
+            } else {
+                None
+            };
+            match daemon::run(config, role, analyzer).await {
                 Ok(()) => 0,
                 Err(e @ daemon::DaemonError::NoToken { .. }) => {
                     eprintln!("rapport: {e}");
@@ -239,6 +320,38 @@ async fn dispatch(cli: Cli) -> u8 {
             Ok(()) => 0,
             Err(code) => code,
         },
+        Command::Demo(args) => code(demo_cmd::demo(config, args).await),
+        Command::Similar {
+            customer,
+            k,
+            by,
+            json,
+        } => code(query_cmd::similar(&config, &customer, k, &by, json).await),
+        Command::Search {
+            text,
+            channel,
+            since,
+            k,
+            json,
+        } => code(
+            query_cmd::search(
+                &config,
+                &text,
+                channel.as_deref(),
+                since.as_deref(),
+                k,
+                json,
+            )
+            .await,
+        ),
+        Command::Portfolio { json } => code(query_cmd::portfolio(&config, json).await),
+        Command::Flags { kind, status, json } => {
+            code(query_cmd::flags(&config, kind.as_deref(), status.as_deref(), json).await)
+        }
+        Command::Customer { id, json } => code(query_cmd::customer(&config, &id, json).await),
+        Command::Identities {
+            command: IdentitiesCommand::Import { file, json },
+        } => code(query_cmd::import_identities(&config, &file, json).await),
         Command::Config { .. } => unreachable!("handled above"),
     }
 }
@@ -483,8 +596,11 @@ fn init_logging(config: &Config, format_flag: Option<&str>, daemon: bool) {
     } else {
         "warn"
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // qdrant-edge warns at every shard open about process-wide flags it expects a Qdrant
+    // server to have set; nothing is wrong, so only its errors are shown.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},qdrant_edge=error"))
+    });
     let json = match format_flag {
         Some(f) => f == "json",
         None => config.settings.log.format == LogFormat::Json,

@@ -16,14 +16,20 @@ struct Daemon {
 impl Daemon {
     fn start(config: &Path, nats_url: &str, data_dir: &Path, env: &[(&str, &str)]) -> Daemon {
         let mut cmd = Command::new(RAPPORT);
-        cmd.args(["run", "--config", config.to_str().unwrap()])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RAPPORT_NATS_URL", nats_url)
-            .env("RAPPORT_DATA_DIR", data_dir)
-            .env("RAPPORT_NATS_SERVER_BINARY", nats_binary())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "run",
+            "--role",
+            "connectors",
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RAPPORT_NATS_URL", nats_url)
+        .env("RAPPORT_DATA_DIR", data_dir)
+        .env("RAPPORT_NATS_SERVER_BINARY", nats_binary())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
         for (k, v) in env {
             cmd.env(k, v);
         }

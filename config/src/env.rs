@@ -16,8 +16,8 @@
 use crate::fields::fields_of;
 use crate::problem::{Origin, Problem};
 use crate::settings::{
-    ApiSettings, ConnectorSettings, IngestSettings, LogSettings, ModelsSettings, NatsSettings,
-    PrivacySettings, Settings,
+    AnalysisSettings, ApiSettings, ConnectorSettings, FlagsSettings, IngestSettings, LogSettings,
+    ModelsSettings, NatsSettings, PrivacySettings, ProfilesSettings, Settings,
 };
 
 /// `RAPPORT_*` variables read by other parts of Rapport, not settings.
@@ -62,18 +62,30 @@ pub fn var_name(path: &[&str]) -> String {
 /// Every settings path that can be overridden, for `connector_names` as configured.
 pub fn overridable_paths(connector_names: &[String]) -> Vec<Vec<String>> {
     let mut paths = Vec::new();
-    let sections: [(&str, &[&str]); 6] = [
+    let sections: [(&str, &[&str]); 9] = [
         ("log", fields_of::<LogSettings>()),
         ("nats", fields_of::<NatsSettings>()),
         ("ingest", fields_of::<IngestSettings>()),
         ("api", fields_of::<ApiSettings>()),
         ("models", fields_of::<ModelsSettings>()),
         ("privacy", fields_of::<PrivacySettings>()),
+        ("analysis", fields_of::<AnalysisSettings>()),
+        ("profiles", fields_of::<ProfilesSettings>()),
+        ("flags", fields_of::<FlagsSettings>()),
     ];
     for field in fields_of::<Settings>() {
         if !matches!(
             *field,
-            "log" | "nats" | "ingest" | "api" | "models" | "privacy" | "connectors"
+            "log"
+                | "nats"
+                | "ingest"
+                | "api"
+                | "models"
+                | "privacy"
+                | "analysis"
+                | "profiles"
+                | "flags"
+                | "connectors"
         ) {
             paths.push(vec![field.to_string()]);
         }

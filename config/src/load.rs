@@ -365,6 +365,30 @@ fn validate_settings(settings: &Settings, origin: &dyn Fn(&str) -> Origin) -> Ve
             "must be at least 512 (one text of the longest length)".into(),
         ));
     }
+    // Written so that NaN fails too.
+    if settings.profiles.half_life_days.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        found.push((
+            "profiles.half_life_days".into(),
+            "must be more than 0".into(),
+        ));
+    }
+    for (path, value) in [
+        (
+            "flags.complaint_threshold",
+            settings.flags.complaint_threshold,
+        ),
+        ("flags.answer_similarity", settings.flags.answer_similarity),
+    ] {
+        if !(0.0..=1.0).contains(&value) {
+            found.push((path.into(), format!("{value} is not between 0 and 1")));
+        }
+    }
+    if settings.analysis.batch_messages == 0 {
+        found.push((
+            "analysis.batch_messages".into(),
+            "must be at least 1".into(),
+        ));
+    }
     for kind in &settings.privacy.kinds {
         if !crate::settings::PII_KINDS.contains(&kind.as_str()) {
             found.push((

@@ -18,6 +18,9 @@ pub struct Settings {
     pub api: ApiSettings,
     pub models: ModelsSettings,
     pub privacy: PrivacySettings,
+    pub analysis: AnalysisSettings,
+    pub profiles: ProfilesSettings,
+    pub flags: FlagsSettings,
     /// Connector instances by name.
     pub connectors: BTreeMap<String, ConnectorSettings>,
 }
@@ -32,7 +35,76 @@ impl Default for Settings {
             api: ApiSettings::default(),
             models: ModelsSettings::default(),
             privacy: PrivacySettings::default(),
+            analysis: AnalysisSettings::default(),
+            profiles: ProfilesSettings::default(),
+            flags: FlagsSettings::default(),
             connectors: BTreeMap::new(),
+        }
+    }
+}
+
+/// How analysis workers batch interactions off the `analysis` consumer.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalysisSettings {
+    /// Interactions pulled and analysed together: the encoder sorts them by length and fills
+    /// `models.max_batch_tokens`, so a larger batch pads less; a smaller one acks sooner.
+    pub batch_messages: usize,
+    /// After the first interaction of a batch arrives, wait at most this long for more
+    /// before analysing a partial batch (latency when traffic is light).
+    pub batch_wait_ms: u64,
+}
+
+impl Default for AnalysisSettings {
+    fn default() -> Self {
+        AnalysisSettings {
+            batch_messages: 128,
+            batch_wait_ms: 50,
+        }
+    }
+}
+
+/// How customer profiles are computed.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProfilesSettings {
+    /// An interaction this many days older than the customer's latest counts half.
+    pub half_life_days: f64,
+    /// Fewer of the customer's own messages than this: "not enough evidence", no type.
+    pub min_messages: usize,
+    /// The relationship-type catalogue; unset: the built-in `config/relationship-types.toml`.
+    pub relationship_types: Option<PathBuf>,
+}
+
+impl Default for ProfilesSettings {
+    fn default() -> Self {
+        ProfilesSettings {
+            half_life_days: 90.0,
+            min_messages: 3,
+            relationship_types: None,
+        }
+    }
+}
+
+/// When flags are raised.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlagsSettings {
+    /// The complaint head's probability from which a customer message is a complaint.
+    pub complaint_threshold: f32,
+    /// An agent reply at least this similar (cosine of the two texts' vectors) to a
+    /// complaint answers it; below it, a reply that does not acknowledge it is evasive.
+    pub answer_similarity: f32,
+    /// Public replies to other customers' posts that make a customer a superuser.
+    pub superuser_min_answers: u64,
+}
+
+impl Default for FlagsSettings {
+    fn default() -> Self {
+        FlagsSettings {
+            complaint_threshold: 0.8,
+            answer_similarity: 0.85,
+            superuser_min_answers: 5,
         }
     }
 }
@@ -236,6 +308,11 @@ impl Default for ModelsSettings {
 }
 
 impl Settings {
+    /// The embedded store (one directory per collection).
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join("store")
+    }
+
     pub fn models_dir(&self) -> PathBuf {
         self.models
             .dir

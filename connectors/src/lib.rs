@@ -17,6 +17,7 @@ pub mod social;
 pub(crate) mod testing;
 pub mod text;
 
+pub use chat::json_input::{email_id, phone_id};
 pub use error::ParseError;
 pub use format::{Format, ParseContext, Unit, detect, interactions};
 pub use record::{Author, Channel, Interaction, Role};

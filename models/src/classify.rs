@@ -9,7 +9,7 @@ use crate::prototypes::{PrototypeScore, PrototypeScorer};
 use crate::{Encoder, ModelError};
 
 /// A head's verdict: the most probable class and every class's probability.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HeadVerdict {
     pub label: String,
     pub probability: f32,
@@ -17,7 +17,7 @@ pub struct HeadVerdict {
 }
 
 /// One message's signals.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MessageSignals {
     /// Per head, by signal name.
     pub heads: BTreeMap<String, HeadVerdict>,

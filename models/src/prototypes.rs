@@ -56,7 +56,7 @@ pub struct PrototypeScorer {
 }
 
 /// One label's verdict on one message.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PrototypeScore {
     pub score: f32,
     /// `score ≥ threshold`; false for an uncalibrated label.

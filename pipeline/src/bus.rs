@@ -60,6 +60,25 @@ pub struct Bus {
     closing: Arc<AtomicBool>,
 }
 
+/// A cheap, cloneable view of a [`Bus`] for long-running tasks (the analysis worker).
+#[derive(Clone)]
+pub struct BusHandle {
+    client: async_nats::Client,
+    pub jetstream: jetstream::Context,
+    pub identities: kv::Store,
+    publish_window: usize,
+}
+
+impl BusHandle {
+    /// A publisher with its own context, as [`Bus::publisher`].
+    pub fn publisher(&self) -> Publisher {
+        Publisher::new(
+            publishing_context(&self.client, self.publish_window),
+            self.publish_window,
+        )
+    }
+}
+
 impl Bus {
     /// Connects to `nats.url`, or starts the embedded nats-server when it is unset.
     pub async fn start(settings: &Settings) -> Result<Bus, BusError> {
@@ -141,6 +160,35 @@ impl Bus {
     /// A publisher with its own JetStream context, so its ack window never competes with
     /// other publishers or the KV buckets for one shared in-flight limit (async-nats' limit
     /// is per context: publishers that share one can starve each other into a deadlock).
+    /// Interactions the analysis consumer has not finished: not yet delivered, and
+    /// delivered but not yet acknowledged.
+    pub async fn analysis_backlog(&self) -> Result<(u64, u64), BusError> {
+        let stream = self
+            .jetstream
+            .get_stream(INTERACTIONS_STREAM)
+            .await
+            .map_err(|e| topology("stream RAPPORT_INTERACTIONS", e))?;
+        let mut consumer: consumer::PullConsumer = stream
+            .get_consumer(ANALYSIS_CONSUMER)
+            .await
+            .map_err(|e| topology("consumer analysis", e))?;
+        let info = consumer
+            .info()
+            .await
+            .map_err(|e| topology("consumer analysis", e))?;
+        Ok((info.num_pending, info.num_ack_pending as u64))
+    }
+
+    /// What tasks that outlive a borrow of the bus need: contexts, not the server.
+    pub fn handle(&self) -> BusHandle {
+        BusHandle {
+            client: self.client.clone(),
+            jetstream: self.jetstream.clone(),
+            identities: self.identities.clone(),
+            publish_window: self.publish_window,
+        }
+    }
+
     pub fn publisher(&self) -> Publisher {
         Publisher::new(
             publishing_context(&self.client, self.publish_window),

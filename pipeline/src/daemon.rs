@@ -1,4 +1,5 @@
-//! `rapport run`: connectors (and, as they land, workers, alerter and API) in one process.
+//! `rapport run`: connectors and analysis workers (and, as they land, alerter and API) in
+//! one process, or one role per process (`--role connectors|workers`).
 //!
 //! Each connector runs as a supervised task: one that stops by itself (a bug, a permanent
 //! error) is logged, marked in its status, and restarted with back-off; its checkpoint keeps
@@ -18,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::{Id, JoinSet};
 use tracing::{error, info, warn};
 
+use crate::analysis::{self, Analyzer, WorkerCounters};
 use crate::bus::{Bus, BusError};
 use crate::checkpoint::Checkpoints;
 use crate::ingest::files::{FileReader, Layout, parse_template};
@@ -25,6 +27,7 @@ use crate::ingest::imap::ImapReader;
 use crate::ingest::mastodon::MastodonReader;
 use crate::ingest::webhook::ChatWebhook;
 use crate::ingest::{ConnectorState, Counters, Sink};
+use crate::store::{EdgeStore, StoreError};
 
 /// How long draining may take before the remaining tasks are cut off.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
@@ -33,9 +36,21 @@ const MAX_RESTART_DELAY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Everything this build has: today the connectors.
+    /// Everything this build has: connectors and workers.
     All,
     Connectors,
+    /// Analysis workers only: more of these share the `analysis` consumer to scale out.
+    Workers,
+}
+
+impl Role {
+    pub fn runs_connectors(self) -> bool {
+        matches!(self, Role::All | Role::Connectors)
+    }
+
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Role::All | Role::Workers)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,10 +68,18 @@ pub enum DaemonError {
     NoToken { name: String },
     #[error("connectors.{name}: {message}")]
     Connector { name: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// Runs until SIGTERM/SIGINT.
-pub async fn run(mut config: Config, role: Role) -> Result<(), DaemonError> {
+/// Runs until SIGTERM/SIGINT. `analyzer` (the loaded models) is needed where the role
+/// runs workers.
+pub async fn run(
+    config: Config,
+    role: Role,
+    analyzer: Option<Arc<Analyzer>>,
+) -> Result<(), DaemonError> {
+    let mut config = for_role(config, role);
     // Handlers first: a SIGTERM during start-up must drain, not kill.
     let mut terminate = signal(SignalKind::terminate());
     let mut interrupt = signal(SignalKind::interrupt());
@@ -68,19 +91,26 @@ pub async fn run(mut config: Config, role: Role) -> Result<(), DaemonError> {
         embedded = bus.embedded_url().is_some(),
         "rapport running"
     );
+    let workers = match analyzer.filter(|_| role.runs_workers()) {
+        Some(analyzer) => Some(Workers::start(&config, &bus, analyzer)?),
+        None => None,
+    };
     let mut services = Services::start(&config, &bus, HashMap::new())?;
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = hangup.recv() => {
-                config = reload(config, &bus, &mut services, &mut terminate, &mut interrupt).await?;
+                config = reload(config, role, &bus, &mut services, &mut terminate, &mut interrupt).await?;
             }
             Some(ended) = services.tasks.join_next_with_id() => services.restart(ended, &config, &bus),
         }
     }
     info!("stopping: finishing in-flight work");
     services.stop(&mut terminate, &mut interrupt).await;
+    if let Some(workers) = workers {
+        workers.stop(&mut terminate, &mut interrupt).await;
+    }
     bus.shutdown().await;
     info!("rapport stopped");
     Ok(())
@@ -90,6 +120,7 @@ pub async fn run(mut config: Config, role: Role) -> Result<(), DaemonError> {
 /// the old one when the new one is invalid or cannot start (a port in use, say).
 async fn reload(
     config: Config,
+    role: Role,
     bus: &Bus,
     services: &mut Services,
     terminate: &mut Signal,
@@ -100,7 +131,7 @@ async fn reload(
         return Ok(config);
     };
     let new = match rapport_config::load(Some(&file)) {
-        Ok(new) => new,
+        Ok(new) => for_role(new, role),
         Err(problems) => {
             warn!(%problems, "configuration reload rejected; keeping the running settings");
             return Ok(config);
@@ -121,6 +152,78 @@ async fn reload(
             error!(error = %e, "the new configuration cannot start; going back to the running one");
             *services = Services::start(&config, bus, counters)?;
             Ok(config)
+        }
+    }
+}
+
+/// A process whose role runs no connectors gets none: another process runs them.
+fn for_role(mut config: Config, role: Role) -> Config {
+    if !role.runs_connectors() {
+        config.connectors.clear();
+    }
+    config
+}
+
+/// The analysis worker, restarted with back-off when the bus fails under it.
+struct Workers {
+    stop_tx: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Workers {
+    fn start(config: &Config, bus: &Bus, analyzer: Arc<Analyzer>) -> Result<Workers, DaemonError> {
+        let dims = analyzer.classifier.encoder().spec().dims;
+        let store = EdgeStore::open(&config.settings.store_dir(), dims)?;
+        let (stop_tx, stop) = watch::channel(false);
+        let bus = bus.handle();
+        let settings = config.settings.clone();
+        let counters = Arc::new(WorkerCounters::default());
+        let task = tokio::spawn(async move {
+            let mut failures = 0u32;
+            loop {
+                let result = analysis::run(
+                    &bus,
+                    store.clone(),
+                    analyzer.clone(),
+                    &settings,
+                    counters.clone(),
+                    stop.clone(),
+                )
+                .await;
+                if *stop.borrow() {
+                    return;
+                }
+                failures += 1;
+                let delay = Duration::from_secs(1u64 << failures.min(6)).min(MAX_RESTART_DELAY);
+                match result {
+                    Ok(()) => warn!(?delay, "analysis worker stopped by itself; restarting"),
+                    Err(e) => error!(error = %e, ?delay, "analysis worker failed; restarting"),
+                }
+                let mut stop = stop.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        });
+        Ok(Workers { stop_tx, task })
+    }
+
+    /// Lets the batches in flight finish (stored and acked), at most [`DRAIN_LIMIT`].
+    async fn stop(self, terminate: &mut Signal, interrupt: &mut Signal) {
+        let _ = self.stop_tx.send(true);
+        let abort = self.task.abort_handle();
+        let cut_short = tokio::select! {
+            _ = self.task => false,
+            _ = tokio::time::sleep(DRAIN_LIMIT) => true,
+            _ = terminate.recv() => true,
+            _ = interrupt.recv() => true,
+        };
+        if cut_short {
+            warn!(
+                "stopping the analysis worker without waiting: unacknowledged interactions are redelivered"
+            );
+            abort.abort();
         }
     }
 }

@@ -1,13 +1,22 @@
 //! Rapport's pipeline: the bus (JetStream topology, bounded publisher, embedded nats-server),
-//! checkpoints, dead letters and the connector runtime that feeds the bus.
+//! checkpoints, dead letters, the connector runtime that feeds the bus, and the analysis
+//! worker that turns interactions into stored vectors, signals and identities.
 
+pub mod analysis;
 pub mod bus;
 pub mod checkpoint;
 pub mod daemon;
 pub mod dlq;
+pub mod flags;
+pub mod identities;
 pub mod ingest;
 pub mod nats_server;
+pub mod profile;
+pub mod queries;
 pub mod redact;
+pub mod store;
+#[cfg(test)]
+mod testing;
 
 pub use bus::{Bus, BusError, Published, Publisher};
 pub use checkpoint::Checkpoints;

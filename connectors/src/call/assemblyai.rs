@@ -65,6 +65,7 @@ pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, Parse
         start: None,
         language: transcript.language_code.clone(),
         source_format: "assemblyai",
+        caller_ids: Vec::new(),
     };
     let pieces: Vec<Piece> = match transcript.utterances.as_deref() {
         Some(utterances) if !utterances.is_empty() => {

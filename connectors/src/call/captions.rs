@@ -216,6 +216,7 @@ fn into_turns(
         start: None,
         language,
         source_format,
+        caller_ids: Vec::new(),
     };
     let kind = if source_format == "vtt" {
         "WebVTT"

@@ -20,6 +20,24 @@ struct Metadata {
     request_id: Option<String>,
     created: Option<String>,
     channels: Option<u32>,
+    /// Deepgram echoes the request's `extra` parameters here; telephony integrations pass
+    /// the caller's number as one of them.
+    #[serde(default)]
+    extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `extra` keys that carry the caller's phone number.
+const CALLER_KEYS: [&str; 4] = ["caller_number", "caller", "from", "phone"];
+
+impl Metadata {
+    fn caller_ids(&self) -> Vec<String> {
+        CALLER_KEYS
+            .iter()
+            .filter_map(|key| self.extra.get(*key)?.as_str())
+            .filter_map(crate::chat::json_input::phone_id)
+            .take(1)
+            .collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +112,10 @@ pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, Parse
             .iter()
             .find_map(|c| c.detected_language.clone()),
         source_format: "deepgram",
+        caller_ids: metadata
+            .as_ref()
+            .map(Metadata::caller_ids)
+            .unwrap_or_default(),
     };
 
     let pieces = match results.utterances.as_deref() {
@@ -361,6 +383,26 @@ mod tests {
             out[1].occurred_at,
             crate::text::parse_timestamp("2024-05-02T08:00:02Z").unwrap()
         );
+        // No caller number in this response: nobody's identity is guessed.
+        assert!(out[1].author.ids.is_empty());
+    }
+
+    #[test]
+    fn the_caller_number_in_extra_identifies_the_customer_turns() {
+        let input =
+            br#"{"metadata":{"request_id":"r-2","created":"2026-05-02T08:00:00Z","channels":1,
+            "extra":{"caller_number":"+47 912 34 567","queue":"faktura"}},
+          "results":{"channels":[{"alternatives":[{"transcript":"x","words":[
+            {"word":"hei","start":0.5,"end":0.8,"speaker":0},
+            {"word":"takk","start":2.0,"end":2.3,"speaker":1}]}]}]}}"#;
+        let mut c = ctx("dg");
+        c.speaker_roles = vec![
+            ("Speaker 0".into(), Role::Agent),
+            ("Speaker 1".into(), Role::Customer),
+        ];
+        let out = parse(input, &c).unwrap();
+        assert!(out[0].author.ids.is_empty(), "the agent is not the caller");
+        assert_eq!(out[1].author.ids, ["phone:+4791234567"]);
     }
 
     #[test]

@@ -150,6 +150,7 @@ pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, Parse
             start: None,
             language: file.language_code,
             source_format: "transcribe-call-analytics",
+            caller_ids: Vec::new(),
         };
         let pieces = turns.into_iter().map(analytics_piece).collect();
         return turns::build(
@@ -176,6 +177,7 @@ pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, Parse
         start: None,
         language: results.language_code.clone().or(file.language_code),
         source_format: "transcribe",
+        caller_ids: Vec::new(),
     };
     let pieces = standard_pieces(&results);
     turns::build(

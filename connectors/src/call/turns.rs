@@ -105,6 +105,9 @@ pub(crate) struct Call {
     pub language: Option<String>,
     /// `source_format` attribute: `transcribe`, `deepgram`, `vtt`…
     pub source_format: &'static str,
+    /// The caller's identity keys (`phone:+45…`) where the file carries them; given to
+    /// the customer's turns, so a call joins the caller's profile.
+    pub caller_ids: Vec<String>,
 }
 
 /// Merges pieces into speaker turns and makes one interaction per turn. `what` names the
@@ -165,7 +168,11 @@ pub(crate) fn build(
             occurred_at: at_offset(call_start, turn.start),
             author: Author {
                 role,
-                ids: Vec::new(),
+                ids: if role == Role::Customer {
+                    call.caller_ids.clone()
+                } else {
+                    Vec::new()
+                },
                 name: turn.speaker.clone(),
             },
             text: turn.text.clone(),
@@ -299,6 +306,7 @@ mod tests {
             start: None,
             language: Some("da-DK".into()),
             source_format: "test",
+            caller_ids: Vec::new(),
         }
     }
 

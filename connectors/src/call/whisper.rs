@@ -46,6 +46,7 @@ pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, Parse
         start: None,
         language: output.language.as_deref().and_then(language_tag),
         source_format: "whisper",
+        caller_ids: Vec::new(),
     };
     let pieces: Vec<Piece> = if output.segments.is_empty() {
         let text = output.text.clone().unwrap_or_default();

@@ -200,7 +200,7 @@ pub(crate) fn timestamp(value: &str, key: &str, what: &str) -> Result<OffsetDate
 
 /// `phone:<E.164-ish>`: `+` and digits only; a leading `00` becomes `+`. Without a country
 /// code the digits are kept as they are (the source's own convention).
-pub(crate) fn phone_id(raw: &str) -> Option<String> {
+pub fn phone_id(raw: &str) -> Option<String> {
     let plus = raw.trim_start().starts_with('+');
     let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
     if digits.len() < 3 {
@@ -216,7 +216,7 @@ pub(crate) fn phone_id(raw: &str) -> Option<String> {
 }
 
 /// `email:<address>`, trimmed and lower-cased; `None` unless it looks like an address.
-pub(crate) fn email_id(raw: &str) -> Option<String> {
+pub fn email_id(raw: &str) -> Option<String> {
     let address = raw.trim().trim_start_matches("mailto:");
     (address.contains('@') && !address.contains(char::is_whitespace))
         .then(|| format!("email:{}", address.to_lowercase()))

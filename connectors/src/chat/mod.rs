@@ -94,7 +94,7 @@
 
 mod abcd;
 mod generic;
-pub(crate) mod json_input;
+pub mod json_input;
 
 use crate::error::ParseError;
 use crate::format::{ParseContext, Unit};

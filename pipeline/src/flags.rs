@@ -1,0 +1,511 @@
+//! Flags (DESIGN.md §7): what customer service should look at, raised from the stored
+//! interactions and profiles, each once per cause.
+//!
+//! | kind | cause (the flag id) | raised when |
+//! |---|---|---|
+//! | `complaint` | conversation | a customer message's complaint probability ≥ the threshold |
+//! | `honesty` | conversation + `allegation` | the customer says they were misled (`allegation` label) |
+//! | `honesty` | conversation + `evasive_reply` | the first agent reply after a complaint neither acknowledges nor answers it |
+//! | `churn_risk` | conversation | the customer threatens to leave (`churn_threat` label) |
+//! | `public_escalation` | conversation | a complaint in a public post |
+//! | `superuser` | customer | the customer has publicly answered ≥ `superuser_min_answers` other customers |
+//!
+//! The id is derived from the cause, so a redelivered or replayed interaction re-raises
+//! the same flag: it is published on `rapport.flags.<kind>` with that id as `Nats-Msg-Id`
+//! and stored only if absent, which keeps its status (acknowledged, resolved) intact.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::profile::{CustomerProfile, complaint_probability};
+use crate::store::StoredInteraction;
+use rapport_connectors::Role;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagKind {
+    Complaint,
+    Honesty,
+    ChurnRisk,
+    PublicEscalation,
+    Superuser,
+}
+
+impl FlagKind {
+    pub const ALL: [FlagKind; 5] = [
+        FlagKind::Complaint,
+        FlagKind::Honesty,
+        FlagKind::ChurnRisk,
+        FlagKind::PublicEscalation,
+        FlagKind::Superuser,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlagKind::Complaint => "complaint",
+            FlagKind::Honesty => "honesty",
+            FlagKind::ChurnRisk => "churn_risk",
+            FlagKind::PublicEscalation => "public_escalation",
+            FlagKind::Superuser => "superuser",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<FlagKind> {
+        FlagKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// `rapport.flags.<kind>`
+    pub fn subject(self) -> String {
+        format!("rapport.flags.{}", self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagStatus {
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+impl FlagStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlagStatus::Open => "open",
+            FlagStatus::Acknowledged => "acknowledged",
+            FlagStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<FlagStatus> {
+        [
+            FlagStatus::Open,
+            FlagStatus::Acknowledged,
+            FlagStatus::Resolved,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flag {
+    /// `<kind>:<cause>`: stable for the same cause.
+    pub id: String,
+    pub kind: FlagKind,
+    /// What exactly: `allegation` or `evasive_reply` for honesty; empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    pub severity: Severity,
+    pub customer_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub channel: Option<String>,
+    /// The interactions that raised it, oldest first.
+    pub evidence: Vec<String>,
+    /// The first evidence text (already redacted), for the queue and alerts.
+    pub excerpt: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub raised_at: OffsetDateTime,
+    pub status: FlagStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_by: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub status_at: Option<OffsetDateTime>,
+}
+
+/// Thresholds for raising flags (`[flags]` in config).
+#[derive(Debug, Clone, Copy)]
+pub struct FlagRules {
+    pub complaint_threshold: f32,
+    /// An agent reply at least this similar (cosine) to the complaint counts as answering it.
+    pub answer_similarity: f32,
+    pub superuser_min_answers: u64,
+}
+
+/// Words that acknowledge a complaint, in the four languages (lower case, matched as
+/// substrings): an apology or an admission is not evasive, whatever else the reply says.
+const ACKNOWLEDGEMENTS: &[&str] = &[
+    // Danish / Norwegian
+    "beklager",
+    "undskyld",
+    "unnskyld",
+    "ked af",
+    "kede af",
+    "lei meg for",
+    "lei for",
+    "vores fejl",
+    "vår feil",
+    "vores skyld",
+    "du har ret",
+    "du har rett",
+    "refusion",
+    "refundering",
+    "godtgørelse",
+    // Swedish
+    "ursäkta",
+    "beklagar",
+    "förlåt",
+    "vi ber om ursäkt",
+    "tråkigt att",
+    "vårt fel",
+    "du har rätt",
+    "återbetal",
+    // English
+    "sorry",
+    "apolog",
+    "our mistake",
+    "our fault",
+    "you are right",
+    "you're right",
+    "refund",
+];
+
+pub fn acknowledges(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    ACKNOWLEDGEMENTS.iter().any(|cue| lower.contains(cue))
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb).max(1e-12)
+}
+
+fn severity_of(probability: f32) -> Severity {
+    if probability >= 0.95 {
+        Severity::High
+    } else if probability >= 0.85 {
+        Severity::Medium
+    } else {
+        Severity::Low
+    }
+}
+
+fn is_customer(stored: &StoredInteraction) -> bool {
+    matches!(
+        stored.interaction.author.role,
+        Role::Customer | Role::Unknown
+    )
+}
+
+fn flagged(stored: &StoredInteraction, label: &str) -> bool {
+    stored
+        .signals
+        .prototypes
+        .get(label)
+        .is_some_and(|s| s.flagged)
+}
+
+fn new_flag(
+    kind: FlagKind,
+    reason: &str,
+    cause: &str,
+    severity: Severity,
+    evidence: &[&StoredInteraction],
+) -> Flag {
+    let first = evidence[0];
+    let id = if reason.is_empty() {
+        format!("{}:{cause}", kind.as_str())
+    } else {
+        format!("{}:{reason}:{cause}", kind.as_str())
+    };
+    Flag {
+        id,
+        kind,
+        reason: reason.to_string(),
+        severity,
+        customer_id: first.customer_id.clone(),
+        conversation_id: Some(first.interaction.conversation_id.clone()),
+        channel: Some(first.interaction.channel.as_str().to_string()),
+        evidence: evidence.iter().map(|s| s.interaction.id.clone()).collect(),
+        excerpt: excerpt(&first.interaction.text),
+        raised_at: evidence
+            .iter()
+            .map(|s| s.interaction.occurred_at)
+            .max()
+            .unwrap_or(first.interaction.occurred_at),
+        status: FlagStatus::Open,
+        status_by: None,
+        status_at: None,
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    const MAX_CHARS: usize = 280;
+    let mut out: String = text.chars().take(MAX_CHARS).collect();
+    if text.chars().count() > MAX_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+/// The flags one conversation raises, from all of its stored interactions (any order;
+/// vectors alongside, for judging whether a reply answers a complaint).
+pub fn conversation_flags(
+    conversation: &[(StoredInteraction, Vec<f32>)],
+    rules: &FlagRules,
+) -> Vec<Flag> {
+    let mut items: Vec<&(StoredInteraction, Vec<f32>)> = conversation.iter().collect();
+    items.sort_by(|a, b| {
+        (a.0.interaction.occurred_at, &a.0.interaction.id)
+            .cmp(&(b.0.interaction.occurred_at, &b.0.interaction.id))
+    });
+    let Some(first) = items.first() else {
+        return Vec::new();
+    };
+    let cause = first.0.interaction.conversation_id.clone();
+    let complaint_of = |s: &StoredInteraction| {
+        is_customer(s)
+            .then(|| complaint_probability(s))
+            .flatten()
+            .filter(|p| *p >= rules.complaint_threshold)
+    };
+    let mut flags = Vec::new();
+
+    let complaints: Vec<(&StoredInteraction, f32)> = items
+        .iter()
+        .filter_map(|(s, _)| complaint_of(s).map(|p| (s, p)))
+        .collect();
+    if !complaints.is_empty() {
+        let top = complaints.iter().map(|(_, p)| *p).fold(0.0, f32::max);
+        let evidence: Vec<&StoredInteraction> = complaints.iter().map(|(s, _)| *s).collect();
+        flags.push(new_flag(
+            FlagKind::Complaint,
+            "",
+            &cause,
+            severity_of(top),
+            &evidence,
+        ));
+        let public: Vec<&StoredInteraction> = evidence
+            .iter()
+            .copied()
+            .filter(|s| s.interaction.public)
+            .collect();
+        if !public.is_empty() {
+            flags.push(new_flag(
+                FlagKind::PublicEscalation,
+                "",
+                &cause,
+                Severity::High,
+                &public,
+            ));
+        }
+    }
+
+    let allegations: Vec<&StoredInteraction> = items
+        .iter()
+        .map(|(s, _)| s)
+        .filter(|s| is_customer(s) && flagged(s, "allegation"))
+        .collect();
+    if !allegations.is_empty() {
+        flags.push(new_flag(
+            FlagKind::Honesty,
+            "allegation",
+            &cause,
+            Severity::High,
+            &allegations,
+        ));
+    }
+
+    // The first agent reply after each complaint: evasive if it neither acknowledges
+    // (apology, admission, refund) nor answers (close in meaning), or if it is hype.
+    let mut evasive = Vec::new();
+    for (index, (message, vector)) in items.iter().enumerate() {
+        if complaint_of(message).is_none() {
+            continue;
+        }
+        let reply = items[index + 1..]
+            .iter()
+            .find(|(s, _)| matches!(s.interaction.author.role, Role::Agent | Role::Bot));
+        if let Some((reply, reply_vector)) = reply {
+            let answers = cosine(vector, reply_vector) >= rules.answer_similarity;
+            let hype = flagged(reply, "hype");
+            if hype || (!acknowledges(&reply.interaction.text) && !answers) {
+                evasive.push(message);
+                evasive.push(reply);
+            }
+        }
+    }
+    if !evasive.is_empty() {
+        let mut seen = BTreeSet::new();
+        evasive.retain(|s| seen.insert(s.interaction.id.clone()));
+        let customer = evasive[0].customer_id.clone();
+        let mut flag = new_flag(
+            FlagKind::Honesty,
+            "evasive_reply",
+            &cause,
+            Severity::Medium,
+            &evasive,
+        );
+        flag.customer_id = customer;
+        flags.push(flag);
+    }
+
+    let threats: Vec<&StoredInteraction> = items
+        .iter()
+        .map(|(s, _)| s)
+        .filter(|s| is_customer(s) && flagged(s, "churn_threat"))
+        .collect();
+    if !threats.is_empty() {
+        flags.push(new_flag(
+            FlagKind::ChurnRisk,
+            "",
+            &cause,
+            Severity::High,
+            &threats,
+        ));
+    }
+    flags
+}
+
+/// The superuser flag of a profile, once it has answered enough other customers.
+pub fn superuser_flag(
+    profile: &CustomerProfile,
+    answers: &[&StoredInteraction],
+    rules: &FlagRules,
+) -> Option<Flag> {
+    if profile.answers_to_others < rules.superuser_min_answers || answers.is_empty() {
+        return None;
+    }
+    let mut flag = new_flag(
+        FlagKind::Superuser,
+        "",
+        &profile.customer_id,
+        Severity::Low,
+        answers,
+    );
+    flag.conversation_id = None;
+    flag.customer_id = Some(profile.customer_id.clone());
+    Some(flag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Message, stored};
+
+    const RULES: FlagRules = FlagRules {
+        complaint_threshold: 0.8,
+        answer_similarity: 0.85,
+        superuser_min_answers: 5,
+    };
+
+    fn conversation(messages: Vec<(StoredInteraction, Vec<f32>)>) -> Vec<Flag> {
+        conversation_flags(&messages, &RULES)
+    }
+
+    fn complaint(public: bool) -> StoredInteraction {
+        stored(Message {
+            id: "c1",
+            text: "I was charged twice, refund me now",
+            complaint: 0.97,
+            public,
+            ..Default::default()
+        })
+    }
+
+    fn reply(text: &str, labels: &'static [&'static str]) -> StoredInteraction {
+        stored(Message {
+            id: "r1",
+            role: Role::Agent,
+            minute: 10,
+            text,
+            labels,
+            ..Default::default()
+        })
+    }
+
+    fn kinds(flags: &[Flag]) -> Vec<(FlagKind, &str)> {
+        flags.iter().map(|f| (f.kind, f.reason.as_str())).collect()
+    }
+
+    #[test]
+    fn hype_instead_of_an_answer_is_an_evasive_reply() {
+        let flags = conversation(vec![
+            (complaint(false), vec![1.0, 0.0]),
+            (
+                reply("We offer the best prices in Scandinavia!", &["hype"]),
+                vec![0.0, 1.0],
+            ),
+        ]);
+        assert_eq!(
+            kinds(&flags),
+            [
+                (FlagKind::Complaint, ""),
+                (FlagKind::Honesty, "evasive_reply")
+            ]
+        );
+        let evasive = &flags[1];
+        assert_eq!(evasive.id, "honesty:evasive_reply:c");
+        assert_eq!(evasive.evidence, ["c1", "r1"]);
+        assert_eq!(evasive.customer_id.as_deref(), Some("cust-1"));
+        assert_eq!(flags[0].severity, Severity::High);
+    }
+
+    #[test]
+    fn an_apology_or_an_answer_is_not_evasive() {
+        for (text, vector) in [
+            ("Det beklager vi, pengene er sendt retur.", vec![0.0, 1.0]),
+            ("The second payment was reversed today.", vec![0.9, 0.1]),
+        ] {
+            let flags = conversation(vec![
+                (complaint(false), vec![1.0, 0.0]),
+                (reply(text, &[]), vector),
+            ]);
+            assert_eq!(kinds(&flags), [(FlagKind::Complaint, "")], "{text}");
+        }
+        assert!(acknowledges("Vi ber om ursäkt för dröjsmålet"));
+        assert!(!acknowledges("Check out our autumn deals"));
+    }
+
+    #[test]
+    fn a_public_complaint_escalates_and_ids_are_stable() {
+        let messages = vec![(complaint(true), vec![1.0, 0.0])];
+        let first = conversation(messages.clone());
+        assert_eq!(
+            kinds(&first),
+            [(FlagKind::Complaint, ""), (FlagKind::PublicEscalation, "")]
+        );
+        assert_eq!(first, conversation(messages), "same cause, same flags");
+        assert_eq!(first[1].id, "public_escalation:c");
+    }
+
+    #[test]
+    fn allegations_and_churn_threats_raise_their_flags_once_per_conversation() {
+        let message = |id: &'static str, minute| {
+            (
+                stored(Message {
+                    id,
+                    minute,
+                    labels: &["allegation", "churn_threat"],
+                    ..Default::default()
+                }),
+                vec![1.0],
+            )
+        };
+        let flags = conversation(vec![message("a", 0), message("b", 5)]);
+        assert_eq!(
+            kinds(&flags),
+            [(FlagKind::Honesty, "allegation"), (FlagKind::ChurnRisk, "")]
+        );
+        assert_eq!(flags[0].evidence, ["a", "b"]);
+        // An agent cannot allege or threaten to leave.
+        let agent = stored(Message {
+            role: Role::Agent,
+            labels: &["allegation", "churn_threat"],
+            ..Default::default()
+        });
+        assert!(conversation(vec![(agent, vec![1.0])]).is_empty());
+    }
+}

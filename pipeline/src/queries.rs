@@ -1,0 +1,304 @@
+//! The questions people ask of the store, as library functions: the CLI prints them, the
+//! HTTP API (issue 6) will serve them. Each returns plain data, serialisable as the
+//! `--json` output.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rapport_config::relationships::{DIMENSIONS, RelationshipCatalogue};
+use serde::Serialize;
+
+use crate::flags::Flag;
+use crate::profile::{CustomerProfile, Relationship};
+use crate::store::{
+    CustomerSpace, FlagFilter, InteractionFilter, Scored, Store, StoreError, StoredInteraction,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("no customer {0} in the store")]
+    UnknownCustomer(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SimilarCustomer {
+    pub customer_id: String,
+    pub name: Option<String>,
+    /// Cosine similarity (semantic) or Euclidean distance (relationship).
+    pub score: f32,
+    pub relationship: Option<String>,
+    pub channels: BTreeMap<String, u64>,
+}
+
+impl SimilarCustomer {
+    fn from_scored(scored: Scored<CustomerProfile>) -> SimilarCustomer {
+        let profile = scored.item;
+        SimilarCustomer {
+            relationship: profile.relationship.key().map(str::to_string),
+            customer_id: profile.customer_id,
+            name: profile.name,
+            score: scored.score,
+            channels: profile.channels,
+        }
+    }
+}
+
+/// The `k` customers nearest to `customer_id`: by what they write about (`Semantic`) or
+/// by how they relate to the company (`Relationship`).
+pub async fn similar<S: Store>(
+    store: &S,
+    customer_id: &str,
+    k: usize,
+    space: CustomerSpace,
+) -> Result<Vec<SimilarCustomer>, QueryError> {
+    let point = store
+        .customers(&[customer_id.to_string()])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| QueryError::UnknownCustomer(customer_id.to_string()))?;
+    let vector = match space {
+        CustomerSpace::Semantic => point.semantic,
+        CustomerSpace::Relationship => point.relationship,
+    };
+    let found = store
+        .similar_customers(vector, space, k, Some(customer_id))
+        .await?;
+    Ok(found
+        .into_iter()
+        .map(SimilarCustomer::from_scored)
+        .collect())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    pub score: f32,
+    pub interaction_id: String,
+    pub channel: String,
+    pub occurred_at: String,
+    pub text: String,
+}
+
+/// Search results for one customer: their best hit first.
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerHits {
+    pub customer_id: Option<String>,
+    pub best: f32,
+    pub hits: Vec<SearchHit>,
+}
+
+/// Interactions nearest in meaning to `query` (an embedded query text), grouped by
+/// customer: up to `k` customers, best first, each with up to three hits.
+pub async fn search<S: Store>(
+    store: &S,
+    query: Vec<f32>,
+    filter: &InteractionFilter,
+    k: usize,
+) -> Result<Vec<CustomerHits>, QueryError> {
+    const HITS_PER_CUSTOMER: usize = 3;
+    // Enough candidates that k customers usually fill up even when some have many hits.
+    let found = store
+        .search_interactions(query, filter, (k * 8).max(32))
+        .await?;
+    let mut groups: Vec<CustomerHits> = Vec::new();
+    let mut index: HashMap<Option<String>, usize> = HashMap::new();
+    for scored in found {
+        let s = scored.item;
+        let key = s.customer_id.clone();
+        let group = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push(CustomerHits {
+                customer_id: key,
+                best: scored.score,
+                hits: Vec::new(),
+            });
+            groups.len() - 1
+        });
+        let group = &mut groups[group];
+        if group.hits.len() < HITS_PER_CUSTOMER {
+            group.hits.push(SearchHit {
+                score: scored.score,
+                occurred_at: rfc3339(&s),
+                interaction_id: s.interaction.id,
+                channel: s.interaction.channel.as_str().to_string(),
+                text: s.interaction.text,
+            });
+        }
+    }
+    groups.truncate(k);
+    Ok(groups)
+}
+
+fn rfc3339(s: &StoredInteraction) -> String {
+    s.interaction
+        .occurred_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PortfolioRow {
+    /// The catalogue key; `None` for customers without enough evidence yet.
+    pub relationship: Option<String>,
+    pub name: String,
+    pub customers: u64,
+    pub share: f32,
+    pub mean_confidence: Option<f32>,
+    /// Mean of each dimension over the row's customers.
+    pub dimensions: BTreeMap<String, f32>,
+    pub treatment: Option<String>,
+    /// Up to five example customers, most confident first.
+    pub examples: Vec<String>,
+}
+
+/// Customers per relationship type, largest group first, with dimension means.
+pub async fn portfolio<S: Store>(
+    store: &S,
+    catalogue: &RelationshipCatalogue,
+) -> Result<Vec<PortfolioRow>, QueryError> {
+    let customers = store.all_customers().await?;
+    let total = customers.len().max(1) as f32;
+    let mut groups: BTreeMap<Option<String>, Vec<&CustomerProfile>> = BTreeMap::new();
+    for c in &customers {
+        groups
+            .entry(c.relationship.key().map(str::to_string))
+            .or_default()
+            .push(c);
+    }
+    let mut rows: Vec<PortfolioRow> = groups
+        .into_iter()
+        .map(|(key, mut members)| {
+            let confidence = |c: &CustomerProfile| match &c.relationship {
+                Relationship::Typed { confidence, .. } => Some(*confidence),
+                Relationship::NotEnoughEvidence { .. } => None,
+            };
+            members.sort_by(|a, b| {
+                confidence(b)
+                    .unwrap_or(0.0)
+                    .total_cmp(&confidence(a).unwrap_or(0.0))
+            });
+            let n = members.len() as f32;
+            let kind = key
+                .as_deref()
+                .and_then(|k| catalogue.types.iter().find(|t| t.key == k));
+            let confidences: Vec<f32> = members.iter().filter_map(|c| confidence(c)).collect();
+            PortfolioRow {
+                name: kind.map_or_else(
+                    || key.clone().unwrap_or_else(|| "not enough evidence".into()),
+                    |t| t.name.clone(),
+                ),
+                treatment: kind.map(|t| t.treatment.clone()),
+                relationship: key,
+                customers: members.len() as u64,
+                share: n / total,
+                mean_confidence: (!confidences.is_empty())
+                    .then(|| confidences.iter().sum::<f32>() / confidences.len() as f32),
+                dimensions: DIMENSIONS
+                    .iter()
+                    .map(|d| {
+                        let sum: f32 = members
+                            .iter()
+                            .map(|c| c.dimensions.get(*d).copied().unwrap_or(0.0))
+                            .sum();
+                        (d.to_string(), sum / n)
+                    })
+                    .collect(),
+                examples: members
+                    .iter()
+                    .take(5)
+                    .map(|c| c.customer_id.clone())
+                    .collect(),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (
+            a.relationship.is_none(),
+            std::cmp::Reverse(a.customers),
+            &a.name,
+        )
+            .cmp(&(
+                b.relationship.is_none(),
+                std::cmp::Reverse(b.customers),
+                &b.name,
+            ))
+    });
+    Ok(rows)
+}
+
+pub async fn flags<S: Store>(store: &S, filter: &FlagFilter) -> Result<Vec<Flag>, QueryError> {
+    Ok(store.flags(filter).await?)
+}
+
+/// Everything about one customer: the profile, the relationship type explained, the
+/// evidence, the timeline, the flags and the nearest customers.
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerView {
+    pub profile: CustomerProfile,
+    pub relationship_description: Option<String>,
+    pub treatment: Option<String>,
+    pub evidence: Vec<StoredInteraction>,
+    pub timeline: Vec<StoredInteraction>,
+    pub flags: Vec<Flag>,
+    pub similar: Vec<SimilarCustomer>,
+}
+
+/// Timeline entries shown per customer (the latest).
+pub const TIMELINE_LIMIT: usize = 200;
+
+pub async fn customer<S: Store>(
+    store: &S,
+    catalogue: &RelationshipCatalogue,
+    customer_id: &str,
+) -> Result<CustomerView, QueryError> {
+    let point = store
+        .customers(&[customer_id.to_string()])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| QueryError::UnknownCustomer(customer_id.to_string()))?;
+    let profile = point.profile;
+    let kind = profile
+        .relationship
+        .key()
+        .and_then(|k| catalogue.types.iter().find(|t| t.key == k));
+    let evidence = match &profile.relationship {
+        Relationship::Typed { evidence, .. } => store.interactions(evidence).await?,
+        Relationship::NotEnoughEvidence { .. } => Vec::new(),
+    };
+    let timeline = store
+        .list_interactions(
+            &InteractionFilter {
+                customer_id: Some(customer_id.to_string()),
+                ..Default::default()
+            },
+            TIMELINE_LIMIT,
+        )
+        .await?;
+    let flags = store
+        .flags(&FlagFilter {
+            customer_id: Some(customer_id.to_string()),
+            ..Default::default()
+        })
+        .await?;
+    let similar = store
+        .similar_customers(
+            point.semantic,
+            CustomerSpace::Semantic,
+            5,
+            Some(customer_id),
+        )
+        .await?
+        .into_iter()
+        .map(SimilarCustomer::from_scored)
+        .collect();
+    Ok(CustomerView {
+        relationship_description: kind.map(|t| t.description.clone()),
+        treatment: kind.map(|t| t.treatment.clone()),
+        profile,
+        evidence,
+        timeline,
+        flags,
+        similar,
+    })
+}

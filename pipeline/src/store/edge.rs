@@ -1,0 +1,714 @@
+//! [`EdgeStore`]: the embedded Qdrant engine (`qdrant-edge`), one shard directory per
+//! collection under `<data_dir>/store/`. The only file that names `qdrant_edge` types.
+//!
+//! `qdrant-edge` is synchronous and blocking, so every call runs on tokio's blocking pool.
+//! Two of its properties shape this file:
+//! - it does not replay its write-ahead log when a shard is loaded, so a write is durable
+//!   only once the shard is flushed: every write here flushes before it returns, which is
+//!   what lets the worker ack afterwards;
+//! - `flush` asserts that no other write holds the log, so writes and flushes are
+//!   serialised here (queries are not: they only read segments).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use qdrant_edge::external::ordered_float::OrderedFloat;
+use qdrant_edge::{
+    Condition, CountRequest, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, FieldCondition,
+    FieldIndexOperations, Filter, Match, MatchValue, NamedQuery, Payload, PayloadFieldSchema,
+    PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStruct, QueryEnum,
+    QueryRequest, Range, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants,
+    VectorInternal, VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use super::{
+    CUSTOMERS, CustomerPoint, CustomerSpace, FLAGS, FlagFilter, INTERACTIONS, InteractionFilter,
+    InteractionPoint, RELATIONSHIP_VECTOR, SEMANTIC_VECTOR, Scored, Store, StoreError,
+    StoredInteraction, TEXT_VECTOR, customer_point_id, flag_point_id, interaction_point_id,
+};
+use crate::flags::{Flag, FlagStatus};
+use crate::profile::CustomerProfile;
+use rapport_config::relationships::DIMENSIONS;
+
+/// Payload field holding `occurred_at` as Unix seconds: the engine's range filters and
+/// indexes work on numbers, and RFC 3339 strings would need its datetime parser.
+const OCCURRED_TS: &str = "occurred_ts";
+/// Points read per scroll page.
+const SCROLL_PAGE: usize = 1024;
+
+/// Keyword and integer indexes the queries filter on, per collection.
+const INTERACTION_INDEXES: [(&str, PayloadSchemaType); 5] = [
+    ("customer_id", PayloadSchemaType::Keyword),
+    ("conversation_id", PayloadSchemaType::Keyword),
+    ("channel", PayloadSchemaType::Keyword),
+    ("id", PayloadSchemaType::Keyword),
+    (OCCURRED_TS, PayloadSchemaType::Integer),
+];
+const CUSTOMER_INDEXES: [(&str, PayloadSchemaType); 2] = [
+    ("customer_id", PayloadSchemaType::Keyword),
+    ("relationship.key", PayloadSchemaType::Keyword),
+];
+const FLAG_INDEXES: [(&str, PayloadSchemaType); 4] = [
+    ("kind", PayloadSchemaType::Keyword),
+    ("status", PayloadSchemaType::Keyword),
+    ("customer_id", PayloadSchemaType::Keyword),
+    ("id", PayloadSchemaType::Keyword),
+];
+
+/// The embedded store. Cheap to clone; one per process and data dir (the directory is
+/// locked while it is open).
+#[derive(Clone)]
+pub struct EdgeStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    interactions: EdgeShard,
+    customers: EdgeShard,
+    flags: EdgeShard,
+    /// Serialises writes and flushes (see the module comment).
+    write: Mutex<()>,
+    /// Held for the store's lifetime: a second process gets a clear error, not a WAL panic.
+    _lock: File,
+}
+
+impl EdgeStore {
+    /// Opens (creating if new) the store under `dir` for text vectors of `dims` dimensions.
+    pub fn open(dir: &Path, dims: usize) -> Result<EdgeStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| open_error(dir, e))?;
+        let lock = lock_dir(dir)?;
+        let interactions = open_shard(
+            &dir.join(INTERACTIONS),
+            &[(TEXT_VECTOR, dims, Distance::Cosine)],
+            &INTERACTION_INDEXES,
+        )?;
+        let customers = open_shard(
+            &dir.join(CUSTOMERS),
+            &[
+                (SEMANTIC_VECTOR, dims, Distance::Cosine),
+                // Euclidean: a neutral customer sits near the origin, and cosine would
+                // blow their small scores up to full-strength directions.
+                (RELATIONSHIP_VECTOR, DIMENSIONS.len(), Distance::Euclid),
+            ],
+            &CUSTOMER_INDEXES,
+        )?;
+        let flags = open_shard(
+            &dir.join(FLAGS),
+            &[(TEXT_VECTOR, dims, Distance::Cosine)],
+            &FLAG_INDEXES,
+        )?;
+        Ok(EdgeStore {
+            inner: Arc::new(Inner {
+                interactions,
+                customers,
+                flags,
+                write: Mutex::new(()),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// Runs `work` on the blocking pool with the shards.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        work: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|e| StoreError::Operation {
+                operation,
+                message: e.to_string(),
+            })?
+    }
+
+    /// Rebuilds segments into indexed ones; worth calling after a bulk load (the engine has
+    /// no background optimiser).
+    pub async fn optimize(&self) -> Result<(), StoreError> {
+        self.blocking("optimize", |inner| {
+            let _write = inner.write.lock().unwrap_or_else(|e| e.into_inner());
+            for shard in [&inner.interactions, &inner.customers, &inner.flags] {
+                shard.optimize().map_err(failed("optimize"))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn open_error(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Open {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Takes an exclusive `flock` on `<dir>/rapport.lock`, released when the process ends.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join("rapport.lock");
+    let file = File::create(&path).map_err(|e| open_error(&path, e))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    if !locked {
+        return Err(StoreError::Locked {
+            path: dir.display().to_string(),
+            message: std::io::Error::last_os_error().to_string(),
+        });
+    }
+    Ok(file)
+}
+
+/// Loads the shard at `path`, or creates it with `vectors`; then makes sure its payload
+/// indexes exist (creating an existing index is a no-op for the engine).
+fn open_shard(
+    path: &Path,
+    vectors: &[(&str, usize, Distance)],
+    indexes: &[(&str, PayloadSchemaType)],
+) -> Result<EdgeShard, StoreError> {
+    let shard = if path.join("edge_config.json").exists() {
+        EdgeShard::load(path, None).map_err(|e| open_error(path, e))?
+    } else {
+        std::fs::create_dir_all(path).map_err(|e| open_error(path, e))?;
+        let mut config = EdgeConfig::builder();
+        for (name, dims, distance) in vectors {
+            config = config.vector(*name, EdgeVectorParams::builder(*dims, *distance).build());
+        }
+        EdgeShard::new(path, config.build()).map_err(|e| open_error(path, e))?
+    };
+    for (name, dims, _) in vectors {
+        match shard.config().vectors.get(*name).map(|v| v.size) {
+            Some(found) if found == *dims => {}
+            Some(found) => {
+                return Err(StoreError::Dimensions {
+                    path: path.display().to_string(),
+                    found,
+                    wanted: *dims,
+                });
+            }
+            None => return Err(open_error(path, format!("it has no vector named {name:?}"))),
+        }
+    }
+    for (field, schema) in indexes {
+        shard
+            .update(UpdateOperation::FieldIndexOperation(
+                FieldIndexOperations::CreateIndex(qdrant_edge::CreateIndex {
+                    field_name: (*field).try_into().expect("index names are valid paths"),
+                    field_schema: Some(PayloadFieldSchema::FieldType(*schema)),
+                }),
+            ))
+            .map_err(|e| open_error(path, format!("payload index {field}: {e}")))?;
+    }
+    Ok(shard)
+}
+
+fn failed(operation: &'static str) -> impl Fn(qdrant_edge::OperationError) -> StoreError {
+    move |e| StoreError::Operation {
+        operation,
+        message: e.to_string(),
+    }
+}
+
+fn to_payload(id: &str, value: &impl Serialize) -> Result<Value, StoreError> {
+    serde_json::to_value(value).map_err(|e| StoreError::Payload {
+        id: id.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn from_payload<T: DeserializeOwned>(
+    id: &PointId,
+    payload: Option<Payload>,
+) -> Result<T, StoreError> {
+    let map: Map<String, Value> = payload
+        .map(|p| p.0.into_iter().collect())
+        .unwrap_or_default();
+    serde_json::from_value(Value::Object(map)).map_err(|e| StoreError::Payload {
+        id: id.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// A named dense vector of a returned point.
+fn named_vector(vectors: &Option<VectorStructInternal>, name: &str) -> Vec<f32> {
+    match vectors {
+        Some(VectorStructInternal::Named(map)) => match map.get(name) {
+            Some(VectorInternal::Dense(v)) => v.clone(),
+            _ => Vec::new(),
+        },
+        Some(VectorStructInternal::Single(v)) => v.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn keyword(field: &str, value: &str) -> Condition {
+    Condition::Field(FieldCondition::new_match(
+        field.try_into().expect("field names are valid paths"),
+        Match::Value(MatchValue {
+            value: ValueVariants::String(value.to_string()),
+        }),
+    ))
+}
+
+fn all_of(must: Vec<Condition>) -> Option<Filter> {
+    (!must.is_empty()).then(|| Filter {
+        must: Some(must),
+        should: None,
+        min_should: None,
+        must_not: None,
+    })
+}
+
+fn interaction_filter(filter: &InteractionFilter) -> Option<Filter> {
+    let mut must = Vec::new();
+    if let Some(customer) = &filter.customer_id {
+        must.push(keyword("customer_id", customer));
+    }
+    if let Some(conversation) = &filter.conversation_id {
+        must.push(keyword("conversation_id", conversation));
+    }
+    if let Some(channel) = filter.channel {
+        must.push(keyword("channel", channel.as_str()));
+    }
+    if let Some(since) = filter.since {
+        must.push(Condition::Field(FieldCondition::new_range(
+            OCCURRED_TS.try_into().expect("a valid path"),
+            Range {
+                gte: Some(OrderedFloat(since.unix_timestamp() as f64)),
+                lt: None,
+                gt: None,
+                lte: None,
+            },
+        )));
+    }
+    all_of(must)
+}
+
+fn flag_filter(filter: &FlagFilter) -> Option<Filter> {
+    let mut must = Vec::new();
+    if let Some(kind) = filter.kind {
+        must.push(keyword("kind", kind.as_str()));
+    }
+    if let Some(status) = filter.status {
+        must.push(keyword("status", status.as_str()));
+    }
+    if let Some(customer) = &filter.customer_id {
+        must.push(keyword("customer_id", customer));
+    }
+    all_of(must)
+}
+
+/// Writes points and flushes, under the write lock.
+fn upsert(inner: &Inner, shard: &EdgeShard, points: Vec<PointStruct>) -> Result<(), StoreError> {
+    let _write = inner.write.lock().unwrap_or_else(|e| e.into_inner());
+    shard
+        .update(UpdateOperation::PointOperation(
+            PointOperations::UpsertPoints(PointInsertOperations::PointsList(
+                points.into_iter().map(Into::into).collect(),
+            )),
+        ))
+        .map_err(failed("upsert"))?;
+    shard.flush();
+    Ok(())
+}
+
+/// Every point matching `filter`, page by page.
+fn scroll_all(
+    shard: &EdgeShard,
+    filter: Option<Filter>,
+    with_vector: bool,
+) -> Result<Vec<qdrant_edge::Record>, StoreError> {
+    let mut found = Vec::new();
+    let mut offset = None;
+    loop {
+        let (page, next) = shard
+            .scroll(ScrollRequest {
+                offset,
+                limit: Some(SCROLL_PAGE),
+                filter: filter.clone(),
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                with_vector: WithVector::Bool(with_vector),
+                order_by: None,
+            })
+            .map_err(failed("scroll"))?;
+        found.extend(page);
+        match next {
+            Some(next) => offset = Some(next),
+            None => return Ok(found),
+        }
+    }
+}
+
+fn retrieve(
+    shard: &EdgeShard,
+    ids: &[PointId],
+    with_vector: bool,
+) -> Result<Vec<qdrant_edge::Record>, StoreError> {
+    shard
+        .retrieve(
+            ids,
+            Some(WithPayloadInterface::Bool(true)),
+            Some(WithVector::Bool(with_vector)),
+        )
+        .map_err(failed("retrieve"))
+}
+
+fn nearest(
+    shard: &EdgeShard,
+    vector: Vec<f32>,
+    using: &str,
+    filter: Option<Filter>,
+    limit: usize,
+) -> Result<Vec<qdrant_edge::ScoredPoint>, StoreError> {
+    shard
+        .query(QueryRequest {
+            prefetches: vec![],
+            query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+                query: vector.into(),
+                using: Some(using.into()),
+            }))),
+            filter,
+            score_threshold: None,
+            limit,
+            offset: 0,
+            params: None,
+            with_vector: WithVector::Bool(false),
+            with_payload: WithPayloadInterface::Bool(true),
+        })
+        .map_err(failed("search"))
+}
+
+/// Oldest first, the latest `limit`.
+fn timeline<T>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> &StoredInteraction) -> Vec<T> {
+    items.sort_by(|a, b| {
+        let (a, b) = (key(a), key(b));
+        (a.interaction.occurred_at, &a.interaction.id)
+            .cmp(&(b.interaction.occurred_at, &b.interaction.id))
+    });
+    let skip = items.len().saturating_sub(limit);
+    items.drain(..skip);
+    items
+}
+
+impl Store for EdgeStore {
+    async fn upsert_interactions(&self, points: Vec<InteractionPoint>) -> Result<(), StoreError> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let engine_points = points
+            .iter()
+            .map(|p| {
+                let id = &p.stored.interaction.id;
+                let mut payload = to_payload(id, &p.stored)?;
+                if let Value::Object(map) = &mut payload {
+                    let ts = p.stored.interaction.occurred_at.unix_timestamp();
+                    map.insert(OCCURRED_TS.into(), ts.into());
+                }
+                let vectors = Vectors::new_named([(TEXT_VECTOR, p.vector.clone())]);
+                Ok(PointStruct::new(
+                    PointId::Uuid(interaction_point_id(id)),
+                    vectors,
+                    payload,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.blocking("upsert", move |inner| {
+            upsert(inner, &inner.interactions, engine_points)
+        })
+        .await
+    }
+
+    async fn count_interactions(&self, filter: &InteractionFilter) -> Result<u64, StoreError> {
+        let filter = interaction_filter(filter);
+        self.blocking("count", move |inner| {
+            let count = inner
+                .interactions
+                .count(CountRequest {
+                    filter,
+                    exact: true,
+                })
+                .map_err(failed("count"))?;
+            Ok(count as u64)
+        })
+        .await
+    }
+
+    async fn search_interactions(
+        &self,
+        vector: Vec<f32>,
+        filter: &InteractionFilter,
+        limit: usize,
+    ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
+        let filter = interaction_filter(filter);
+        self.blocking("search", move |inner| {
+            nearest(&inner.interactions, vector, TEXT_VECTOR, filter, limit)?
+                .into_iter()
+                .map(|point| {
+                    Ok(Scored {
+                        score: point.score,
+                        item: from_payload(&point.id, point.payload)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn interactions(&self, ids: &[String]) -> Result<Vec<StoredInteraction>, StoreError> {
+        let ids: Vec<PointId> = ids
+            .iter()
+            .map(|id| PointId::Uuid(interaction_point_id(id)))
+            .collect();
+        self.blocking("retrieve", move |inner| {
+            retrieve(&inner.interactions, &ids, false)?
+                .into_iter()
+                .map(|record| from_payload(&record.id, record.payload))
+                .collect()
+        })
+        .await
+    }
+
+    async fn list_interactions(
+        &self,
+        filter: &InteractionFilter,
+        limit: usize,
+    ) -> Result<Vec<StoredInteraction>, StoreError> {
+        let filter = interaction_filter(filter);
+        let found = self
+            .blocking("scroll", move |inner| {
+                scroll_all(&inner.interactions, filter, false)?
+                    .into_iter()
+                    .map(|record| from_payload(&record.id, record.payload))
+                    .collect::<Result<Vec<StoredInteraction>, _>>()
+            })
+            .await?;
+        Ok(timeline(found, limit, |s| s))
+    }
+
+    async fn list_interactions_with_vectors(
+        &self,
+        filter: &InteractionFilter,
+        limit: usize,
+    ) -> Result<Vec<(StoredInteraction, Vec<f32>)>, StoreError> {
+        let filter = interaction_filter(filter);
+        let found = self
+            .blocking("scroll", move |inner| {
+                scroll_all(&inner.interactions, filter, true)?
+                    .into_iter()
+                    .map(|record| {
+                        let vector = named_vector(&record.vector, TEXT_VECTOR);
+                        Ok((from_payload(&record.id, record.payload)?, vector))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .await?;
+        Ok(timeline(found, limit, |(s, _)| s))
+    }
+
+    async fn upsert_customers(&self, customers: Vec<CustomerPoint>) -> Result<(), StoreError> {
+        if customers.is_empty() {
+            return Ok(());
+        }
+        let points = customers
+            .iter()
+            .map(|c| {
+                let id = &c.profile.customer_id;
+                let vectors = Vectors::new_named([
+                    (SEMANTIC_VECTOR, c.semantic.clone()),
+                    (RELATIONSHIP_VECTOR, c.relationship.clone()),
+                ]);
+                Ok(PointStruct::new(
+                    PointId::Uuid(customer_point_id(id)),
+                    vectors,
+                    to_payload(id, &c.profile)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.blocking("upsert", move |inner| {
+            upsert(inner, &inner.customers, points)
+        })
+        .await
+    }
+
+    async fn customers(&self, ids: &[String]) -> Result<Vec<CustomerPoint>, StoreError> {
+        let ids: Vec<PointId> = ids
+            .iter()
+            .map(|id| PointId::Uuid(customer_point_id(id)))
+            .collect();
+        self.blocking("retrieve", move |inner| {
+            retrieve(&inner.customers, &ids, true)?
+                .into_iter()
+                .map(|record| {
+                    Ok(CustomerPoint {
+                        semantic: named_vector(&record.vector, SEMANTIC_VECTOR),
+                        relationship: named_vector(&record.vector, RELATIONSHIP_VECTOR),
+                        profile: from_payload(&record.id, record.payload)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn similar_customers(
+        &self,
+        vector: Vec<f32>,
+        space: CustomerSpace,
+        limit: usize,
+        exclude: Option<&str>,
+    ) -> Result<Vec<Scored<CustomerProfile>>, StoreError> {
+        let exclude = exclude.map(str::to_string);
+        self.blocking("search", move |inner| {
+            let filter = exclude.as_deref().map(|id| Filter {
+                must: None,
+                should: None,
+                min_should: None,
+                must_not: Some(vec![keyword("customer_id", id)]),
+            });
+            nearest(&inner.customers, vector, space.vector_name(), filter, limit)?
+                .into_iter()
+                .map(|point| {
+                    Ok(Scored {
+                        score: point.score,
+                        item: from_payload(&point.id, point.payload)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn all_customers(&self) -> Result<Vec<CustomerProfile>, StoreError> {
+        self.blocking("scroll", |inner| {
+            scroll_all(&inner.customers, None, false)?
+                .into_iter()
+                .map(|record| from_payload(&record.id, record.payload))
+                .collect()
+        })
+        .await
+    }
+
+    async fn insert_new_flags(
+        &self,
+        flags: Vec<(Flag, Vec<f32>)>,
+    ) -> Result<Vec<Flag>, StoreError> {
+        if flags.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.blocking("upsert", move |inner| {
+            // Under the write lock, so the check and the insert cannot interleave with
+            // another insert of the same flag in this process.
+            let _write = inner.write.lock().unwrap_or_else(|e| e.into_inner());
+            let ids: Vec<PointId> = flags
+                .iter()
+                .map(|(f, _)| PointId::Uuid(flag_point_id(&f.id)))
+                .collect();
+            let existing: std::collections::HashSet<PointId> = retrieve(&inner.flags, &ids, false)?
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            let mut by_id = HashMap::new();
+            for ((flag, vector), id) in flags.into_iter().zip(ids) {
+                if !existing.contains(&id) {
+                    by_id.entry(id).or_insert((flag, vector));
+                }
+            }
+            let new: Vec<Flag> = by_id.values().map(|(f, _)| f.clone()).collect();
+            let points = by_id
+                .into_iter()
+                .map(|(id, (flag, vector))| {
+                    let vectors = Vectors::new_named([(TEXT_VECTOR, vector)]);
+                    Ok(PointStruct::new(id, vectors, to_payload(&flag.id, &flag)?))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            if !points.is_empty() {
+                inner
+                    .flags
+                    .update(UpdateOperation::PointOperation(
+                        PointOperations::UpsertPoints(PointInsertOperations::PointsList(
+                            points.into_iter().map(Into::into).collect(),
+                        )),
+                    ))
+                    .map_err(failed("upsert"))?;
+                inner.flags.flush();
+            }
+            Ok(new)
+        })
+        .await
+    }
+
+    async fn existing_flags(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let point_ids: Vec<PointId> = ids
+            .iter()
+            .map(|id| PointId::Uuid(flag_point_id(id)))
+            .collect();
+        let ids = ids.to_vec();
+        self.blocking("retrieve", move |inner| {
+            let found: std::collections::HashSet<PointId> =
+                retrieve(&inner.flags, &point_ids, false)?
+                    .into_iter()
+                    .map(|r| r.id)
+                    .collect();
+            Ok(ids
+                .into_iter()
+                .zip(point_ids)
+                .filter(|(_, p)| found.contains(p))
+                .map(|(id, _)| id)
+                .collect())
+        })
+        .await
+    }
+
+    async fn flags(&self, filter: &FlagFilter) -> Result<Vec<Flag>, StoreError> {
+        let filter = flag_filter(filter);
+        let mut flags: Vec<Flag> = self
+            .blocking("scroll", move |inner| {
+                scroll_all(&inner.flags, filter, false)?
+                    .into_iter()
+                    .map(|record| from_payload(&record.id, record.payload))
+                    .collect::<Result<_, _>>()
+            })
+            .await?;
+        flags.sort_by(|a, b| (b.raised_at, &b.id).cmp(&(a.raised_at, &a.id)));
+        Ok(flags)
+    }
+
+    async fn set_flag_status(
+        &self,
+        id: &str,
+        status: FlagStatus,
+        by: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<Flag>, StoreError> {
+        let point_id = PointId::Uuid(flag_point_id(id));
+        let by = by.to_string();
+        self.blocking("update", move |inner| {
+            let Some(record) = retrieve(&inner.flags, &[point_id], true)?
+                .into_iter()
+                .next()
+            else {
+                return Ok(None);
+            };
+            let vector = named_vector(&record.vector, TEXT_VECTOR);
+            let mut flag: Flag = from_payload(&record.id, record.payload)?;
+            flag.status = status;
+            flag.status_by = Some(by);
+            flag.status_at = Some(at);
+            let point = PointStruct::new(
+                point_id,
+                Vectors::new_named([(TEXT_VECTOR, vector)]),
+                to_payload(&flag.id, &flag)?,
+            );
+            upsert(inner, &inner.flags, vec![point])?;
+            Ok(Some(flag))
+        })
+        .await
+    }
+}

@@ -1,0 +1,253 @@
+//! The store (DESIGN.md §5): interactions with their vectors and signals, searchable by
+//! meaning and filterable by customer, channel and time; customer profiles with their
+//! `semantic` and `relationship` vectors; flags with their status.
+//!
+//! One [`Store`] contract, backends behind it: [`EdgeStore`] (embedded `qdrant-edge` under
+//! the data dir, the default). Callers speak in Rapport's terms ([`StoredInteraction`],
+//! [`InteractionFilter`]); each backend translates them to its engine, so queries and
+//! the worker never see an engine type and moving engine version touches one file.
+
+mod edge;
+
+use std::future::Future;
+
+use rapport_connectors::{Channel, Interaction};
+
+use crate::flags::{Flag, FlagKind, FlagStatus};
+use crate::profile::CustomerProfile;
+use rapport_models::classify::MessageSignals;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use edge::EdgeStore;
+
+/// The `interactions` collection.
+pub const INTERACTIONS: &str = "interactions";
+/// The named vector of an interaction: the encoder's embedding of its text.
+pub const TEXT_VECTOR: &str = "text";
+
+/// The `customers` collection and its two named vectors.
+pub const CUSTOMERS: &str = "customers";
+pub const SEMANTIC_VECTOR: &str = "semantic";
+pub const RELATIONSHIP_VECTOR: &str = "relationship";
+/// The `flags` collection; a flag's vector is its first evidence's text vector, so the
+/// queue can be searched by meaning too.
+pub const FLAGS: &str = "flags";
+
+/// Point ids of customers and flags: the same scheme in their own namespaces.
+const CUSTOMER_NAMESPACE: Uuid = Uuid::from_u128(0x3c1f_9e0a_7d24_5b6e_8f13_4a9c_2e7b_6d80);
+const FLAG_NAMESPACE: Uuid = Uuid::from_u128(0x61a4_d2c8_0b3f_5e97_a5c2_1d8e_4f60_93b7);
+
+pub fn customer_point_id(customer_id: &str) -> Uuid {
+    Uuid::new_v5(&CUSTOMER_NAMESPACE, customer_id.as_bytes())
+}
+
+pub fn flag_point_id(flag_id: &str) -> Uuid {
+    Uuid::new_v5(&FLAG_NAMESPACE, flag_id.as_bytes())
+}
+
+/// UUIDv5 namespace of interaction point ids (`Uuid::new_v5(NAMESPACE_URL,
+/// "urn:rapport:interaction")`): the same `Interaction.id` always lands on the same point,
+/// in every process and every release, so a redelivered message overwrites itself.
+const INTERACTION_NAMESPACE: Uuid = Uuid::from_u128(0x8f0d_6a57_4b8e_5c2d_9a41_2f3b_7c6e_1d05);
+
+/// The point id of an interaction.
+pub fn interaction_point_id(interaction_id: &str) -> Uuid {
+    Uuid::new_v5(&INTERACTION_NAMESPACE, interaction_id.as_bytes())
+}
+
+/// One analysed interaction as stored: the record (text already redacted), who it belongs
+/// to, and what the models read in it. This is also the payload queries get back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredInteraction {
+    #[serde(flatten)]
+    pub interaction: Interaction,
+    /// The customer this interaction is from or about; `None` for an agent's or bot's
+    /// message whose conversation has no known customer yet.
+    pub customer_id: Option<String>,
+    pub signals: MessageSignals,
+}
+
+/// An interaction with its embedding, ready to store.
+#[derive(Debug, Clone)]
+pub struct InteractionPoint {
+    pub stored: StoredInteraction,
+    pub vector: Vec<f32>,
+}
+
+/// A customer profile with its vectors, ready to store.
+#[derive(Debug, Clone)]
+pub struct CustomerPoint {
+    pub profile: CustomerProfile,
+    pub semantic: Vec<f32>,
+    /// The relationship dimensions, in `DIMENSIONS` order.
+    pub relationship: Vec<f32>,
+}
+
+/// Which of a customer's vectors "similar" means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomerSpace {
+    /// What they write about (decayed mean of their message vectors).
+    Semantic,
+    /// How they relate to the company (the ten dimensions).
+    Relationship,
+}
+
+impl CustomerSpace {
+    pub fn vector_name(self) -> &'static str {
+        match self {
+            CustomerSpace::Semantic => SEMANTIC_VECTOR,
+            CustomerSpace::Relationship => RELATIONSHIP_VECTOR,
+        }
+    }
+}
+
+/// Which flags a query is about; every field set narrows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlagFilter {
+    pub kind: Option<FlagKind>,
+    pub status: Option<FlagStatus>,
+    pub customer_id: Option<String>,
+}
+
+/// A search result: how close, and what was found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored<T> {
+    pub score: f32,
+    pub item: T,
+}
+
+/// Which interactions a query is about; every field set narrows it (AND).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InteractionFilter {
+    pub customer_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub channel: Option<Channel>,
+    /// Occurred at or after.
+    pub since: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store at {path} is in use by another process (a running `rapport run`?): {message}"
+    )]
+    Locked { path: String, message: String },
+    #[error("cannot open the store at {path}: {message}")]
+    Open { path: String, message: String },
+    #[error(
+        "the store at {path} holds {found}-dimensional vectors but the encoder makes {wanted}: \
+         it was filled by another model; use another data_dir or remove this one"
+    )]
+    Dimensions {
+        path: String,
+        found: usize,
+        wanted: usize,
+    },
+    #[error("store {operation} failed: {message}")]
+    Operation {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("stored point {id} has a payload Rapport cannot read: {message}")]
+    Payload { id: String, message: String },
+}
+
+/// What every backend offers. Writes are idempotent (point id = [`interaction_point_id`])
+/// and durable when they return: the worker acknowledges a message only afterwards.
+pub trait Store: Send + Sync + 'static {
+    /// Inserts or overwrites, by interaction id.
+    fn upsert_interactions(
+        &self,
+        points: Vec<InteractionPoint>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn count_interactions(
+        &self,
+        filter: &InteractionFilter,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The `limit` interactions nearest to `vector` (cosine), best first.
+    fn search_interactions(
+        &self,
+        vector: Vec<f32>,
+        filter: &InteractionFilter,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Scored<StoredInteraction>>, StoreError>> + Send;
+
+    /// Interactions by `Interaction.id`; unknown ids are left out.
+    fn interactions(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<StoredInteraction>, StoreError>> + Send;
+
+    /// Every interaction matching `filter`, oldest first, at most `limit` (the latest).
+    fn list_interactions(
+        &self,
+        filter: &InteractionFilter,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredInteraction>, StoreError>> + Send;
+
+    /// As [`Store::list_interactions`], with each interaction's text vector.
+    fn list_interactions_with_vectors(
+        &self,
+        filter: &InteractionFilter,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(StoredInteraction, Vec<f32>)>, StoreError>> + Send;
+
+    /// Inserts or overwrites, by customer id.
+    fn upsert_customers(
+        &self,
+        customers: Vec<CustomerPoint>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Profiles by customer id, with their vectors; unknown ids are left out.
+    fn customers(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<CustomerPoint>, StoreError>> + Send;
+
+    /// The `limit` customers nearest to `vector` in `space`, best first, without
+    /// `exclude` (the customer asked about).
+    fn similar_customers(
+        &self,
+        vector: Vec<f32>,
+        space: CustomerSpace,
+        limit: usize,
+        exclude: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Scored<CustomerProfile>>, StoreError>> + Send;
+
+    /// Every profile (for the portfolio), in no particular order.
+    fn all_customers(
+        &self,
+    ) -> impl Future<Output = Result<Vec<CustomerProfile>, StoreError>> + Send;
+
+    /// Stores the flags not stored yet and returns those; a flag already stored keeps
+    /// its status and evidence.
+    fn insert_new_flags(
+        &self,
+        flags: Vec<(Flag, Vec<f32>)>,
+    ) -> impl Future<Output = Result<Vec<Flag>, StoreError>> + Send;
+
+    /// The ids among `ids` that are stored flags.
+    fn existing_flags(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Flags matching `filter`, newest first.
+    fn flags(
+        &self,
+        filter: &FlagFilter,
+    ) -> impl Future<Output = Result<Vec<Flag>, StoreError>> + Send;
+
+    /// Sets a flag's status (who and when); `None` if there is no such flag.
+    fn set_flag_status(
+        &self,
+        id: &str,
+        status: FlagStatus,
+        by: &str,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<Flag>, StoreError>> + Send;
+}

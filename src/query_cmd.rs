@@ -1,0 +1,426 @@
+//! `rapport similar|search|portfolio|flags|customer` and `rapport identities import`:
+//! the pipeline's queries over the data dir's store, as tables or `--json`.
+
+use std::path::Path;
+
+use rapport_config::Config;
+use rapport_config::relationships::RelationshipCatalogue;
+use rapport_connectors::Channel;
+use rapport_pipeline::flags::{Flag, FlagKind, FlagStatus};
+use rapport_pipeline::profile::Relationship;
+use rapport_pipeline::queries::{self, CustomerHits, PortfolioRow, QueryError, SimilarCustomer};
+use rapport_pipeline::store::{CustomerSpace, EdgeStore, FlagFilter, InteractionFilter};
+
+use crate::{EXIT_CONFIG, EXIT_FAILURE};
+
+/// Exit code for a query about something that does not exist (an unknown customer).
+pub const EXIT_NOT_FOUND: u8 = 4;
+
+/// The data dir's store, for text vectors of the signal heads' encoder.
+pub(crate) fn open_store(config: &Config) -> Result<EdgeStore, u8> {
+    let dir = config.settings.store_dir();
+    if !dir.exists() {
+        eprintln!(
+            "rapport: no store at {} yet: run `rapport run` or `rapport demo --data-dir {}` first",
+            dir.display(),
+            config.settings.data_dir.display()
+        );
+        return Err(EXIT_FAILURE);
+    }
+    EdgeStore::open(&dir, text_dims(config)?).map_err(|e| {
+        eprintln!("rapport: {e}");
+        EXIT_FAILURE
+    })
+}
+
+fn text_dims(config: &Config) -> Result<usize, u8> {
+    let head = crate::signals_cmd::head_in_use(config, rapport_models::signals::SIGNALS[0].name)
+        .map_err(|e| {
+            eprintln!("rapport: {e}");
+            EXIT_CONFIG
+        })?;
+    rapport_models::by_name(&head.card.encoder)
+        .map(|spec| spec.dims)
+        .ok_or(EXIT_CONFIG)
+}
+
+pub(crate) fn catalogue(config: &Config) -> Result<RelationshipCatalogue, u8> {
+    RelationshipCatalogue::load(config.settings.profiles.relationship_types.as_deref()).map_err(
+        |problems| {
+            eprintln!("{problems}");
+            EXIT_CONFIG
+        },
+    )
+}
+
+fn query_failed(e: QueryError) -> u8 {
+    eprintln!("rapport: {e}");
+    match e {
+        QueryError::UnknownCustomer(_) => EXIT_NOT_FOUND,
+        QueryError::Store(_) => EXIT_FAILURE,
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("query results serialise")
+    );
+}
+
+pub async fn similar(
+    config: &Config,
+    customer: &str,
+    k: usize,
+    space: &str,
+    json: bool,
+) -> Result<(), u8> {
+    let space = match space {
+        "relationship" => CustomerSpace::Relationship,
+        _ => CustomerSpace::Semantic,
+    };
+    let store = open_store(config)?;
+    let found = queries::similar(&store, customer, k, space)
+        .await
+        .map_err(query_failed)?;
+    if json {
+        print_json(&found);
+    } else {
+        print_similar(&found);
+    }
+    Ok(())
+}
+
+pub(crate) fn print_similar(found: &[SimilarCustomer]) {
+    println!(
+        "{:<22} {:<24} {:>7}  {:<20} channels",
+        "customer", "name", "score", "relationship"
+    );
+    for s in found {
+        let channels: Vec<String> = s.channels.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        println!(
+            "{:<22} {:<24} {:>7.3}  {:<20} {}",
+            s.customer_id,
+            clip(s.name.as_deref().unwrap_or("-"), 24),
+            s.score,
+            s.relationship.as_deref().unwrap_or("not enough evidence"),
+            channels.join(", ")
+        );
+    }
+}
+
+pub async fn search(
+    config: &Config,
+    text: &str,
+    channel: Option<&str>,
+    since: Option<&str>,
+    k: usize,
+    json: bool,
+) -> Result<(), u8> {
+    let channel = match channel {
+        None => None,
+        Some(name) => Some(parse_channel(name).ok_or_else(|| {
+            eprintln!("rapport: --channel {name:?} is not one of email, chat, call, social");
+            EXIT_CONFIG
+        })?),
+    };
+    let since = match since {
+        None => None,
+        Some(value) => Some(parse_since(value).ok_or_else(|| {
+            eprintln!(
+                "rapport: --since {value:?} is not a date (2026-03-01) or time (2026-03-01T10:00:00Z)"
+            );
+            EXIT_CONFIG
+        })?),
+    };
+    let store = open_store(config)?;
+    let encoder = crate::models_cmd::load_encoder(config, None, None, None)?;
+    let query = encoder
+        .embed(&[text], config.settings.models.max_batch_tokens)
+        .map_err(|e| {
+            eprintln!("rapport: {e}");
+            EXIT_FAILURE
+        })?
+        .vectors
+        .remove(0);
+    let filter = InteractionFilter {
+        channel,
+        since,
+        ..Default::default()
+    };
+    let found = queries::search(&store, query, &filter, k)
+        .await
+        .map_err(query_failed)?;
+    if json {
+        print_json(&found);
+    } else {
+        print_search(&found);
+    }
+    Ok(())
+}
+
+fn parse_channel(name: &str) -> Option<Channel> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+}
+
+fn parse_since(value: &str) -> Option<time::OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(value, &Rfc3339)
+        .ok()
+        .or_else(|| {
+            let date = time::Date::parse(
+                value,
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .ok()?;
+            Some(date.midnight().assume_utc())
+        })
+}
+
+fn print_search(found: &[CustomerHits]) {
+    for group in found {
+        println!(
+            "{}  (best {:.3})",
+            group.customer_id.as_deref().unwrap_or("(no customer)"),
+            group.best
+        );
+        for hit in &group.hits {
+            println!(
+                "  {:.3}  {:<7} {}  {}",
+                hit.score,
+                hit.channel,
+                &hit.occurred_at[..10.min(hit.occurred_at.len())],
+                clip(&hit.text, 90)
+            );
+        }
+    }
+}
+
+pub async fn portfolio(config: &Config, json: bool) -> Result<(), u8> {
+    let store = open_store(config)?;
+    let rows = queries::portfolio(&store, &catalogue(config)?)
+        .await
+        .map_err(query_failed)?;
+    if json {
+        print_json(&rows);
+    } else {
+        print_portfolio(&rows);
+    }
+    Ok(())
+}
+
+pub(crate) fn print_portfolio(rows: &[PortfolioRow]) {
+    println!(
+        "{:<24} {:>9} {:>6} {:>5}  dimension means (val int rec pow nov pri con tru com pub)",
+        "relationship", "customers", "share", "conf"
+    );
+    for row in rows {
+        let dims: Vec<String> = rapport_config::relationships::DIMENSIONS
+            .iter()
+            .map(|d| format!("{:+.1}", row.dimensions.get(*d).copied().unwrap_or(0.0)))
+            .collect();
+        println!(
+            "{:<24} {:>9} {:>5.0}% {:>5}  {}",
+            clip(&row.name, 24),
+            row.customers,
+            row.share * 100.0,
+            row.mean_confidence
+                .map_or("-".to_string(), |c| format!("{c:.2}")),
+            dims.join(" ")
+        );
+    }
+}
+
+pub async fn flags(
+    config: &Config,
+    kind: Option<&str>,
+    status: Option<&str>,
+    json: bool,
+) -> Result<(), u8> {
+    let kind = match kind {
+        None => None,
+        Some(k) => Some(FlagKind::parse(k).ok_or_else(|| {
+            eprintln!(
+                "rapport: --kind {k:?} is not one of {}",
+                FlagKind::ALL.map(FlagKind::as_str).join(", ")
+            );
+            EXIT_CONFIG
+        })?),
+    };
+    let status = match status {
+        None => None,
+        Some(s) => Some(FlagStatus::parse(s).ok_or_else(|| {
+            eprintln!("rapport: --status {s:?} is not one of open, acknowledged, resolved");
+            EXIT_CONFIG
+        })?),
+    };
+    let store = open_store(config)?;
+    let found = queries::flags(
+        &store,
+        &FlagFilter {
+            kind,
+            status,
+            customer_id: None,
+        },
+    )
+    .await
+    .map_err(query_failed)?;
+    if json {
+        print_json(&found);
+    } else {
+        print_flags(&found);
+    }
+    Ok(())
+}
+
+pub(crate) fn print_flags(flags: &[Flag]) {
+    println!(
+        "{:<18} {:<14} {:<8} {:<22} {:<7} {:<12} excerpt",
+        "kind", "reason", "severity", "customer", "channel", "status"
+    );
+    for f in flags {
+        println!(
+            "{:<18} {:<14} {:<8} {:<22} {:<7} {:<12} {}",
+            f.kind.as_str(),
+            if f.reason.is_empty() { "-" } else { &f.reason },
+            format!("{:?}", f.severity).to_lowercase(),
+            f.customer_id.as_deref().unwrap_or("-"),
+            f.channel.as_deref().unwrap_or("-"),
+            f.status.as_str(),
+            clip(&f.excerpt, 70)
+        );
+    }
+}
+
+pub async fn customer(config: &Config, id: &str, json: bool) -> Result<(), u8> {
+    let store = open_store(config)?;
+    let view = queries::customer(&store, &catalogue(config)?, id)
+        .await
+        .map_err(query_failed)?;
+    if json {
+        print_json(&view);
+        return Ok(());
+    }
+    let p = &view.profile;
+    println!(
+        "{}  {}",
+        p.customer_id,
+        p.name.as_deref().unwrap_or("(no name)")
+    );
+    let channels: Vec<String> = p.channels.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    println!(
+        "  {} interactions ({} own messages): {}; first {}, last {}",
+        p.interactions,
+        p.messages,
+        channels.join(", "),
+        p.first_seen.date(),
+        p.last_seen.date()
+    );
+    println!(
+        "  sentiment {:+.2} (trend {:+.2}), complaints {}, answers to other customers {}",
+        p.sentiment.mean, p.sentiment.trend, p.complaints, p.answers_to_others
+    );
+    match &p.relationship {
+        Relationship::Typed {
+            name,
+            confidence,
+            runner_up,
+            ..
+        } => {
+            println!(
+                "  relationship: {name} (confidence {confidence:.2}; runner-up {})",
+                runner_up.as_deref().unwrap_or("-")
+            );
+            if let Some(treatment) = &view.treatment {
+                println!("  treatment: {treatment}");
+            }
+        }
+        Relationship::NotEnoughEvidence { messages, needed } => {
+            println!("  relationship: not enough evidence ({messages} of {needed} messages)")
+        }
+    }
+    let dims: Vec<String> = p
+        .dimensions
+        .iter()
+        .map(|(d, v)| format!("{d} {v:+.2}"))
+        .collect();
+    println!("  dimensions: {}", dims.join(", "));
+    if !view.evidence.is_empty() {
+        println!("  evidence:");
+        for s in &view.evidence {
+            println!(
+                "    {}  {}",
+                s.interaction.id,
+                clip(&s.interaction.text, 90)
+            );
+        }
+    }
+    println!("  timeline:");
+    for s in &view.timeline {
+        println!(
+            "    {} {:<6} {:<8} {}",
+            s.interaction.occurred_at.date(),
+            s.interaction.channel.as_str(),
+            format!("{:?}", s.interaction.author.role).to_lowercase(),
+            clip(&s.interaction.text, 80)
+        );
+    }
+    if !view.flags.is_empty() {
+        println!("  flags:");
+        for f in &view.flags {
+            println!("    {} ({}, {})", f.id, f.kind.as_str(), f.status.as_str());
+        }
+    }
+    println!("  similar customers:");
+    print_similar(&view.similar);
+    Ok(())
+}
+
+/// `rapport identities import FILE`: links each CRM row's ids to one customer.
+pub async fn import_identities(config: &Config, file: &Path, json: bool) -> Result<(), u8> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        eprintln!("rapport: cannot read {}: {e}", file.display());
+        EXIT_FAILURE
+    })?;
+    let rows = rapport_pipeline::identities::read_crm_csv(&text, &file.display().to_string())
+        .map_err(|problems| {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!("rapport: {} problem(s); nothing imported", problems.len());
+            EXIT_CONFIG
+        })?;
+    let bus = rapport_pipeline::Bus::start(&config.settings)
+        .await
+        .map_err(|e| {
+            eprintln!("rapport: {e}");
+            EXIT_FAILURE
+        })?;
+    let identities = rapport_pipeline::identities::Identities::new(bus.identities.clone());
+    let report = identities.import(&rows).await;
+    bus.shutdown().await;
+    let report = report.map_err(|e| {
+        eprintln!("rapport: {e}");
+        EXIT_FAILURE
+    })?;
+    if json {
+        print_json(&report);
+    } else {
+        println!(
+            "imported {} customers ({} identity keys); {} rows merged customers known apart before",
+            report.customers, report.ids, report.merged
+        );
+    }
+    Ok(())
+}
+
+fn clip(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let mut out: String = flat.chars().take(max - 1).collect();
+        out.push('…');
+        out
+    }
+}
