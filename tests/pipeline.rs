@@ -416,11 +416,12 @@ async fn worker_stores_analysed_interactions_and_dead_letters_bad_input() {
             );
         }
     }
-    assert_eq!(by_id("chat:1").signals.heads["sentiment"].label, "positive");
-    assert_eq!(
-        by_id("social:1").signals.heads["sentiment"].label,
-        "negative"
-    );
+    let polarity = |id: &str| {
+        let p = &by_id(id).signals.heads["sentiment"].probabilities;
+        p["positive"] - p["negative"]
+    };
+    assert!(polarity("chat:1") > 0.3, "{}", polarity("chat:1"));
+    assert!(polarity("social:1") < 0.0, "{}", polarity("social:1"));
     assert!(by_id("mail:2").signals.prototypes.contains_key("hype"));
     assert!(!by_id("mail:1").signals.prototypes.contains_key("hype"));
     let complaint = |id: &str| by_id(id).signals.heads["complaint"].probabilities["complaint"];
