@@ -102,7 +102,7 @@ pub struct FlagsSettings {
 impl Default for FlagsSettings {
     fn default() -> Self {
         FlagsSettings {
-            complaint_threshold: 0.8,
+            complaint_threshold: 0.9,
             answer_similarity: 0.85,
             superuser_min_answers: 5,
         }

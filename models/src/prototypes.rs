@@ -61,6 +61,10 @@ pub struct PrototypeScore {
     pub score: f32,
     /// `score ≥ threshold`; false for an uncalibrated label.
     pub flagged: bool,
+    /// `score − threshold`: how far over (or under) the calibrated cut, for consumers that
+    /// weigh near misses (customer profiles); `None` for an uncalibrated label.
+    #[serde(default)]
+    pub above_threshold: Option<f32>,
 }
 
 /// `v − centre`, scaled back to unit length.
@@ -185,6 +189,7 @@ impl PrototypeScorer {
                     .map(|(score, label)| PrototypeScore {
                         score,
                         flagged: label.threshold.is_some_and(|t| score >= t),
+                        above_threshold: label.threshold.map(|t| score - t),
                     })
                     .collect()
             })

@@ -32,7 +32,11 @@ pub const PROFILE_WINDOW: usize = 500;
 /// Evidence interactions kept per profile.
 const EVIDENCE_IDS: usize = 5;
 /// Prior weight per dimension, pulling scores toward 0 (neutral) until evidence mounts.
-const PRIOR_WEIGHT: f32 = 1.0;
+const PRIOR_WEIGHT: f32 = 0.5;
+/// A prototype label counts in part from this far below its calibrated threshold (in
+/// margin units): the thresholds are set for precise per-message flags, and a profile
+/// sums many messages, so near misses are evidence too, just weaker.
+const NEAR_MISS_BAND: f32 = 0.05;
 /// Points in the stored sentiment series (the most recent customer messages).
 const SENTIMENT_POINTS: usize = 20;
 
@@ -183,20 +187,26 @@ pub fn complaint_probability(stored: &StoredInteraction) -> Option<f32> {
         .copied()
 }
 
-fn flagged(stored: &StoredInteraction, label: &str) -> bool {
-    stored
-        .signals
-        .prototypes
-        .get(label)
-        .is_some_and(|score| score.flagged)
+/// How strongly a prototype label fires, in [0, 1]: 1 at or over its threshold, falling
+/// linearly to 0 at [`NEAR_MISS_BAND`] below it; 0 for a label that did not run.
+fn strength(stored: &StoredInteraction, label: &str) -> f32 {
+    match stored.signals.prototypes.get(label) {
+        Some(score) if score.flagged => 1.0,
+        Some(score) => score.above_threshold.map_or(0.0, |m| {
+            ((m + NEAR_MISS_BAND) / NEAR_MISS_BAND).clamp(0.0, 1.0)
+        }),
+        None => 0.0,
+    }
 }
 
 /// What one customer message says about each dimension. The rules follow the dimension
-/// definitions in `relationship-types.toml`:
+/// definitions in `relationship-types.toml`; each label counts in proportion to its
+/// [`strength`]:
 /// - valence: sentiment; intensity: how strongly felt (max of P(pos), P(neg));
 /// - reciprocity: giving (ideas, helping others) vs only taking (full-service demands);
 /// - power balance: leverage (churn threats, demands, complaints) toward the customer;
-/// - novelty, price focus, contribution: their expectation labels;
+/// - novelty, price focus, contribution: their expectation labels, and a little toward
+///   "no" for every message that shows none of it;
 /// - trust: allegations and demands for honesty lower it, warm messages raise it;
 /// - commitment: long-term signals vs churn threats;
 /// - publicness: public posts and "I will tell others" vs private channels.
@@ -204,6 +214,11 @@ pub fn message_evidence(input: &ProfileInput, rules: &ProfileRules) -> Evidence 
     use Dimension::*;
     let stored = input.stored;
     let mut e = Evidence::default();
+    let mut cue = |dimension, value, weight: f32| {
+        if weight > 0.0 {
+            e.add(dimension, value, weight);
+        }
+    };
     if let Some(p) = stored
         .signals
         .heads
@@ -212,67 +227,55 @@ pub fn message_evidence(input: &ProfileInput, rules: &ProfileRules) -> Evidence 
     {
         let positive = p.get("positive").copied().unwrap_or(0.0);
         let negative = p.get("negative").copied().unwrap_or(0.0);
-        e.add(Valence, positive - negative, 1.0);
-        e.add(Intensity, 2.0 * positive.max(negative) - 1.0, 0.5);
-        if positive > 0.6 {
-            e.add(Trust, 0.5, 0.3);
-        }
+        cue(Valence, positive - negative, 1.0);
+        cue(Intensity, 2.0 * positive.max(negative) - 1.0, 0.5);
+        cue(Trust, 0.5, 0.8 * (positive - 0.5).max(0.0));
     }
-    let complaint = complaint_probability(stored).unwrap_or(0.0) >= rules.complaint_threshold;
-    if complaint {
-        e.add(PowerBalance, 0.5, 0.5);
-        e.add(Trust, -0.3, 0.3);
-        e.add(Intensity, 0.6, 0.5);
+    if complaint_probability(stored).unwrap_or(0.0) >= rules.complaint_threshold {
+        cue(PowerBalance, 0.5, 0.5);
+        cue(Trust, -0.3, 0.3);
+        cue(Intensity, 0.6, 0.5);
     }
-    if flagged(stored, "allegation") {
-        e.add(Trust, -1.0, 1.5);
-        e.add(Valence, -0.8, 0.5);
-    }
-    if flagged(stored, "honest_answers") {
-        e.add(Trust, -0.5, 0.7);
-    }
-    if flagged(stored, "churn_threat") {
-        e.add(Commitment, -1.0, 1.5);
-        e.add(PowerBalance, 1.0, 1.0);
-    }
-    if flagged(stored, "long_term_commitment") {
-        e.add(Commitment, 1.0, 1.5);
-        e.add(Trust, 0.5, 0.5);
-    }
-    if flagged(stored, "full_service") {
-        e.add(PowerBalance, 0.9, 1.0);
-        e.add(Reciprocity, -0.8, 1.0);
-        e.add(PriceFocus, -0.5, 0.5);
-    }
-    if flagged(stored, "fast_resolution") {
-        e.add(PowerBalance, 0.6, 0.5);
-        e.add(Intensity, 0.5, 0.5);
-    }
-    if flagged(stored, "novelty") {
-        e.add(NoveltySeeking, 1.0, 1.5);
-    }
-    if flagged(stored, "fair_price") {
-        e.add(PriceFocus, 1.0, 1.5);
-    }
-    if flagged(stored, "advance_notice") {
-        e.add(Trust, 0.2, 0.3);
-        e.add(Commitment, 0.3, 0.3);
-    }
-    if flagged(stored, "contribute_ideas") {
-        e.add(Contribution, 1.0, 1.5);
-        e.add(Reciprocity, 0.8, 1.0);
-    }
-    if input.answers_another_customer {
-        e.add(Contribution, 1.0, 1.5);
-        e.add(Reciprocity, 1.0, 1.0);
-    }
-    if flagged(stored, "will_tell_others") {
-        e.add(Publicness, 1.0, 1.5);
-    }
-    if stored.interaction.public {
-        e.add(Publicness, 1.0, 1.0);
+    let allegation = strength(stored, "allegation");
+    cue(Trust, -1.0, 1.5 * allegation);
+    cue(Valence, -0.8, 0.5 * allegation);
+    cue(Trust, -0.5, 0.7 * strength(stored, "honest_answers"));
+    let churn = strength(stored, "churn_threat");
+    cue(Commitment, -1.0, 1.5 * churn);
+    cue(PowerBalance, 1.0, churn);
+    let long_term = strength(stored, "long_term_commitment");
+    cue(Commitment, 1.0, 1.5 * long_term);
+    cue(Trust, 0.5, 0.5 * long_term);
+    let full_service = strength(stored, "full_service");
+    cue(PowerBalance, 0.9, full_service);
+    cue(Reciprocity, -0.8, full_service);
+    cue(PriceFocus, -0.5, 0.5 * full_service);
+    let fast = strength(stored, "fast_resolution");
+    cue(PowerBalance, 0.6, 0.5 * fast);
+    cue(Intensity, 0.5, 0.5 * fast);
+    let novelty = strength(stored, "novelty");
+    cue(NoveltySeeking, 1.0, 1.5 * novelty);
+    cue(NoveltySeeking, -0.6, 0.2 * (1.0 - novelty));
+    let price = strength(stored, "fair_price");
+    cue(PriceFocus, 1.0, 1.5 * price);
+    cue(PriceFocus, -0.4, 0.15 * (1.0 - price));
+    let notice = strength(stored, "advance_notice");
+    cue(Trust, 0.2, 0.3 * notice);
+    cue(Commitment, 0.3, 0.3 * notice);
+    let helps_others = if input.answers_another_customer {
+        1.0
     } else {
-        e.add(Publicness, -0.6, 0.3);
+        0.0
+    };
+    let ideas = strength(stored, "contribute_ideas").max(helps_others);
+    cue(Contribution, 1.0, 1.5 * ideas);
+    cue(Reciprocity, 0.8, ideas);
+    cue(Contribution, -0.6, 0.2 * (1.0 - ideas));
+    cue(Publicness, 1.0, 1.5 * strength(stored, "will_tell_others"));
+    if stored.interaction.public {
+        cue(Publicness, 1.0, 1.0);
+    } else {
+        cue(Publicness, -0.6, 0.3);
     }
     e
 }
@@ -316,7 +319,8 @@ pub fn build(
             if let Some(language) = &i.language {
                 *languages.entry(language.clone()).or_insert(0) += 1;
             }
-            if i.author.name.is_some() {
+            // A call turn's "name" is the transcriber's speaker label, not a person's.
+            if i.author.name.is_some() && i.channel != rapport_connectors::Channel::Call {
                 name = i.author.name.clone();
             }
         }
@@ -432,7 +436,8 @@ pub fn build(
     })
 }
 
-/// The nearest type, its confidence, and the messages that pulled toward it most.
+/// The nearest type (Euclidean), its confidence, and the messages that pulled toward it
+/// most.
 fn typed(
     scores: &[f32; 10],
     per_message: &[(String, f32, Evidence)],

@@ -78,6 +78,7 @@ pub fn stored(m: Message) -> StoredInteraction {
                 PrototypeScore {
                     score: 0.1,
                     flagged: true,
+                    above_threshold: Some(0.05),
                 },
             )
         })
