@@ -58,7 +58,7 @@ pub struct AnalysisSettings {
 impl Default for AnalysisSettings {
     fn default() -> Self {
         AnalysisSettings {
-            batch_messages: 128,
+            batch_messages: 256,
             batch_wait_ms: 50,
         }
     }

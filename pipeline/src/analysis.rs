@@ -19,7 +19,7 @@
 //! acknowledged for a later retry, and dead-lettered on its last delivery (`max_deliver`),
 //! always with the reason.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -156,16 +156,20 @@ async fn pull(
         .await
         .map_err(|e| topology(format!("consumer {ANALYSIS_CONSUMER}"), e))?;
     let mut batch = Vec::with_capacity(limits.messages);
+    // When the batch in hand must go, full or not: `limits.wait` after its first message.
+    let mut deadline = tokio::time::Instant::now();
     loop {
-        // Wait for the first message of a batch as long as it takes, then at most
-        // `limits.wait` for the rest.
         let next = if batch.is_empty() {
+            // Wait for the first message of a batch as long as it takes.
             tokio::select! {
                 _ = stop.wait_for(|stopped| *stopped) => break,
-                next = messages.next() => next,
+                next = messages.next() => {
+                    deadline = tokio::time::Instant::now() + limits.wait;
+                    next
+                }
             }
         } else {
-            match tokio::time::timeout(limits.wait, messages.next()).await {
+            match tokio::time::timeout_at(deadline, messages.next()).await {
                 Ok(next) => next,
                 Err(_) => {
                     if batches.send(std::mem::take(&mut batch)).await.is_err() {
@@ -225,7 +229,14 @@ async fn analyse(
         if interactions.is_empty() {
             continue;
         }
-        match analyse_batch(&analyzer, &identities, interactions).await {
+        let started = std::time::Instant::now();
+        let analysed_batch = analyse_batch(&analyzer, &identities, interactions).await;
+        debug!(
+            interactions = kept.len(),
+            analyse_ms = started.elapsed().as_millis() as u64,
+            "batch analysed"
+        );
+        match analysed_batch {
             Ok(points) => {
                 let batch = Analysed {
                     points,
@@ -354,15 +365,20 @@ async fn write<S: Store>(
             .iter()
             .filter_map(|p| p.stored.customer_id.clone())
             .collect();
+        // Only a message that meets a flag rule, or an agent's reply (which may evade an
+        // earlier complaint), can give a conversation a new flag.
         let conversations: BTreeSet<String> = points
             .iter()
+            .filter(|p| flags::may_raise(&p.stored, &analyzer.flag_rules))
             .map(|p| p.stored.interaction.conversation_id.clone())
             .collect();
         let stored = async {
+            let started = std::time::Instant::now();
             store
                 .upsert_interactions(points)
                 .await
                 .map_err(|e| e.to_string())?;
+            let upserted = started.elapsed();
             let raised = follow_up(
                 &store,
                 &analyzer,
@@ -371,6 +387,13 @@ async fn write<S: Store>(
                 &mut publisher,
             )
             .await?;
+            debug!(
+                interactions = count,
+                customers = customers.len(),
+                upsert_ms = upserted.as_millis() as u64,
+                follow_up_ms = (started.elapsed() - upserted).as_millis() as u64,
+                "batch stored"
+            );
             Ok::<u64, String>(raised)
         };
         match stored.await {
@@ -405,15 +428,29 @@ async fn follow_up<S: Store>(
     let failed = |e: crate::store::StoreError| e.to_string();
     let mut raised: Vec<(Flag, Vec<f32>)> = Vec::new();
     let mut profiles = Vec::with_capacity(customers.len());
-    for customer in customers {
-        let filter = InteractionFilter {
-            customer_id: Some(customer.clone()),
-            ..Default::default()
-        };
-        let history = store
-            .list_interactions_with_vectors(&filter, profile::PROFILE_WINDOW)
-            .await
-            .map_err(failed)?;
+    // One query for the batch's customers, then each customer's latest history.
+    let mut histories: BTreeMap<String, Vec<(StoredInteraction, Vec<f32>)>> = BTreeMap::new();
+    let all_of_them = InteractionFilter {
+        any_customer: customers.iter().cloned().collect(),
+        ..Default::default()
+    };
+    for (stored, vector) in store
+        .list_interactions_with_vectors(&all_of_them, usize::MAX)
+        .await
+        .map_err(failed)?
+    {
+        if let Some(customer) = stored.customer_id.clone() {
+            histories
+                .entry(customer)
+                .or_default()
+                .push((stored, vector));
+        }
+    }
+    for (customer, mut history) in histories {
+        // Oldest first already; keep the latest window.
+        let skip = history.len().saturating_sub(profile::PROFILE_WINDOW);
+        history.drain(..skip);
+        let customer = &customer;
         let answers = answers_to_other_customers(store, customer, &history).await?;
         let inputs: Vec<ProfileInput> = history
             .iter()
@@ -448,15 +485,24 @@ async fn follow_up<S: Store>(
     }
     store.upsert_customers(profiles).await.map_err(failed)?;
 
-    for conversation in conversations {
-        let filter = InteractionFilter {
-            conversation_id: Some(conversation.clone()),
+    let mut by_conversation: BTreeMap<String, Vec<(StoredInteraction, Vec<f32>)>> = BTreeMap::new();
+    if !conversations.is_empty() {
+        let those = InteractionFilter {
+            any_conversation: conversations.iter().cloned().collect(),
             ..Default::default()
         };
-        let items = store
-            .list_interactions_with_vectors(&filter, usize::MAX)
+        for (stored, vector) in store
+            .list_interactions_with_vectors(&those, usize::MAX)
             .await
-            .map_err(failed)?;
+            .map_err(failed)?
+        {
+            by_conversation
+                .entry(stored.interaction.conversation_id.clone())
+                .or_default()
+                .push((stored, vector));
+        }
+    }
+    for items in by_conversation.values() {
         for flag in flags::conversation_flags(&items, &analyzer.flag_rules) {
             let vector = items
                 .iter()

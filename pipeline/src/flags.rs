@@ -250,6 +250,18 @@ fn excerpt(text: &str) -> String {
     out
 }
 
+/// Whether `stored` could give its conversation a flag it did not have: a customer message
+/// that meets a rule, or an agent's (or bot's) reply, which may evade an earlier complaint.
+/// Conversations of other messages need no second look.
+pub fn may_raise(stored: &StoredInteraction, rules: &FlagRules) -> bool {
+    if !is_customer(stored) {
+        return true;
+    }
+    complaint_probability(stored).is_some_and(|p| p >= rules.complaint_threshold)
+        || flagged(stored, "allegation")
+        || flagged(stored, "churn_threat")
+}
+
 /// The flags one conversation raises, from all of its stored interactions (any order;
 /// vectors alongside, for judging whether a reply answers a complaint).
 pub fn conversation_flags(

@@ -277,6 +277,19 @@ fn interaction_filter(filter: &InteractionFilter) -> Option<Filter> {
     if let Some(channel) = filter.channel {
         must.push(keyword("channel", channel.as_str()));
     }
+    for (field, values) in [
+        ("customer_id", &filter.any_customer),
+        ("conversation_id", &filter.any_conversation),
+    ] {
+        if !values.is_empty() {
+            must.push(Condition::Filter(Filter {
+                should: Some(values.iter().map(|v| keyword(field, v)).collect()),
+                must: None,
+                min_should: None,
+                must_not: None,
+            }));
+        }
+    }
     if let Some(since) = filter.since {
         must.push(Condition::Field(FieldCondition::new_range(
             OCCURRED_TS.try_into().expect("a valid path"),

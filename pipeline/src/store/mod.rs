@@ -123,6 +123,10 @@ pub struct Scored<T> {
 pub struct InteractionFilter {
     pub customer_id: Option<String>,
     pub conversation_id: Option<String>,
+    /// Any of these customers (empty: no constraint): one query for a batch's customers.
+    pub any_customer: Vec<String>,
+    /// Any of these conversations (empty: no constraint).
+    pub any_conversation: Vec<String>,
     pub channel: Option<Channel>,
     /// Occurred at or after.
     pub since: Option<OffsetDateTime>,
