@@ -503,7 +503,7 @@ async fn follow_up<S: Store>(
         }
     }
     for items in by_conversation.values() {
-        for flag in flags::conversation_flags(&items, &analyzer.flag_rules) {
+        for flag in flags::conversation_flags(items, &analyzer.flag_rules) {
             let vector = items
                 .iter()
                 .find(|(s, _)| flag.evidence.first() == Some(&s.interaction.id))
