@@ -10,7 +10,8 @@ use serde::Serialize;
 use crate::flags::Flag;
 use crate::profile::{CustomerProfile, Relationship};
 use crate::store::{
-    CustomerSpace, FlagFilter, InteractionFilter, Scored, Store, StoreError, StoredInteraction,
+    CustomerPoint, CustomerSpace, FlagFilter, InteractionFilter, Scored, Store, StoreError,
+    StoredInteraction,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,19 @@ impl SimilarCustomer {
     }
 }
 
+/// One stored customer, or [`QueryError::UnknownCustomer`].
+async fn customer_point<S: Store>(
+    store: &S,
+    customer_id: &str,
+) -> Result<CustomerPoint, QueryError> {
+    store
+        .customers(&[customer_id.to_string()])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| QueryError::UnknownCustomer(customer_id.to_string()))
+}
+
 /// The `k` customers nearest to `customer_id`: by what they write about (`Semantic`) or
 /// by how they relate to the company (`Relationship`).
 pub async fn similar<S: Store>(
@@ -52,12 +66,7 @@ pub async fn similar<S: Store>(
     k: usize,
     space: CustomerSpace,
 ) -> Result<Vec<SimilarCustomer>, QueryError> {
-    let point = store
-        .customers(&[customer_id.to_string()])
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| QueryError::UnknownCustomer(customer_id.to_string()))?;
+    let point = customer_point(store, customer_id).await?;
     let vector = match space {
         CustomerSpace::Semantic => point.semantic,
         CustomerSpace::Relationship => point.relationship,
@@ -251,12 +260,7 @@ pub async fn customer<S: Store>(
     catalogue: &RelationshipCatalogue,
     customer_id: &str,
 ) -> Result<CustomerView, QueryError> {
-    let point = store
-        .customers(&[customer_id.to_string()])
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| QueryError::UnknownCustomer(customer_id.to_string()))?;
+    let point = customer_point(store, customer_id).await?;
     let profile = point.profile;
     let kind = profile
         .relationship

@@ -359,6 +359,11 @@ fn scroll_all(
     }
 }
 
+/// Rapport ids → the engine's point ids, by one of the UUIDv5 schemes.
+fn point_ids(ids: &[String], scheme: fn(&str) -> uuid::Uuid) -> Vec<PointId> {
+    ids.iter().map(|id| PointId::Uuid(scheme(id))).collect()
+}
+
 fn retrieve(
     shard: &EdgeShard,
     ids: &[PointId],
@@ -475,10 +480,7 @@ impl Store for EdgeStore {
     }
 
     async fn interactions(&self, ids: &[String]) -> Result<Vec<StoredInteraction>, StoreError> {
-        let ids: Vec<PointId> = ids
-            .iter()
-            .map(|id| PointId::Uuid(interaction_point_id(id)))
-            .collect();
+        let ids = point_ids(ids, interaction_point_id);
         self.blocking("retrieve", move |inner| {
             retrieve(&inner.interactions, &ids, false)?
                 .into_iter()
@@ -551,10 +553,7 @@ impl Store for EdgeStore {
     }
 
     async fn customers(&self, ids: &[String]) -> Result<Vec<CustomerPoint>, StoreError> {
-        let ids: Vec<PointId> = ids
-            .iter()
-            .map(|id| PointId::Uuid(customer_point_id(id)))
-            .collect();
+        let ids = point_ids(ids, customer_point_id);
         self.blocking("retrieve", move |inner| {
             retrieve(&inner.customers, &ids, true)?
                 .into_iter()
@@ -658,10 +657,7 @@ impl Store for EdgeStore {
     }
 
     async fn existing_flags(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
-        let point_ids: Vec<PointId> = ids
-            .iter()
-            .map(|id| PointId::Uuid(flag_point_id(id)))
-            .collect();
+        let point_ids = point_ids(ids, flag_point_id);
         let ids = ids.to_vec();
         self.blocking("retrieve", move |inner| {
             let found: std::collections::HashSet<PointId> =
