@@ -147,6 +147,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Work a flag: acknowledge or resolve it, recording who did.
+    Flag {
+        id: String,
+        #[arg(long, value_parser = ["open", "acknowledged", "resolved"])]
+        status: String,
+        /// Who (an agent's name or login).
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// One customer: profile, relationship type with evidence, timeline, flags, similar.
     Customer {
         id: String,
@@ -349,6 +360,12 @@ async fn dispatch(cli: Cli) -> u8 {
             code(query_cmd::flags(&config, kind.as_deref(), status.as_deref(), json).await)
         }
         Command::Customer { id, json } => code(query_cmd::customer(&config, &id, json).await),
+        Command::Flag {
+            id,
+            status,
+            by,
+            json,
+        } => code(query_cmd::set_flag_status(&config, &id, &status, &by, json).await),
         Command::Identities {
             command: IdentitiesCommand::Import { file, json },
         } => code(query_cmd::import_identities(&config, &file, json).await),

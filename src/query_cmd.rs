@@ -9,7 +9,7 @@ use rapport_connectors::Channel;
 use rapport_pipeline::flags::{Flag, FlagKind, FlagStatus};
 use rapport_pipeline::profile::Relationship;
 use rapport_pipeline::queries::{self, CustomerHits, PortfolioRow, QueryError, SimilarCustomer};
-use rapport_pipeline::store::{CustomerSpace, EdgeStore, FlagFilter, InteractionFilter};
+use rapport_pipeline::store::{CustomerSpace, EdgeStore, FlagFilter, InteractionFilter, Store};
 
 use crate::{EXIT_CONFIG, EXIT_FAILURE};
 
@@ -290,6 +290,42 @@ pub(crate) fn print_flags(flags: &[Flag]) {
             clip(&f.excerpt, 70)
         );
     }
+}
+
+/// `rapport flag ID --status S --by WHO`.
+pub async fn set_flag_status(
+    config: &Config,
+    id: &str,
+    status: &str,
+    by: &str,
+    json: bool,
+) -> Result<(), u8> {
+    let status = FlagStatus::parse(status).ok_or_else(|| {
+        eprintln!("rapport: --status {status:?} is not one of open, acknowledged, resolved");
+        EXIT_CONFIG
+    })?;
+    let store = open_store(config)?;
+    let now = time::OffsetDateTime::now_utc();
+    match store.set_flag_status(id, status, by, now).await {
+        Ok(Some(flag)) => {
+            if json {
+                print_json(&flag);
+            } else {
+                print_flags(&[flag]);
+            }
+            Ok(())
+        }
+        Ok(None) => {
+            eprintln!("rapport: no flag {id} in the store (`rapport flags` lists them)");
+            Err(EXIT_NOT_FOUND)
+        }
+        Err(e) => Err(fail_store(e)),
+    }
+}
+
+fn fail_store(e: rapport_pipeline::store::StoreError) -> u8 {
+    eprintln!("rapport: {e}");
+    EXIT_FAILURE
 }
 
 pub async fn customer(config: &Config, id: &str, json: bool) -> Result<(), u8> {

@@ -208,6 +208,50 @@ async fn the_demo_analyses_the_corpus_as_its_answer_key_says() {
         "{agree} of {} customers typed as intended",
         key.len()
     );
+    // Customer service works the queue: acknowledge a flag through the CLI, and the
+    // queue shows who did it; an unknown flag is exit 4.
+    drop(store);
+    let cli = |args: &[&str]| {
+        Command::new(RAPPORT)
+            .args(args)
+            .env_clear()
+            .env("RAPPORT_DATA_DIR", data.path())
+            .env("RAPPORT_MODELS_CACHE", &cache)
+            .output()
+            .unwrap()
+    };
+    let superuser = flags.iter().find(|f| f["kind"] == "superuser").unwrap()["id"]
+        .as_str()
+        .unwrap();
+    let done = cli(&[
+        "flag",
+        superuser,
+        "--status",
+        "acknowledged",
+        "--by",
+        "mette",
+        "--json",
+    ]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let queue = cli(&["flags", "--status", "acknowledged", "--json"]);
+    let queue: Value = serde_json::from_slice(&queue.stdout).unwrap();
+    assert_eq!(queue.as_array().unwrap().len(), 1);
+    assert_eq!(queue[0]["id"], superuser);
+    assert_eq!(queue[0]["status_by"], "mette");
+    let unknown = cli(&[
+        "flag",
+        "complaint:nope",
+        "--status",
+        "resolved",
+        "--by",
+        "x",
+    ]);
+    assert_eq!(unknown.status.code(), Some(4));
+
     // Similar customers for two of them, nearest first.
     let similar = report["similar"].as_array().unwrap();
     assert_eq!(similar.len(), 2);
