@@ -8,7 +8,7 @@
 //! | `honesty` | conversation + `evasive_reply` | the first agent reply after a complaint neither acknowledges nor answers it |
 //! | `churn_risk` | conversation | the customer threatens to leave (`churn_threat` label) |
 //! | `public_escalation` | conversation | a complaint in a public post |
-//! | `superuser` | customer | the customer has publicly answered ≥ `superuser_min_answers` other customers |
+//! | `superuser` | customer | the customer has publicly answered ≥ `superuser_min_answers` other customers' questions |
 //!
 //! The id is derived from the cause, so a redelivered or replayed interaction re-raises
 //! the same flag: it is published on `rapport.flags.<kind>` with that id as `Nats-Msg-Id`
