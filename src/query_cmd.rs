@@ -33,15 +33,24 @@ pub(crate) fn open_store(config: &Config) -> Result<EdgeStore, u8> {
     })
 }
 
-fn text_dims(config: &Config) -> Result<usize, u8> {
+/// The encoder behind the stored text vectors: the one the signal heads were trained on.
+fn text_encoder(config: &Config) -> Result<&'static rapport_models::ModelSpec, u8> {
     let head = crate::signals_cmd::head_in_use(config, rapport_models::signals::SIGNALS[0].name)
         .map_err(|e| {
             eprintln!("rapport: {e}");
             EXIT_CONFIG
         })?;
-    rapport_models::by_name(&head.card.encoder)
-        .map(|spec| spec.dims)
-        .ok_or(EXIT_CONFIG)
+    rapport_models::by_name(&head.card.encoder).ok_or_else(|| {
+        eprintln!(
+            "rapport: the signal heads name an unknown encoder {}",
+            head.card.encoder
+        );
+        EXIT_CONFIG
+    })
+}
+
+fn text_dims(config: &Config) -> Result<usize, u8> {
+    Ok(text_encoder(config)?.dims)
 }
 
 pub(crate) fn catalogue(config: &Config) -> Result<RelationshipCatalogue, u8> {
@@ -86,20 +95,26 @@ pub async fn similar(
     if json {
         print_json(&found);
     } else {
-        print_similar(&found);
+        print_similar(&found, space);
     }
     Ok(())
 }
 
-pub(crate) fn print_similar(found: &[SimilarCustomer]) {
+/// Semantic similarity is a cosine (higher is nearer); relationship similarity a
+/// Euclidean distance in the ten dimensions (lower is nearer): the column says which.
+pub(crate) fn print_similar(found: &[SimilarCustomer], space: CustomerSpace) {
+    let column = match space {
+        CustomerSpace::Semantic => "cosine",
+        CustomerSpace::Relationship => "distance",
+    };
     println!(
-        "{:<22} {:<24} {:>7}  {:<20} channels",
-        "customer", "name", "score", "relationship"
+        "{:<22} {:<24} {:>8}  {:<20} channels",
+        "customer", "name", column, "relationship"
     );
     for s in found {
         let channels: Vec<String> = s.channels.iter().map(|(c, n)| format!("{c} {n}")).collect();
         println!(
-            "{:<22} {:<24} {:>7.3}  {:<20} {}",
+            "{:<22} {:<24} {:>8.3}  {:<20} {}",
             s.customer_id,
             clip(s.name.as_deref().unwrap_or("-"), 24),
             s.score,
@@ -134,7 +149,10 @@ pub async fn search(
         })?),
     };
     let store = open_store(config)?;
-    let encoder = crate::models_cmd::load_encoder(config, None, None, None)?;
+    // The query is embedded by the encoder the stored vectors came from.
+    let spec = text_encoder(config)?;
+    crate::analysis_cmd::ensure_imported(config, spec)?;
+    let encoder = crate::models_cmd::load_encoder(config, Some(spec.name), None, None)?;
     let query = encoder
         .embed(&[text], config.settings.models.max_batch_tokens)
         .map_err(|e| {
@@ -408,7 +426,7 @@ pub async fn customer(config: &Config, id: &str, json: bool) -> Result<(), u8> {
         }
     }
     println!("  similar customers:");
-    print_similar(&view.similar);
+    print_similar(&view.similar, CustomerSpace::Semantic);
     Ok(())
 }
 

@@ -252,6 +252,26 @@ async fn the_demo_analyses_the_corpus_as_its_answer_key_says() {
     ]);
     assert_eq!(unknown.status.code(), Some(4));
 
+    // Semantic search across languages: an English query finds the Swedish customer whose
+    // remote is broken, and a Norwegian one the double charge, each grouped by customer.
+    for (query, name) in [
+        ("the remote control is broken", "Ebba Lindahl"),
+        ("dobbelt trukket for ordren", "Eirik Halvorsen"),
+    ] {
+        let out = cli(&["search", query, "--k", "3", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let groups: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            groups[0]["customer_id"].as_str(),
+            customer_of(name).as_deref(),
+            "{query}: {groups}"
+        );
+    }
+
     // Similar customers for two of them, nearest first.
     let similar = report["similar"].as_array().unwrap();
     assert_eq!(similar.len(), 2);
