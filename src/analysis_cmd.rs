@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use rapport_config::Config;
 use rapport_config::relationships::RelationshipCatalogue;
+use rapport_config::{Config, Settings};
 use rapport_models::{ModelSpec, catalogue, package, signals};
 use rapport_pipeline::analysis::Analyzer;
 use rapport_pipeline::flags::FlagRules;
@@ -70,15 +70,23 @@ pub(crate) fn load_analyzer(config: &Config) -> Result<Arc<Analyzer>, u8> {
         classifier,
         redactor: Redactor::from_settings(&settings.privacy),
         catalogue,
-        profile_rules: ProfileRules {
-            half_life_days: settings.profiles.half_life_days,
-            min_messages: settings.profiles.min_messages,
-            complaint_threshold: settings.flags.complaint_threshold,
-        },
-        flag_rules: FlagRules {
-            complaint_threshold: settings.flags.complaint_threshold,
-            answer_similarity: settings.flags.answer_similarity,
-            superuser_min_answers: settings.flags.superuser_min_answers,
-        },
+        profile_rules: profile_rules(settings),
+        flag_rules: flag_rules(settings),
     }))
+}
+
+pub(crate) fn profile_rules(settings: &Settings) -> ProfileRules {
+    ProfileRules {
+        half_life_days: settings.profiles.half_life_days,
+        min_messages: settings.profiles.min_messages,
+        complaint_threshold: settings.flags.complaint_threshold,
+    }
+}
+
+pub(crate) fn flag_rules(settings: &Settings) -> FlagRules {
+    FlagRules {
+        complaint_threshold: settings.flags.complaint_threshold,
+        answer_similarity: settings.flags.answer_similarity,
+        superuser_min_answers: settings.flags.superuser_min_answers,
+    }
 }

@@ -450,22 +450,68 @@ pub async fn import_identities(config: &Config, file: &Path, json: bool) -> Resu
             eprintln!("rapport: {e}");
             EXIT_FAILURE
         })?;
-    let identities = rapport_pipeline::identities::Identities::new(bus.identities.clone());
-    let report = identities.import(&rows).await;
+    let result = import_into(config, &bus, &rows).await;
     bus.shutdown().await;
-    let report = report.map_err(|e| {
-        eprintln!("rapport: {e}");
-        EXIT_FAILURE
-    })?;
+    let report = result?;
     if json {
         print_json(&report);
     } else {
         println!(
-            "imported {} customers ({} identity keys); {} rows merged customers known apart before",
-            report.customers, report.ids, report.merged
+            "imported {} customers ({} identity keys)",
+            report.customers, report.ids
         );
+        for (from, to) in &report.merged {
+            println!("merged {from} into {to}");
+        }
     }
     Ok(())
+}
+
+/// Plans the import; when it merges customers that already have a history, moves that
+/// history in the store and rebuilds the kept customers' profiles. The store must be free
+/// for that (no running `rapport run`), and nothing is written until it is.
+async fn import_into(
+    config: &Config,
+    bus: &rapport_pipeline::Bus,
+    rows: &[rapport_pipeline::identities::CrmCustomer],
+) -> Result<rapport_pipeline::identities::ImportReport, u8> {
+    let failed = |e: rapport_pipeline::identities::IdentityError| {
+        eprintln!("rapport: {e}");
+        EXIT_FAILURE
+    };
+    let identities = rapport_pipeline::identities::Identities::new(bus.identities.clone());
+    let planned = identities.plan(rows).await.map_err(failed)?;
+    let merges = planned.iter().any(|row| !row.merged_from.is_empty());
+    let store = if merges && config.settings.store_dir().exists() {
+        Some(open_store(config).inspect_err(|_| {
+            eprintln!(
+                "rapport: this import merges customers whose history is stored; stop `rapport run`, import, then start it again (nothing was changed)"
+            )
+        })?)
+    } else {
+        None
+    };
+    let report = identities.apply(&planned).await.map_err(failed)?;
+    if let Some(store) = store {
+        let mut kept = std::collections::BTreeSet::new();
+        for (from, to) in &report.merged {
+            store.merge_customers(from, to).await.map_err(fail_store)?;
+            kept.insert(to.clone());
+        }
+        rapport_pipeline::analysis::rebuild_profiles(
+            &store,
+            &kept,
+            &catalogue(config)?,
+            &crate::analysis_cmd::profile_rules(&config.settings),
+            &crate::analysis_cmd::flag_rules(&config.settings),
+        )
+        .await
+        .map_err(|e| {
+            eprintln!("rapport: {e}");
+            EXIT_FAILURE
+        })?;
+    }
+    Ok(report)
 }
 
 fn clip(text: &str, max: usize) -> String {

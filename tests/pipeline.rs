@@ -459,6 +459,49 @@ async fn worker_stores_analysed_interactions_and_dead_letters_bad_input() {
         ..Default::default()
     };
     assert_eq!(store.count_interactions(&later).await.unwrap(), 4);
+
+    // The CRM says Erik's handle is Anna's: importing it merges Erik into Anna (her
+    // e-mail is the row's first known id), moving his history and rebuilding her profile.
+    drop(store);
+    let crm = data.join("crm.csv");
+    std::fs::write(
+        &crm,
+        "customer,email,handle\nA-1,anna.jensen@example.dk,mastodon:@erik@example.se\n",
+    )
+    .unwrap();
+    let import = support::rapport(
+        &["identities", "import", crm.to_str().unwrap()],
+        Some(&nats.url()),
+        &data,
+        &[(
+            "RAPPORT_MODELS_DIR",
+            models_dir().unwrap().to_str().unwrap(),
+        )],
+    );
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&import.stdout).contains(&format!("merged {erik} into {anna}")),
+        "{}",
+        String::from_utf8_lossy(&import.stdout)
+    );
+    let store = open_store(&data);
+    let annas = InteractionFilter {
+        customer_id: Some(anna.clone()),
+        ..Default::default()
+    };
+    assert_eq!(store.count_interactions(&annas).await.unwrap(), 5);
+    let profiles = store.all_customers().await.unwrap();
+    assert!(
+        profiles.iter().all(|p| p.customer_id != erik),
+        "Erik's profile is gone"
+    );
+    let merged = profiles.iter().find(|p| p.customer_id == anna).unwrap();
+    assert_eq!(merged.interactions, 5);
+    assert_eq!(merged.channels["social"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -426,64 +426,14 @@ async fn follow_up<S: Store>(
     publisher: &mut Publisher,
 ) -> Result<u64, String> {
     let failed = |e: crate::store::StoreError| e.to_string();
-    let mut raised: Vec<(Flag, Vec<f32>)> = Vec::new();
-    let mut profiles = Vec::with_capacity(customers.len());
-    // One query for the batch's customers, then each customer's latest history.
-    let mut histories: BTreeMap<String, Vec<(StoredInteraction, Vec<f32>)>> = BTreeMap::new();
-    let all_of_them = InteractionFilter {
-        any_customer: customers.iter().cloned().collect(),
-        ..Default::default()
-    };
-    for (stored, vector) in store
-        .list_interactions_with_vectors(&all_of_them, usize::MAX)
-        .await
-        .map_err(failed)?
-    {
-        if let Some(customer) = stored.customer_id.clone() {
-            histories
-                .entry(customer)
-                .or_default()
-                .push((stored, vector));
-        }
-    }
-    for (customer, mut history) in histories {
-        // Oldest first already; keep the latest window.
-        let skip = history.len().saturating_sub(profile::PROFILE_WINDOW);
-        history.drain(..skip);
-        let customer = &customer;
-        let answers = answers_to_other_customers(store, customer, &history).await?;
-        let inputs: Vec<ProfileInput> = history
-            .iter()
-            .map(|(stored, vector)| ProfileInput {
-                stored,
-                vector,
-                answers_another_customer: answers.contains(&stored.interaction.id),
-            })
-            .collect();
-        let Some(built) = profile::build(
-            customer,
-            &inputs,
-            &analyzer.catalogue,
-            &analyzer.profile_rules,
-        ) else {
-            continue;
-        };
-        let answering: Vec<&StoredInteraction> = history
-            .iter()
-            .map(|(s, _)| s)
-            .filter(|s| answers.contains(&s.interaction.id))
-            .collect();
-        if let Some(flag) = flags::superuser_flag(&built.profile, &answering, &analyzer.flag_rules)
-        {
-            raised.push((flag, built.semantic.clone()));
-        }
-        profiles.push(CustomerPoint {
-            profile: built.profile,
-            semantic: built.semantic,
-            relationship: built.relationship,
-        });
-    }
-    store.upsert_customers(profiles).await.map_err(failed)?;
+    let mut raised = rebuild_profiles(
+        store,
+        customers,
+        &analyzer.catalogue,
+        &analyzer.profile_rules,
+        &analyzer.flag_rules,
+    )
+    .await?;
 
     let mut by_conversation: BTreeMap<String, Vec<(StoredInteraction, Vec<f32>)>> = BTreeMap::new();
     if !conversations.is_empty() {
@@ -543,6 +493,71 @@ async fn follow_up<S: Store>(
     }
     let new = store.insert_new_flags(raised).await.map_err(failed)?;
     Ok(new.len() as u64)
+}
+
+/// Recomputes and stores the profiles of `customers` from their stored interactions;
+/// returns the superuser flags they now call for (not yet published or stored).
+pub async fn rebuild_profiles<S: Store>(
+    store: &S,
+    customers: &BTreeSet<String>,
+    catalogue: &RelationshipCatalogue,
+    profile_rules: &ProfileRules,
+    flag_rules: &FlagRules,
+) -> Result<Vec<(Flag, Vec<f32>)>, String> {
+    let failed = |e: crate::store::StoreError| e.to_string();
+    let mut superusers: Vec<(Flag, Vec<f32>)> = Vec::new();
+    let mut profiles = Vec::with_capacity(customers.len());
+    // One query for the batch's customers, then each customer's latest history.
+    let mut histories: BTreeMap<String, Vec<(StoredInteraction, Vec<f32>)>> = BTreeMap::new();
+    let all_of_them = InteractionFilter {
+        any_customer: customers.iter().cloned().collect(),
+        ..Default::default()
+    };
+    for (stored, vector) in store
+        .list_interactions_with_vectors(&all_of_them, usize::MAX)
+        .await
+        .map_err(failed)?
+    {
+        if let Some(customer) = stored.customer_id.clone() {
+            histories
+                .entry(customer)
+                .or_default()
+                .push((stored, vector));
+        }
+    }
+    for (customer, mut history) in histories {
+        // Oldest first already; keep the latest window.
+        let skip = history.len().saturating_sub(profile::PROFILE_WINDOW);
+        history.drain(..skip);
+        let customer = &customer;
+        let answers = answers_to_other_customers(store, customer, &history).await?;
+        let inputs: Vec<ProfileInput> = history
+            .iter()
+            .map(|(stored, vector)| ProfileInput {
+                stored,
+                vector,
+                answers_another_customer: answers.contains(&stored.interaction.id),
+            })
+            .collect();
+        let Some(built) = profile::build(customer, &inputs, catalogue, profile_rules) else {
+            continue;
+        };
+        let answering: Vec<&StoredInteraction> = history
+            .iter()
+            .map(|(s, _)| s)
+            .filter(|s| answers.contains(&s.interaction.id))
+            .collect();
+        if let Some(flag) = flags::superuser_flag(&built.profile, &answering, flag_rules) {
+            superusers.push((flag, built.semantic.clone()));
+        }
+        profiles.push(CustomerPoint {
+            profile: built.profile,
+            semantic: built.semantic,
+            relationship: built.relationship,
+        });
+    }
+    store.upsert_customers(profiles).await.map_err(failed)?;
+    Ok(superusers)
 }
 
 /// The customer's public replies to another customer's question (a post with a `?`, so

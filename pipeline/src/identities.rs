@@ -252,30 +252,41 @@ pub fn read_crm_csv(text: &str, file: &str) -> Result<Vec<CrmCustomer>, Vec<Stri
 }
 
 /// What an import did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ImportReport {
     pub customers: u64,
     pub ids: u64,
-    /// Rows whose ids were already linked to two or more customers, now one.
-    pub merged: u64,
+    /// Customers known apart before and now one: `(merged away, kept)`.
+    pub merged: Vec<(String, String)>,
+}
+
+/// One CRM row resolved against the bucket, before anything is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedRow {
+    pub ids: Vec<String>,
+    /// The customer the row's ids will point at.
+    pub customer: String,
+    /// Other customers the row's ids pointed at: they merge into `customer`.
+    pub merged_from: Vec<String>,
 }
 
 impl Identities {
-    /// Links each row's ids to one customer. The merge rule: the customer already known
-    /// for the row's first known id keeps its id (its history stays attached); every other
-    /// id of the row, including ids linked to another customer before, is pointed at it.
-    /// Rows with no known id get `crm-<customer>` when the CRM number is given, else the id
-    /// a new author would get.
-    pub async fn import(&self, customers: &[CrmCustomer]) -> Result<ImportReport, IdentityError> {
-        let mut report = ImportReport::default();
-        for row in customers {
-            let mut known = Vec::new();
+    /// Resolves each row without writing. The merge rule: the customer already known for
+    /// the row's first known id keeps its id (its history stays attached); every other id
+    /// of the row, including ids linked to another customer before, will point at it, and
+    /// those other customers merge into it. Rows with no known id get `crm-<customer>`
+    /// when the CRM number is given, else the id a new author would get.
+    pub async fn plan(&self, rows: &[CrmCustomer]) -> Result<Vec<PlannedRow>, IdentityError> {
+        let mut planned = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut known: Vec<String> = Vec::new();
             for id in &row.ids {
-                if let Some(customer) = self.get(&identity_key(id)).await? {
+                if let Some(customer) = self.get(&identity_key(id)).await?
+                    && !known.contains(&customer)
+                {
                     known.push(customer);
                 }
             }
-            known.dedup();
             let customer = match known.first() {
                 Some(customer) => customer.clone(),
                 None => match &row.crm_id {
@@ -283,14 +294,34 @@ impl Identities {
                     None => new_customer_id(&row.ids[0]),
                 },
             };
-            if known.iter().any(|k| *k != customer) {
-                report.merged += 1;
-            }
-            self.assign(&row.ids, &customer).await?;
+            planned.push(PlannedRow {
+                ids: row.ids.clone(),
+                merged_from: known.into_iter().filter(|k| *k != customer).collect(),
+                customer,
+            });
+        }
+        Ok(planned)
+    }
+
+    /// Points every planned row's ids at its customer.
+    pub async fn apply(&self, planned: &[PlannedRow]) -> Result<ImportReport, IdentityError> {
+        let mut report = ImportReport::default();
+        for row in planned {
+            self.assign(&row.ids, &row.customer).await?;
             report.customers += 1;
             report.ids += row.ids.len() as u64;
+            for from in &row.merged_from {
+                report.merged.push((from.clone(), row.customer.clone()));
+            }
         }
         Ok(report)
+    }
+
+    /// [`Identities::plan`] then [`Identities::apply`]: for a bucket whose customers have
+    /// no stored history to move yet (the demo imports before it ingests).
+    pub async fn import(&self, rows: &[CrmCustomer]) -> Result<ImportReport, IdentityError> {
+        let planned = self.plan(rows).await?;
+        self.apply(&planned).await
     }
 }
 

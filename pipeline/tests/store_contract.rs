@@ -282,6 +282,31 @@ async fn contract<S: Store>(store: &S) {
             .unwrap()
             .is_none()
     );
+
+    // Merging: Erik's interactions and flags move to Anna, his profile goes.
+    store
+        .insert_new_flags(vec![(
+            flag("superuser:erik", FlagKind::Superuser, "erik"),
+            unit(2),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(store.merge_customers("erik", "anna").await.unwrap(), 1);
+    assert_eq!(store.count_interactions(&anna).await.unwrap(), 3);
+    let eriks = InteractionFilter {
+        customer_id: Some("erik".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.count_interactions(&eriks).await.unwrap(), 0);
+    assert!(store.customers(&["erik".into()]).await.unwrap().is_empty());
+    let annas_flags = store
+        .flags(&FlagFilter {
+            customer_id: Some("anna".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(annas_flags.len(), 3);
 }
 
 #[tokio::test]
@@ -308,7 +333,11 @@ async fn edge_store_meets_the_contract_and_keeps_it_across_a_reopen() {
             .unwrap(),
         3
     );
-    assert_eq!(store.all_customers().await.unwrap().len(), 3);
+    assert_eq!(
+        store.all_customers().await.unwrap().len(),
+        2,
+        "Erik merged into Anna"
+    );
     drop(store);
     // A store filled by another encoder is refused, naming both sizes.
     match EdgeStore::open(dir.path(), DIMS * 2) {

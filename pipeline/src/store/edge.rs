@@ -19,9 +19,9 @@ use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
     Condition, CountRequest, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, FieldCondition,
     FieldIndexOperations, Filter, Match, MatchValue, NamedQuery, Payload, PayloadFieldSchema,
-    PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStruct, QueryEnum,
-    QueryRequest, Range, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants,
-    VectorInternal, VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
+    PayloadOps, PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStruct,
+    QueryEnum, QueryRequest, Range, ScoringQuery, ScrollRequest, SetPayloadOp, UpdateOperation,
+    ValueVariants, VectorInternal, VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -525,6 +525,48 @@ impl Store for EdgeStore {
             })
             .await?;
         Ok(timeline(found, limit, |(s, _)| s))
+    }
+
+    async fn merge_customers(&self, from: &str, to: &str) -> Result<u64, StoreError> {
+        let from = from.to_string();
+        let to = to.to_string();
+        self.blocking("merge", move |inner| {
+            let _write = inner.write.lock().unwrap_or_else(|e| e.into_inner());
+            let owned_by_from = || all_of(vec![keyword("customer_id", &from)]);
+            let moved = inner
+                .interactions
+                .count(CountRequest {
+                    filter: owned_by_from(),
+                    exact: true,
+                })
+                .map_err(failed("count"))?;
+            let mut owner = serde_json::Map::new();
+            owner.insert("customer_id".into(), Value::String(to.clone()));
+            for shard in [&inner.interactions, &inner.flags] {
+                shard
+                    .update(UpdateOperation::PayloadOperation(PayloadOps::SetPayload(
+                        SetPayloadOp {
+                            payload: Payload(owner.clone().into_iter().collect()),
+                            points: None,
+                            filter: owned_by_from(),
+                            key: None,
+                        },
+                    )))
+                    .map_err(failed("merge"))?;
+                shard.flush();
+            }
+            inner
+                .customers
+                .update(UpdateOperation::PointOperation(
+                    PointOperations::DeletePoints {
+                        ids: vec![PointId::Uuid(customer_point_id(&from))],
+                    },
+                ))
+                .map_err(failed("merge"))?;
+            inner.customers.flush();
+            Ok(moved as u64)
+        })
+        .await
     }
 
     async fn upsert_customers(&self, customers: Vec<CustomerPoint>) -> Result<(), StoreError> {

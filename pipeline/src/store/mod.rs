@@ -200,6 +200,15 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<(StoredInteraction, Vec<f32>)>, StoreError>> + Send;
 
+    /// Moves what is stored under customer `from` to `to`: its interactions and flags
+    /// change owner and its profile is removed (rebuild `to`'s afterwards). Returns the
+    /// interactions moved. The history half of merging two customers into one.
+    fn merge_customers(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Inserts or overwrites, by customer id.
     fn upsert_customers(
         &self,
