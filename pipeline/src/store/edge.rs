@@ -403,6 +403,21 @@ fn nearest(
         .map_err(failed("search"))
 }
 
+/// Search hits with their payloads read as `T`.
+fn scored<T: DeserializeOwned>(
+    points: Vec<qdrant_edge::ScoredPoint>,
+) -> Result<Vec<Scored<T>>, StoreError> {
+    points
+        .into_iter()
+        .map(|point| {
+            Ok(Scored {
+                score: point.score,
+                item: from_payload(&point.id, point.payload)?,
+            })
+        })
+        .collect()
+}
+
 /// Oldest first, the latest `limit`.
 fn timeline<T>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> &StoredInteraction) -> Vec<T> {
     items.sort_by(|a, b| {
@@ -466,15 +481,13 @@ impl Store for EdgeStore {
     ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
         let filter = interaction_filter(filter);
         self.blocking("search", move |inner| {
-            nearest(&inner.interactions, vector, TEXT_VECTOR, filter, limit)?
-                .into_iter()
-                .map(|point| {
-                    Ok(Scored {
-                        score: point.score,
-                        item: from_payload(&point.id, point.payload)?,
-                    })
-                })
-                .collect()
+            scored(nearest(
+                &inner.interactions,
+                vector,
+                TEXT_VECTOR,
+                filter,
+                limit,
+            )?)
         })
         .await
     }
@@ -626,15 +639,13 @@ impl Store for EdgeStore {
                 min_should: None,
                 must_not: Some(vec![keyword("customer_id", id)]),
             });
-            nearest(&inner.customers, vector, space.vector_name(), filter, limit)?
-                .into_iter()
-                .map(|point| {
-                    Ok(Scored {
-                        score: point.score,
-                        item: from_payload(&point.id, point.payload)?,
-                    })
-                })
-                .collect()
+            scored(nearest(
+                &inner.customers,
+                vector,
+                space.vector_name(),
+                filter,
+                limit,
+            )?)
         })
         .await
     }
