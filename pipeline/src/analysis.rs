@@ -33,7 +33,9 @@ use rapport_models::classify::{Classifier, Speaker};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::bus::{ANALYSIS_CONSUMER, BusError, BusHandle, INTERACTIONS_STREAM, Publisher};
+use crate::bus::{
+    BusError, BusHandle, INTERACTIONS_STREAM, Publisher, analysis_pull_consumer, topology,
+};
 use crate::dlq::DeadLetter;
 use crate::flags::{self, Flag, FlagRules};
 use crate::identities::Identities;
@@ -99,14 +101,7 @@ pub async fn run<S: Store>(
         max_deliver: settings.nats.max_deliver,
         dlq_max_raw_bytes: settings.ingest.dlq_max_raw_bytes,
     };
-    let consumer: PullConsumer = bus
-        .jetstream
-        .get_stream(INTERACTIONS_STREAM)
-        .await
-        .map_err(|e| topology(format!("stream {INTERACTIONS_STREAM}"), e))?
-        .get_consumer(ANALYSIS_CONSUMER)
-        .await
-        .map_err(|e| topology(format!("consumer {ANALYSIS_CONSUMER}"), e))?;
+    let consumer = analysis_pull_consumer(&bus.jetstream).await?;
     let (batch_tx, batch_rx) = mpsc::channel(1);
     let (stored_tx, stored_rx) = mpsc::channel(1);
     let identities = Identities::new(bus.identities.clone());
@@ -135,13 +130,6 @@ pub async fn run<S: Store>(
     pulled
 }
 
-fn topology(what: String, e: impl std::fmt::Display) -> BusError {
-    BusError::Topology {
-        what,
-        message: e.to_string(),
-    }
-}
-
 /// Pulls messages and cuts them into batches.
 async fn pull(
     consumer: PullConsumer,
@@ -154,7 +142,7 @@ async fn pull(
         .max_messages_per_batch(limits.messages)
         .messages()
         .await
-        .map_err(|e| topology(format!("consumer {ANALYSIS_CONSUMER}"), e))?;
+        .map_err(|e| topology("consumer analysis", e))?;
     let mut batch = Vec::with_capacity(limits.messages);
     // When the batch in hand must go, full or not: `limits.wait` after its first message.
     let mut deadline = tokio::time::Instant::now();

@@ -163,15 +163,7 @@ impl Bus {
     /// Interactions the analysis consumer has not finished: not yet delivered, and
     /// delivered but not yet acknowledged.
     pub async fn analysis_backlog(&self) -> Result<(u64, u64), BusError> {
-        let stream = self
-            .jetstream
-            .get_stream(INTERACTIONS_STREAM)
-            .await
-            .map_err(|e| topology("stream RAPPORT_INTERACTIONS", e))?;
-        let mut consumer: consumer::PullConsumer = stream
-            .get_consumer(ANALYSIS_CONSUMER)
-            .await
-            .map_err(|e| topology("consumer analysis", e))?;
+        let mut consumer = analysis_pull_consumer(&self.jetstream).await?;
         let info = consumer
             .info()
             .await
@@ -220,16 +212,8 @@ impl Bus {
                     .map_err(|e| topology(&name, e))?;
             }
         }
-        let stream = self
-            .jetstream
-            .get_stream(INTERACTIONS_STREAM)
-            .await
-            .map_err(|e| topology(INTERACTIONS_STREAM, e))?;
         let wanted = analysis_consumer(settings);
-        let mut consumer: consumer::PullConsumer = stream
-            .get_consumer(ANALYSIS_CONSUMER)
-            .await
-            .map_err(|e| topology("consumer analysis", e))?;
+        let mut consumer = analysis_pull_consumer(&self.jetstream).await?;
         let info = consumer
             .info()
             .await
@@ -237,6 +221,11 @@ impl Bus {
         if info.config.ack_wait != wanted.ack_wait || info.config.max_deliver != wanted.max_deliver
         {
             info!(ack_wait = ?wanted.ack_wait, max_deliver = wanted.max_deliver, "updating the analysis consumer");
+            let stream = self
+                .jetstream
+                .get_stream(INTERACTIONS_STREAM)
+                .await
+                .map_err(|e| topology(INTERACTIONS_STREAM, e))?;
             if let Err(e) = stream.create_consumer(wanted).await {
                 warn!(error = %e, "the server refused to update consumer analysis; delete it to apply nats.ack_wait_secs and nats.max_deliver");
             }
@@ -438,7 +427,20 @@ pub fn redact_url(urls: &str) -> String {
         .join(",")
 }
 
-fn topology(what: &str, e: impl std::fmt::Display) -> BusError {
+/// The durable `analysis` consumer (it exists once the bus is up).
+pub async fn analysis_pull_consumer(
+    jetstream: &jetstream::Context,
+) -> Result<consumer::PullConsumer, BusError> {
+    jetstream
+        .get_stream(INTERACTIONS_STREAM)
+        .await
+        .map_err(|e| topology(INTERACTIONS_STREAM, e))?
+        .get_consumer(ANALYSIS_CONSUMER)
+        .await
+        .map_err(|e| topology("consumer analysis", e))
+}
+
+pub(crate) fn topology(what: &str, e: impl std::fmt::Display) -> BusError {
     BusError::Topology {
         what: what.to_string(),
         message: e.to_string(),
