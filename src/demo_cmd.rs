@@ -67,6 +67,7 @@ pub async fn demo(mut config: Config, args: DemoArgs) -> Result<(), u8> {
     settings.models.dir = Some(models_dir);
     settings.data_dir = data_dir.clone();
     settings.nats.url = None;
+    settings.qdrant.url = None;
     if !settings
         .ingest
         .company_domains

@@ -9,7 +9,9 @@ use rapport_connectors::Channel;
 use rapport_pipeline::flags::{Flag, FlagKind, FlagStatus};
 use rapport_pipeline::profile::Relationship;
 use rapport_pipeline::queries::{self, CustomerHits, PortfolioRow, QueryError, SimilarCustomer};
-use rapport_pipeline::store::{CustomerSpace, EdgeStore, FlagFilter, InteractionFilter, Store};
+use rapport_pipeline::store::{
+    ConfiguredStore, CustomerSpace, FlagFilter, InteractionFilter, Store,
+};
 
 use crate::{EXIT_CONFIG, EXIT_FAILURE};
 
@@ -17,9 +19,9 @@ use crate::{EXIT_CONFIG, EXIT_FAILURE};
 pub const EXIT_NOT_FOUND: u8 = 4;
 
 /// The data dir's store, for text vectors of the signal heads' encoder.
-pub(crate) fn open_store(config: &Config) -> Result<EdgeStore, u8> {
+pub(crate) async fn open_store(config: &Config) -> Result<ConfiguredStore, u8> {
     let dir = config.settings.store_dir();
-    if !dir.exists() {
+    if config.settings.qdrant.url.is_none() && !dir.exists() {
         eprintln!(
             "rapport: no store at {} yet: run `rapport run` or `rapport demo --data-dir {}` first",
             dir.display(),
@@ -27,10 +29,12 @@ pub(crate) fn open_store(config: &Config) -> Result<EdgeStore, u8> {
         );
         return Err(EXIT_FAILURE);
     }
-    EdgeStore::open(&dir, text_dims(config)?).map_err(|e| {
-        eprintln!("rapport: {e}");
-        EXIT_FAILURE
-    })
+    ConfiguredStore::open(&config.settings, text_dims(config)?)
+        .await
+        .map_err(|e| {
+            eprintln!("rapport: {e}");
+            EXIT_FAILURE
+        })
 }
 
 /// The encoder behind the stored text vectors: the one the signal heads were trained on.
@@ -88,7 +92,7 @@ pub async fn similar(
         "relationship" => CustomerSpace::Relationship,
         _ => CustomerSpace::Semantic,
     };
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let found = queries::similar(&store, customer, k, space)
         .await
         .map_err(query_failed)?;
@@ -148,7 +152,7 @@ pub async fn search(
             EXIT_CONFIG
         })?),
     };
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     // The query is embedded by the encoder the stored vectors came from.
     let spec = text_encoder(config)?;
     crate::analysis_cmd::ensure_imported(config, spec)?;
@@ -215,7 +219,7 @@ fn print_search(found: &[CustomerHits]) {
 }
 
 pub async fn portfolio(config: &Config, json: bool) -> Result<(), u8> {
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let rows = queries::portfolio(&store, &catalogue(config)?)
         .await
         .map_err(query_failed)?;
@@ -272,7 +276,7 @@ pub async fn flags(
             EXIT_CONFIG
         })?),
     };
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let found = queries::flags(
         &store,
         &FlagFilter {
@@ -322,7 +326,7 @@ pub async fn set_flag_status(
         eprintln!("rapport: --status {status:?} is not one of open, acknowledged, resolved");
         EXIT_CONFIG
     })?;
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let now = time::OffsetDateTime::now_utc();
     match store.set_flag_status(id, status, by, now).await {
         Ok(Some(flag)) => {
@@ -347,7 +351,7 @@ fn fail_store(e: rapport_pipeline::store::StoreError) -> u8 {
 }
 
 pub async fn customer(config: &Config, id: &str, json: bool) -> Result<(), u8> {
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let view = queries::customer(&store, &catalogue(config)?, id)
         .await
         .map_err(query_failed)?;
@@ -482,8 +486,9 @@ async fn import_into(
     let identities = rapport_pipeline::identities::Identities::new(bus.identities.clone());
     let planned = identities.plan(rows).await.map_err(failed)?;
     let merges = planned.iter().any(|row| !row.merged_from.is_empty());
-    let store = if merges && config.settings.store_dir().exists() {
-        Some(open_store(config).inspect_err(|_| {
+    let stored = config.settings.qdrant.url.is_some() || config.settings.store_dir().exists();
+    let store = if merges && stored {
+        Some(open_store(config).await.inspect_err(|_| {
             eprintln!(
                 "rapport: this import merges customers whose history is stored; stop `rapport run`, import, then start it again (nothing was changed)"
             )

@@ -17,7 +17,7 @@ use crate::fields::fields_of;
 use crate::problem::{Origin, Problem};
 use crate::settings::{
     AnalysisSettings, ApiSettings, ConnectorSettings, FlagsSettings, IngestSettings, LogSettings,
-    ModelsSettings, NatsSettings, PrivacySettings, ProfilesSettings, Settings,
+    ModelsSettings, NatsSettings, PrivacySettings, ProfilesSettings, QdrantSettings, Settings,
 };
 
 /// `RAPPORT_*` variables read by other parts of Rapport, not settings.
@@ -62,7 +62,7 @@ pub fn var_name(path: &[&str]) -> String {
 /// Every settings path that can be overridden, for `connector_names` as configured.
 pub fn overridable_paths(connector_names: &[String]) -> Vec<Vec<String>> {
     let mut paths = Vec::new();
-    let sections: [(&str, &[&str]); 9] = [
+    let sections: [(&str, &[&str]); 10] = [
         ("log", fields_of::<LogSettings>()),
         ("nats", fields_of::<NatsSettings>()),
         ("ingest", fields_of::<IngestSettings>()),
@@ -72,6 +72,7 @@ pub fn overridable_paths(connector_names: &[String]) -> Vec<Vec<String>> {
         ("analysis", fields_of::<AnalysisSettings>()),
         ("profiles", fields_of::<ProfilesSettings>()),
         ("flags", fields_of::<FlagsSettings>()),
+        ("qdrant", fields_of::<QdrantSettings>()),
     ];
     for field in fields_of::<Settings>() {
         if !matches!(
@@ -85,6 +86,7 @@ pub fn overridable_paths(connector_names: &[String]) -> Vec<Vec<String>> {
                 | "analysis"
                 | "profiles"
                 | "flags"
+                | "qdrant"
                 | "connectors"
         ) {
             paths.push(vec![field.to_string()]);

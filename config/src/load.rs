@@ -432,6 +432,23 @@ fn validate_settings(settings: &Settings, origin: &dyn Fn(&str) -> Origin) -> Ve
             "must be at least 1: re-published interactions are deduplicated in this window".into(),
         ));
     }
+    if let Some(url) = &settings.qdrant.url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        found.push((
+            "qdrant.url".into(),
+            format!("{url:?} is not a gRPC URL like http://qdrant:6334"),
+        ));
+    }
+    if settings.qdrant.api_key.is_some() && settings.qdrant.api_key_file.is_some() {
+        found.push((
+            "qdrant.api_key".into(),
+            "set either qdrant.api_key or qdrant.api_key_file, not both".into(),
+        ));
+    }
+    if settings.qdrant.timeout_secs == 0 {
+        found.push(("qdrant.timeout_secs".into(), "must be at least 1".into()));
+    }
     if settings.api.addr.parse::<std::net::SocketAddr>().is_err() {
         found.push((
             "api.addr".into(),
@@ -456,6 +473,11 @@ fn validate_settings(settings: &Settings, origin: &dyn Fn(&str) -> Origin) -> Ve
     connector::check_optional_file(
         "nats.token_file",
         settings.nats.token_file.as_deref(),
+        &mut file_problems,
+    );
+    connector::check_optional_file(
+        "qdrant.api_key_file",
+        settings.qdrant.api_key_file.as_deref(),
         &mut file_problems,
     );
     connector::check_optional_file(

@@ -21,6 +21,7 @@ pub struct Settings {
     pub analysis: AnalysisSettings,
     pub profiles: ProfilesSettings,
     pub flags: FlagsSettings,
+    pub qdrant: QdrantSettings,
     /// Connector instances by name.
     pub connectors: BTreeMap<String, ConnectorSettings>,
 }
@@ -38,6 +39,7 @@ impl Default for Settings {
             analysis: AnalysisSettings::default(),
             profiles: ProfilesSettings::default(),
             flags: FlagsSettings::default(),
+            qdrant: QdrantSettings::default(),
             connectors: BTreeMap::new(),
         }
     }
@@ -231,6 +233,35 @@ impl Default for IngestSettings {
             dlq_max_raw_bytes: 64 * 1024,
             company_domains: Vec::new(),
             settle_secs: 5,
+        }
+    }
+}
+
+/// Where the store lives: unset `url` = the embedded engine under `data_dir/store`; set =
+/// a Qdrant server or cluster over gRPC (several worker processes can then share it).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QdrantSettings {
+    /// gRPC URL of a Qdrant server, e.g. `http://qdrant:6334`.
+    pub url: Option<String>,
+    /// API key, inline. Prefer `api_key_file` or the `RAPPORT_QDRANT_API_KEY` env var.
+    pub api_key: Option<String>,
+    /// File whose first line is the API key.
+    pub api_key_file: Option<PathBuf>,
+    /// Collection names start with this, so one server can hold several Rapports.
+    pub collection_prefix: String,
+    /// Each request gives up after this many seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for QdrantSettings {
+    fn default() -> Self {
+        QdrantSettings {
+            url: None,
+            api_key: None,
+            api_key_file: None,
+            collection_prefix: "rapport_".into(),
+            timeout_secs: 30,
         }
     }
 }

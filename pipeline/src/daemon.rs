@@ -27,7 +27,7 @@ use crate::ingest::imap::ImapReader;
 use crate::ingest::mastodon::MastodonReader;
 use crate::ingest::webhook::ChatWebhook;
 use crate::ingest::{ConnectorState, Counters, Sink};
-use crate::store::{EdgeStore, StoreError};
+use crate::store::{ConfiguredStore, StoreError};
 
 /// How long draining may take before the remaining tasks are cut off.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
@@ -92,7 +92,7 @@ pub async fn run(
         "rapport running"
     );
     let workers = match analyzer.filter(|_| role.runs_workers()) {
-        Some(analyzer) => Some(Workers::start(&config, &bus, analyzer)?),
+        Some(analyzer) => Some(Workers::start(&config, &bus, analyzer).await?),
         None => None,
     };
     let mut services = Services::start(&config, &bus, HashMap::new())?;
@@ -171,9 +171,13 @@ struct Workers {
 }
 
 impl Workers {
-    fn start(config: &Config, bus: &Bus, analyzer: Arc<Analyzer>) -> Result<Workers, DaemonError> {
+    async fn start(
+        config: &Config,
+        bus: &Bus,
+        analyzer: Arc<Analyzer>,
+    ) -> Result<Workers, DaemonError> {
         let dims = analyzer.classifier.encoder().spec().dims;
-        let store = EdgeStore::open(&config.settings.store_dir(), dims)?;
+        let store = ConfiguredStore::open(&config.settings, dims).await?;
         let (stop_tx, stop) = watch::channel(false);
         let bus = bus.handle();
         let settings = config.settings.clone();

@@ -1,6 +1,5 @@
 //! The `Store` contract, written once against the trait and run on every backend: the
-//! embedded `EdgeStore` always; a remote Qdrant backend when one is built and `QDRANT_URL`
-//! is set.
+//! embedded `EdgeStore` always; `RemoteStore` when `QDRANT_URL` names a Qdrant server.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +9,7 @@ use rapport_pipeline::flags::{Flag, FlagKind, FlagStatus, Severity};
 use rapport_pipeline::profile::{CustomerProfile, Relationship, SentimentTrajectory};
 use rapport_pipeline::store::{
     CustomerPoint, CustomerSpace, EdgeStore, FlagFilter, InteractionFilter, InteractionPoint,
-    Store, StoreError, StoredInteraction,
+    RemoteConfig, RemoteStore, Store, StoreError, StoredInteraction,
 };
 use time::macros::datetime;
 
@@ -349,15 +348,43 @@ async fn edge_store_meets_the_contract_and_keeps_it_across_a_reopen() {
     }
 }
 
-#[test]
-fn remote_backend_runs_when_configured() {
-    match std::env::var("QDRANT_URL") {
-        Ok(url) => panic!(
-            "QDRANT_URL={url} is set, but this build has no remote Qdrant backend yet: \
-             unset it or add the backend to this suite"
-        ),
-        Err(_) => eprintln!(
-            "SKIP: the remote Qdrant contract run needs QDRANT_URL (and the RemoteStore backend, not built yet)"
-        ),
+/// The same contract against a Qdrant server, when `QDRANT_URL` names one (its gRPC port,
+/// e.g. `http://127.0.0.1:6334`; `QDRANT_API_KEY` if it needs one). The collections get a
+/// prefix of their own and are dropped afterwards.
+#[tokio::test]
+async fn remote_store_meets_the_contract_when_a_server_is_configured() {
+    let Ok(url) = std::env::var("QDRANT_URL") else {
+        eprintln!(
+            "SKIP remote_store_meets_the_contract_when_a_server_is_configured: set QDRANT_URL \
+             to a Qdrant server's gRPC URL to run the contract against RemoteStore \
+             (no Qdrant server is started by the tests)"
+        );
+        return;
+    };
+    let config = RemoteConfig {
+        url,
+        api_key: std::env::var("QDRANT_API_KEY").ok(),
+        collection_prefix: format!("rapport_contract_{}_", std::process::id()),
+        timeout: std::time::Duration::from_secs(30),
+    };
+    let store = RemoteStore::connect(&config, DIMS).await.unwrap();
+    contract(&store).await;
+    // Connecting again finds the collections as they are.
+    let again = RemoteStore::connect(&config, DIMS).await.unwrap();
+    assert_eq!(
+        again
+            .count_interactions(&InteractionFilter::default())
+            .await
+            .unwrap(),
+        3
+    );
+    let refused = RemoteStore::connect(&config, DIMS * 2).await;
+    store.drop_collections().await.unwrap();
+    match refused {
+        Err(StoreError::Dimensions { found, wanted, .. }) => {
+            assert_eq!((found, wanted), (DIMS, DIMS * 2))
+        }
+        Err(e) => panic!("expected a dimensions error, got {e}"),
+        Ok(_) => panic!("vectors of another size must be refused"),
     }
 }

@@ -23,44 +23,20 @@ use qdrant_edge::{
     QueryEnum, QueryRequest, Range, ScoringQuery, ScrollRequest, SetPayloadOp, UpdateOperation,
     ValueVariants, VectorInternal, VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
 };
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::{
-    CUSTOMERS, CustomerPoint, CustomerSpace, FLAGS, FlagFilter, INTERACTIONS, InteractionFilter,
-    InteractionPoint, RELATIONSHIP_VECTOR, SEMANTIC_VECTOR, Scored, Store, StoreError,
-    StoredInteraction, TEXT_VECTOR, customer_point_id, flag_point_id, interaction_point_id,
+    CUSTOMER_INDEXES, CUSTOMERS, CustomerPoint, CustomerSpace, FLAG_INDEXES, FLAGS, FlagFilter,
+    INTERACTION_INDEXES, INTERACTIONS, IndexKind, InteractionFilter, InteractionPoint, OCCURRED_TS,
+    RELATIONSHIP_VECTOR, SCROLL_PAGE, SEMANTIC_VECTOR, Scored, Store, StoreError,
+    StoredInteraction, TEXT_VECTOR, customer_point_id, flag_point_id, interaction_payload,
+    interaction_point_id, payload_error, timeline, to_payload,
 };
 use crate::flags::{Flag, FlagStatus};
 use crate::profile::CustomerProfile;
 use rapport_config::relationships::DIMENSIONS;
-
-/// Payload field holding `occurred_at` as Unix seconds: the engine's range filters and
-/// indexes work on numbers, and RFC 3339 strings would need its datetime parser.
-const OCCURRED_TS: &str = "occurred_ts";
-/// Points read per scroll page.
-const SCROLL_PAGE: usize = 1024;
-
-/// Keyword and integer indexes the queries filter on, per collection.
-const INTERACTION_INDEXES: [(&str, PayloadSchemaType); 5] = [
-    ("customer_id", PayloadSchemaType::Keyword),
-    ("conversation_id", PayloadSchemaType::Keyword),
-    ("channel", PayloadSchemaType::Keyword),
-    ("id", PayloadSchemaType::Keyword),
-    (OCCURRED_TS, PayloadSchemaType::Integer),
-];
-const CUSTOMER_INDEXES: [(&str, PayloadSchemaType); 2] = [
-    ("customer_id", PayloadSchemaType::Keyword),
-    ("relationship.key", PayloadSchemaType::Keyword),
-];
-const FLAG_INDEXES: [(&str, PayloadSchemaType); 4] = [
-    ("kind", PayloadSchemaType::Keyword),
-    ("status", PayloadSchemaType::Keyword),
-    ("customer_id", PayloadSchemaType::Keyword),
-    ("id", PayloadSchemaType::Keyword),
-];
 
 /// The embedded store. Cheap to clone; one per process and data dir (the directory is
 /// locked while it is open).
@@ -171,7 +147,7 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
 fn open_shard(
     path: &Path,
     vectors: &[(&str, usize, Distance)],
-    indexes: &[(&str, PayloadSchemaType)],
+    indexes: &[(&str, IndexKind)],
 ) -> Result<EdgeShard, StoreError> {
     let shard = if path.join("edge_config.json").exists() {
         EdgeShard::load(path, None).map_err(|e| open_error(path, e))?
@@ -196,12 +172,16 @@ fn open_shard(
             None => return Err(open_error(path, format!("it has no vector named {name:?}"))),
         }
     }
-    for (field, schema) in indexes {
+    for (field, kind) in indexes {
+        let schema = match kind {
+            IndexKind::Keyword => PayloadSchemaType::Keyword,
+            IndexKind::Integer => PayloadSchemaType::Integer,
+        };
         shard
             .update(UpdateOperation::FieldIndexOperation(
                 FieldIndexOperations::CreateIndex(qdrant_edge::CreateIndex {
                     field_name: (*field).try_into().expect("index names are valid paths"),
-                    field_schema: Some(PayloadFieldSchema::FieldType(*schema)),
+                    field_schema: Some(PayloadFieldSchema::FieldType(schema)),
                 }),
             ))
             .map_err(|e| open_error(path, format!("payload index {field}: {e}")))?;
@@ -216,13 +196,6 @@ fn failed(operation: &'static str) -> impl Fn(qdrant_edge::OperationError) -> St
     }
 }
 
-fn to_payload(id: &str, value: &impl Serialize) -> Result<Value, StoreError> {
-    serde_json::to_value(value).map_err(|e| StoreError::Payload {
-        id: id.to_string(),
-        message: e.to_string(),
-    })
-}
-
 fn from_payload<T: DeserializeOwned>(
     id: &PointId,
     payload: Option<Payload>,
@@ -230,10 +203,7 @@ fn from_payload<T: DeserializeOwned>(
     let map: Map<String, Value> = payload
         .map(|p| p.0.into_iter().collect())
         .unwrap_or_default();
-    serde_json::from_value(Value::Object(map)).map_err(|e| StoreError::Payload {
-        id: id.to_string(),
-        message: e.to_string(),
-    })
+    serde_json::from_value(Value::Object(map)).map_err(|e| payload_error(&id.to_string(), e))
 }
 
 /// A named dense vector of a returned point.
@@ -418,18 +388,6 @@ fn scored<T: DeserializeOwned>(
         .collect()
 }
 
-/// Oldest first, the latest `limit`.
-fn timeline<T>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> &StoredInteraction) -> Vec<T> {
-    items.sort_by(|a, b| {
-        let (a, b) = (key(a), key(b));
-        (a.interaction.occurred_at, &a.interaction.id)
-            .cmp(&(b.interaction.occurred_at, &b.interaction.id))
-    });
-    let skip = items.len().saturating_sub(limit);
-    items.drain(..skip);
-    items
-}
-
 impl Store for EdgeStore {
     async fn upsert_interactions(&self, points: Vec<InteractionPoint>) -> Result<(), StoreError> {
         if points.is_empty() {
@@ -439,11 +397,7 @@ impl Store for EdgeStore {
             .iter()
             .map(|p| {
                 let id = &p.stored.interaction.id;
-                let mut payload = to_payload(id, &p.stored)?;
-                if let Value::Object(map) = &mut payload {
-                    let ts = p.stored.interaction.occurred_at.unix_timestamp();
-                    map.insert(OCCURRED_TS.into(), ts.into());
-                }
+                let payload = interaction_payload(&p.stored)?;
                 let vectors = Vectors::new_named([(TEXT_VECTOR, p.vector.clone())]);
                 Ok(PointStruct::new(
                     PointId::Uuid(interaction_point_id(id)),

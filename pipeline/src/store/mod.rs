@@ -2,12 +2,16 @@
 //! meaning and filterable by customer, channel and time; customer profiles with their
 //! `semantic` and `relationship` vectors; flags with their status.
 //!
-//! One [`Store`] contract, backends behind it: [`EdgeStore`] (embedded `qdrant-edge` under
-//! the data dir, the default). Callers speak in Rapport's terms ([`StoredInteraction`],
-//! [`InteractionFilter`]); each backend translates them to its engine, so queries and
-//! the worker never see an engine type and moving engine version touches one file.
+//! One [`Store`] contract, two backends behind it: [`EdgeStore`] (embedded `qdrant-edge`
+//! under the data dir, the default) and [`RemoteStore`] (a Qdrant server over gRPC, when
+//! `qdrant.url` is set, so several worker processes can share one store). Callers speak in
+//! Rapport's terms ([`StoredInteraction`], [`InteractionFilter`]); each backend translates
+//! them to its engine, so queries and the worker never see an engine type and moving engine
+//! version touches one file. [`ConfiguredStore`] is whichever the config names.
 
+mod configured;
 mod edge;
+mod remote;
 
 use std::future::Future;
 
@@ -20,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use configured::ConfiguredStore;
 pub use edge::EdgeStore;
+pub use remote::{RemoteConfig, RemoteStore};
 
 /// The `interactions` collection.
 pub const INTERACTIONS: &str = "interactions";
@@ -34,6 +40,38 @@ pub const RELATIONSHIP_VECTOR: &str = "relationship";
 /// The `flags` collection; a flag's vector is its first evidence's text vector, so the
 /// queue can be searched by meaning too.
 pub const FLAGS: &str = "flags";
+
+/// Payload field holding `occurred_at` as Unix seconds: range filters and indexes work on
+/// numbers, and RFC 3339 strings would need the engine's datetime parser.
+const OCCURRED_TS: &str = "occurred_ts";
+/// Points read per scroll page.
+const SCROLL_PAGE: usize = 1024;
+
+/// The kinds of payload index Rapport's queries need.
+#[derive(Debug, Clone, Copy)]
+enum IndexKind {
+    Keyword,
+    Integer,
+}
+
+/// Payload indexes the queries filter on, per collection; both backends create them.
+const INTERACTION_INDEXES: [(&str, IndexKind); 5] = [
+    ("customer_id", IndexKind::Keyword),
+    ("conversation_id", IndexKind::Keyword),
+    ("channel", IndexKind::Keyword),
+    ("id", IndexKind::Keyword),
+    (OCCURRED_TS, IndexKind::Integer),
+];
+const CUSTOMER_INDEXES: [(&str, IndexKind); 2] = [
+    ("customer_id", IndexKind::Keyword),
+    ("relationship.key", IndexKind::Keyword),
+];
+const FLAG_INDEXES: [(&str, IndexKind); 4] = [
+    ("kind", IndexKind::Keyword),
+    ("status", IndexKind::Keyword),
+    ("customer_id", IndexKind::Keyword),
+    ("id", IndexKind::Keyword),
+];
 
 /// Point ids of customers and flags: the same scheme in their own namespaces.
 const CUSTOMER_NAMESPACE: Uuid = Uuid::from_u128(0x3c1f_9e0a_7d24_5b6e_8f13_4a9c_2e7b_6d80);
@@ -263,4 +301,38 @@ pub trait Store: Send + Sync + 'static {
         by: &str,
         at: OffsetDateTime,
     ) -> impl Future<Output = Result<Option<Flag>, StoreError>> + Send;
+}
+
+fn payload_error(id: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Payload {
+        id: id.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// A value as a JSON payload object.
+fn to_payload(id: &str, value: &impl Serialize) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(value).map_err(|e| payload_error(id, e))
+}
+
+/// An interaction's payload: the stored record plus [`OCCURRED_TS`] for time filters.
+fn interaction_payload(stored: &StoredInteraction) -> Result<serde_json::Value, StoreError> {
+    let mut payload = to_payload(&stored.interaction.id, stored)?;
+    if let serde_json::Value::Object(map) = &mut payload {
+        let ts = stored.interaction.occurred_at.unix_timestamp();
+        map.insert(OCCURRED_TS.into(), ts.into());
+    }
+    Ok(payload)
+}
+
+/// Oldest first, the latest `limit`.
+fn timeline<T>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> &StoredInteraction) -> Vec<T> {
+    items.sort_by(|a, b| {
+        let (a, b) = (key(a), key(b));
+        (a.interaction.occurred_at, &a.interaction.id)
+            .cmp(&(b.interaction.occurred_at, &b.interaction.id))
+    });
+    let skip = items.len().saturating_sub(limit);
+    items.drain(..skip);
+    items
 }
