@@ -6,7 +6,7 @@
 //! | `complaint` | conversation | a customer message's complaint probability ≥ the threshold |
 //! | `honesty` | conversation + `allegation` | the customer says they were misled (`allegation` label) |
 //! | `honesty` | conversation + `evasive_reply` | the first agent reply after a complaint neither acknowledges nor answers it |
-//! | `churn_risk` | conversation | the customer threatens to leave (`churn_threat` label) |
+//! | `churn_risk` | conversation | the customer threatens to leave (`churn_threat` label or a phrase, see `cues`) |
 //! | `public_escalation` | conversation | a complaint in a public post |
 //! | `superuser` | customer | the customer has publicly answered ≥ `superuser_min_answers` other customers' questions |
 //!
@@ -259,7 +259,13 @@ pub fn may_raise(stored: &StoredInteraction, rules: &FlagRules) -> bool {
     }
     complaint_probability(stored).is_some_and(|p| p >= rules.complaint_threshold)
         || flagged(stored, "allegation")
-        || flagged(stored, "churn_threat")
+        || threatens_to_leave(stored)
+}
+
+/// A customer message that threatens to leave: the `churn_threat` label or one of the
+/// phrases in [`crate::cues`].
+pub fn threatens_to_leave(stored: &StoredInteraction) -> bool {
+    flagged(stored, "churn_threat") || crate::cues::says_leaving(&stored.interaction.text)
 }
 
 /// The flags one conversation raises, from all of its stored interactions (any order;
@@ -367,7 +373,7 @@ pub fn conversation_flags(
     let threats: Vec<&StoredInteraction> = items
         .iter()
         .map(|(s, _)| s)
-        .filter(|s| is_customer(s) && flagged(s, "churn_threat"))
+        .filter(|s| is_customer(s) && threatens_to_leave(s))
         .collect();
     if !threats.is_empty() {
         flags.push(new_flag(

@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod bus;
 pub mod checkpoint;
+pub mod cues;
 pub mod daemon;
 pub mod dlq;
 pub mod flags;

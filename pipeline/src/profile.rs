@@ -208,7 +208,7 @@ fn strength(stored: &StoredInteraction, label: &str) -> f32 {
 /// - novelty, price focus, contribution: their expectation labels, and a little toward
 ///   "no" for every message that shows none of it;
 /// - trust: allegations and demands for honesty lower it, warm messages raise it;
-/// - commitment: long-term signals vs churn threats;
+/// - commitment: long-term signals vs churn threats (the label or a phrase, see `cues`);
 /// - publicness: public posts and "I will tell others" vs private channels.
 pub fn message_evidence(input: &ProfileInput, rules: &ProfileRules) -> Evidence {
     use Dimension::*;
@@ -240,7 +240,11 @@ pub fn message_evidence(input: &ProfileInput, rules: &ProfileRules) -> Evidence 
     cue(Trust, -1.0, 1.5 * allegation);
     cue(Valence, -0.8, 0.5 * allegation);
     cue(Trust, -0.5, 0.7 * strength(stored, "honest_answers"));
-    let churn = strength(stored, "churn_threat");
+    let churn = if crate::cues::says_leaving(&stored.interaction.text) {
+        1.0
+    } else {
+        strength(stored, "churn_threat")
+    };
     cue(Commitment, -1.0, 1.5 * churn);
     cue(PowerBalance, 1.0, churn);
     let long_term = strength(stored, "long_term_commitment");
