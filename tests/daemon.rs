@@ -383,6 +383,34 @@ fn config_check_reports_problems_with_lines_and_exits_2() {
     );
 }
 
+/// With `qdrant.url` set the store is a Qdrant server; one that does not answer is named,
+/// and nothing (not even the client library's own notices) reaches `--json` output.
+#[test]
+fn a_configured_qdrant_server_that_does_not_answer_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bound, then released.
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let out = Command::new(RAPPORT)
+        .args(["portfolio", "--json"])
+        .env("RAPPORT_QDRANT_URL", &url)
+        .env("RAPPORT_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        error.contains(&url) && error.contains("no Qdrant server answers there"),
+        "{error}"
+    );
+    // The embedded store was not touched instead.
+    assert!(!dir.path().join("store").exists());
+}
+
 #[test]
 fn connectors_test_parses_the_first_items_of_a_source() {
     let dir = tempfile::tempdir().unwrap();

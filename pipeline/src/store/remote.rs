@@ -65,11 +65,19 @@ impl RemoteStore {
             path: config.url.clone(),
             message,
         };
+        // The client's own version check prints to stdout (and would corrupt `--json`
+        // output); the health check below names the server's version in the log instead.
         let client = Qdrant::from_url(&config.url)
             .api_key(config.api_key.clone())
             .timeout(config.timeout)
+            .skip_compatibility_check()
             .build()
             .map_err(|e| open_error(e.to_string()))?;
+        let health = client
+            .health_check()
+            .await
+            .map_err(|e| open_error(format!("no Qdrant server answers there: {e}")))?;
+        tracing::info!(url = %config.url, version = %health.version, "connected to Qdrant");
         let store = RemoteStore {
             client: std::sync::Arc::new(client),
             interactions: format!("{}{INTERACTIONS}", config.collection_prefix),
