@@ -567,3 +567,85 @@ async fn every_interaction_is_stored_exactly_once_through_crashes_and_a_bus_rest
         "nothing dead-lettered"
     );
 }
+
+/// Scale-out: two worker processes on one durable consumer and one Qdrant server, one of
+/// them killed mid-run; every interaction stored once. The embedded store admits one
+/// process, so this needs a Qdrant server: `QDRANT_URL` (its gRPC URL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_workers_share_the_consumer_and_a_qdrant_server() {
+    let Ok(qdrant) = std::env::var("QDRANT_URL") else {
+        eprintln!(
+            "SKIP several_workers_share_the_consumer_and_a_qdrant_server: set QDRANT_URL to a \
+             Qdrant server's gRPC URL (worker processes can share only a server store)"
+        );
+        return;
+    };
+    if models_dir().is_none() {
+        return;
+    }
+    const TOTAL: usize = 1_000;
+    let nats = TestNats::start().await;
+    let prefix = format!("rapport_workers_{}_", std::process::id());
+    let env = [
+        ("RAPPORT_QDRANT_URL", qdrant.as_str()),
+        ("RAPPORT_QDRANT_COLLECTION_PREFIX", prefix.as_str()),
+        ("RAPPORT_NATS_ACK_WAIT_SECS", "10"),
+    ];
+    let (_keep_a, data_a) = data_dir();
+    let (_keep_b, data_b) = data_dir();
+    let first = Worker::start(&nats.url(), &data_a, &env);
+    let second = Worker::start(&nats.url(), &data_b, &env);
+    let js = nats.jetstream().await;
+    wait_for_consumer(&js).await;
+    // Both are attached: each keeps a pull request waiting on the consumer.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let stream = js.get_stream("RAPPORT_INTERACTIONS").await.unwrap();
+        let mut consumer: jetstream::consumer::PullConsumer =
+            stream.get_consumer("analysis").await.unwrap();
+        if consumer.info().await.unwrap().num_waiting >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "both workers never pulled");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let records: Vec<Value> = (0..TOTAL)
+        .map(|i| {
+            let who = format!("email:kunde{}@example.se", i / 5);
+            record(
+                &format!("chat:{i}"),
+                &format!("conv-{}", i / 5),
+                "chat",
+                "customer",
+                &[&who],
+                &format!("Var är mitt paket? #{i}"),
+                (i % 600) as u32 / 10,
+                false,
+            )
+        })
+        .collect();
+    publish_records(&js, &records).await;
+    wait_acked(&js, 300, Duration::from_secs(300)).await;
+    first.kill_hard();
+    wait_acked(&js, TOTAL as u64, Duration::from_secs(600)).await;
+    assert!(second.terminate().success());
+
+    let store = rapport_pipeline::store::RemoteStore::connect(
+        &rapport_pipeline::store::RemoteConfig {
+            url: qdrant,
+            api_key: std::env::var("QDRANT_API_KEY").ok(),
+            collection_prefix: prefix,
+            timeout: Duration::from_secs(30),
+        },
+        384,
+    )
+    .await
+    .unwrap();
+    let stored = store
+        .count_interactions(&InteractionFilter::default())
+        .await
+        .unwrap();
+    store.drop_collections().await.unwrap();
+    assert_eq!(stored, TOTAL as u64, "every interaction stored, none twice");
+    assert_eq!(nats.stream_messages("RAPPORT_DLQ").await, 0);
+}
