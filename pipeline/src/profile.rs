@@ -187,9 +187,13 @@ pub fn complaint_probability(stored: &StoredInteraction) -> Option<f32> {
         .copied()
 }
 
-/// How strongly a prototype label fires, in [0, 1]: 1 at or over its threshold, falling
-/// linearly to 0 at [`NEAR_MISS_BAND`] below it; 0 for a label that did not run.
+/// How strongly a prototype label fires, in [0, 1]: 1 at or over its threshold or when
+/// the message says it in one of the label's phrases ([`crate::cues`]), falling linearly
+/// to 0 at [`NEAR_MISS_BAND`] below the threshold; 0 for a label that did not run.
 fn strength(stored: &StoredInteraction, label: &str) -> f32 {
+    if crate::cues::says(label, &stored.interaction.text) {
+        return 1.0;
+    }
     match stored.signals.prototypes.get(label) {
         Some(score) if score.flagged => 1.0,
         Some(score) => score.above_threshold.map_or(0.0, |m| {
@@ -208,7 +212,7 @@ fn strength(stored: &StoredInteraction, label: &str) -> f32 {
 /// - novelty, price focus, contribution: their expectation labels, and a little toward
 ///   "no" for every message that shows none of it;
 /// - trust: allegations and demands for honesty lower it, warm messages raise it;
-/// - commitment: long-term signals vs churn threats (the label or a phrase, see `cues`);
+/// - commitment: long-term signals vs churn threats;
 /// - publicness: public posts and "I will tell others" vs private channels.
 pub fn message_evidence(input: &ProfileInput, rules: &ProfileRules) -> Evidence {
     use Dimension::*;
@@ -240,11 +244,7 @@ pub fn message_evidence(input: &ProfileInput, rules: &ProfileRules) -> Evidence 
     cue(Trust, -1.0, 1.5 * allegation);
     cue(Valence, -0.8, 0.5 * allegation);
     cue(Trust, -0.5, 0.7 * strength(stored, "honest_answers"));
-    let churn = if crate::cues::says_leaving(&stored.interaction.text) {
-        1.0
-    } else {
-        strength(stored, "churn_threat")
-    };
+    let churn = strength(stored, "churn_threat");
     cue(Commitment, -1.0, 1.5 * churn);
     cue(PowerBalance, 1.0, churn);
     let long_term = strength(stored, "long_term_commitment");
