@@ -28,8 +28,8 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::{
-    CUSTOMER_INDEXES, CUSTOMERS, CustomerPoint, CustomerSpace, FLAG_INDEXES, FLAGS, FlagFilter,
-    INTERACTION_INDEXES, INTERACTIONS, IndexKind, InteractionFilter, InteractionPoint, OCCURRED_TS,
+    CUSTOMER_INDEXES, CUSTOMERS, Clause, CustomerPoint, CustomerSpace, FLAG_INDEXES, FLAGS,
+    FlagFilter, INTERACTION_INDEXES, INTERACTIONS, IndexKind, InteractionFilter, InteractionPoint,
     RELATIONSHIP_VECTOR, SCROLL_PAGE, SEMANTIC_VECTOR, Scored, Store, StoreError,
     StoredInteraction, TEXT_VECTOR, customer_point_id, flag_point_id, interaction_payload,
     interaction_point_id, payload_error, timeline, to_payload,
@@ -236,55 +236,29 @@ fn all_of(must: Vec<Condition>) -> Option<Filter> {
     })
 }
 
-fn interaction_filter(filter: &InteractionFilter) -> Option<Filter> {
-    let mut must = Vec::new();
-    if let Some(customer) = &filter.customer_id {
-        must.push(keyword("customer_id", customer));
-    }
-    if let Some(conversation) = &filter.conversation_id {
-        must.push(keyword("conversation_id", conversation));
-    }
-    if let Some(channel) = filter.channel {
-        must.push(keyword("channel", channel.as_str()));
-    }
-    for (field, values) in [
-        ("customer_id", &filter.any_customer),
-        ("conversation_id", &filter.any_conversation),
-    ] {
-        if !values.is_empty() {
-            must.push(Condition::Filter(Filter {
+/// All of `clauses`, in the engine's terms; `None` for no constraint.
+fn engine_filter(clauses: Vec<Clause>) -> Option<Filter> {
+    let must = clauses
+        .into_iter()
+        .map(|clause| match clause {
+            Clause::Is(field, value) => keyword(field, &value),
+            Clause::IsAnyOf(field, values) => Condition::Filter(Filter {
                 should: Some(values.iter().map(|v| keyword(field, v)).collect()),
                 must: None,
                 min_should: None,
                 must_not: None,
-            }));
-        }
-    }
-    if let Some(since) = filter.since {
-        must.push(Condition::Field(FieldCondition::new_range(
-            OCCURRED_TS.try_into().expect("a valid path"),
-            Range {
-                gte: Some(OrderedFloat(since.unix_timestamp() as f64)),
-                lt: None,
-                gt: None,
-                lte: None,
-            },
-        )));
-    }
-    all_of(must)
-}
-
-fn flag_filter(filter: &FlagFilter) -> Option<Filter> {
-    let mut must = Vec::new();
-    if let Some(kind) = filter.kind {
-        must.push(keyword("kind", kind.as_str()));
-    }
-    if let Some(status) = filter.status {
-        must.push(keyword("status", status.as_str()));
-    }
-    if let Some(customer) = &filter.customer_id {
-        must.push(keyword("customer_id", customer));
-    }
+            }),
+            Clause::AtLeast(field, value) => Condition::Field(FieldCondition::new_range(
+                field.try_into().expect("a valid path"),
+                Range {
+                    gte: Some(OrderedFloat(value)),
+                    lt: None,
+                    gt: None,
+                    lte: None,
+                },
+            )),
+        })
+        .collect();
     all_of(must)
 }
 
@@ -413,7 +387,7 @@ impl Store for EdgeStore {
     }
 
     async fn count_interactions(&self, filter: &InteractionFilter) -> Result<u64, StoreError> {
-        let filter = interaction_filter(filter);
+        let filter = engine_filter(filter.clauses());
         self.blocking("count", move |inner| {
             let count = inner
                 .interactions
@@ -433,7 +407,7 @@ impl Store for EdgeStore {
         filter: &InteractionFilter,
         limit: usize,
     ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
-        let filter = interaction_filter(filter);
+        let filter = engine_filter(filter.clauses());
         self.blocking("search", move |inner| {
             scored(nearest(
                 &inner.interactions,
@@ -462,7 +436,7 @@ impl Store for EdgeStore {
         filter: &InteractionFilter,
         limit: usize,
     ) -> Result<Vec<StoredInteraction>, StoreError> {
-        let filter = interaction_filter(filter);
+        let filter = engine_filter(filter.clauses());
         let found = self
             .blocking("scroll", move |inner| {
                 scroll_all(&inner.interactions, filter, false)?
@@ -479,7 +453,7 @@ impl Store for EdgeStore {
         filter: &InteractionFilter,
         limit: usize,
     ) -> Result<Vec<(StoredInteraction, Vec<f32>)>, StoreError> {
-        let filter = interaction_filter(filter);
+        let filter = engine_filter(filter.clauses());
         let found = self
             .blocking("scroll", move |inner| {
                 scroll_all(&inner.interactions, filter, true)?
@@ -683,7 +657,7 @@ impl Store for EdgeStore {
     }
 
     async fn flags(&self, filter: &FlagFilter) -> Result<Vec<Flag>, StoreError> {
-        let filter = flag_filter(filter);
+        let filter = engine_filter(filter.clauses());
         let mut flags: Vec<Flag> = self
             .blocking("scroll", move |inner| {
                 scroll_all(&inner.flags, filter, false)?

@@ -336,3 +336,59 @@ fn timeline<T>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> &StoredInter
     items.drain(..skip);
     items
 }
+
+/// One condition of a query, before an engine's types: every backend turns the same
+/// filters into the same clauses, and each translates a clause its own way.
+#[derive(Debug, Clone, PartialEq)]
+enum Clause {
+    /// The keyword field equals the value.
+    Is(&'static str, String),
+    /// The keyword field equals one of the values.
+    IsAnyOf(&'static str, Vec<String>),
+    /// The number field is at least the value.
+    AtLeast(&'static str, f64),
+}
+
+impl InteractionFilter {
+    fn clauses(&self) -> Vec<Clause> {
+        let mut clauses = Vec::new();
+        if let Some(customer) = &self.customer_id {
+            clauses.push(Clause::Is("customer_id", customer.clone()));
+        }
+        if let Some(conversation) = &self.conversation_id {
+            clauses.push(Clause::Is("conversation_id", conversation.clone()));
+        }
+        if let Some(channel) = self.channel {
+            clauses.push(Clause::Is("channel", channel.as_str().to_string()));
+        }
+        if !self.any_customer.is_empty() {
+            clauses.push(Clause::IsAnyOf("customer_id", self.any_customer.clone()));
+        }
+        if !self.any_conversation.is_empty() {
+            clauses.push(Clause::IsAnyOf(
+                "conversation_id",
+                self.any_conversation.clone(),
+            ));
+        }
+        if let Some(since) = self.since {
+            clauses.push(Clause::AtLeast(OCCURRED_TS, since.unix_timestamp() as f64));
+        }
+        clauses
+    }
+}
+
+impl FlagFilter {
+    fn clauses(&self) -> Vec<Clause> {
+        let mut clauses = Vec::new();
+        if let Some(kind) = self.kind {
+            clauses.push(Clause::Is("kind", kind.as_str().to_string()));
+        }
+        if let Some(status) = self.status {
+            clauses.push(Clause::Is("status", status.as_str().to_string()));
+        }
+        if let Some(customer) = &self.customer_id {
+            clauses.push(Clause::Is("customer_id", customer.clone()));
+        }
+        clauses
+    }
+}

@@ -25,8 +25,8 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use super::{
-    CUSTOMER_INDEXES, CUSTOMERS, CustomerPoint, CustomerSpace, FLAG_INDEXES, FLAGS, FlagFilter,
-    INTERACTION_INDEXES, INTERACTIONS, IndexKind, InteractionFilter, InteractionPoint, OCCURRED_TS,
+    CUSTOMER_INDEXES, CUSTOMERS, Clause, CustomerPoint, CustomerSpace, FLAG_INDEXES, FLAGS,
+    FlagFilter, INTERACTION_INDEXES, INTERACTIONS, IndexKind, InteractionFilter, InteractionPoint,
     RELATIONSHIP_VECTOR, SCROLL_PAGE, SEMANTIC_VECTOR, Scored, Store, StoreError,
     StoredInteraction, TEXT_VECTOR, customer_point_id, flag_point_id, interaction_payload,
     interaction_point_id, payload_error, timeline, to_payload,
@@ -347,48 +347,22 @@ fn all_of(must: Vec<Condition>) -> Option<Filter> {
     (!must.is_empty()).then(|| Filter::must(must))
 }
 
-fn interaction_filter(filter: &InteractionFilter) -> Option<Filter> {
-    let mut must = Vec::new();
-    if let Some(customer) = &filter.customer_id {
-        must.push(keyword("customer_id", customer));
-    }
-    if let Some(conversation) = &filter.conversation_id {
-        must.push(keyword("conversation_id", conversation));
-    }
-    if let Some(channel) = filter.channel {
-        must.push(keyword("channel", channel.as_str()));
-    }
-    for (field, values) in [
-        ("customer_id", &filter.any_customer),
-        ("conversation_id", &filter.any_conversation),
-    ] {
-        if !values.is_empty() {
-            must.push(Condition::matches(field, values.clone()));
-        }
-    }
-    if let Some(since) = filter.since {
-        must.push(Condition::range(
-            OCCURRED_TS,
-            Range {
-                gte: Some(since.unix_timestamp() as f64),
-                ..Range::default()
-            },
-        ));
-    }
-    all_of(must)
-}
-
-fn flag_filter(filter: &FlagFilter) -> Option<Filter> {
-    let mut must = Vec::new();
-    if let Some(kind) = filter.kind {
-        must.push(keyword("kind", kind.as_str()));
-    }
-    if let Some(status) = filter.status {
-        must.push(keyword("status", status.as_str()));
-    }
-    if let Some(customer) = &filter.customer_id {
-        must.push(keyword("customer_id", customer));
-    }
+/// All of `clauses`, in Qdrant's terms; `None` for no constraint.
+fn engine_filter(clauses: Vec<Clause>) -> Option<Filter> {
+    let must = clauses
+        .into_iter()
+        .map(|clause| match clause {
+            Clause::Is(field, value) => keyword(field, &value),
+            Clause::IsAnyOf(field, values) => Condition::matches(field, values),
+            Clause::AtLeast(field, value) => Condition::range(
+                field,
+                Range {
+                    gte: Some(value),
+                    ..Range::default()
+                },
+            ),
+        })
+        .collect();
     all_of(must)
 }
 
@@ -434,7 +408,7 @@ impl Store for RemoteStore {
 
     async fn count_interactions(&self, filter: &InteractionFilter) -> Result<u64, StoreError> {
         let mut request = CountPointsBuilder::new(&self.interactions).exact(true);
-        if let Some(filter) = interaction_filter(filter) {
+        if let Some(filter) = engine_filter(filter.clauses()) {
             request = request.filter(filter);
         }
         let counted = self.client.count(request).await.map_err(failed("count"))?;
@@ -452,7 +426,7 @@ impl Store for RemoteStore {
                 &self.interactions,
                 vector,
                 TEXT_VECTOR,
-                interaction_filter(filter),
+                engine_filter(filter.clauses()),
                 limit,
             )
             .await?,
@@ -477,7 +451,7 @@ impl Store for RemoteStore {
         limit: usize,
     ) -> Result<Vec<StoredInteraction>, StoreError> {
         let found = self
-            .scroll_all(&self.interactions, interaction_filter(filter), false)
+            .scroll_all(&self.interactions, engine_filter(filter.clauses()), false)
             .await?
             .into_iter()
             .map(|point| from_payload(&point.id, point.payload))
@@ -491,7 +465,7 @@ impl Store for RemoteStore {
         limit: usize,
     ) -> Result<Vec<(StoredInteraction, Vec<f32>)>, StoreError> {
         let found = self
-            .scroll_all(&self.interactions, interaction_filter(filter), true)
+            .scroll_all(&self.interactions, engine_filter(filter.clauses()), true)
             .await?
             .into_iter()
             .map(|point| {
@@ -652,7 +626,7 @@ impl Store for RemoteStore {
 
     async fn flags(&self, filter: &FlagFilter) -> Result<Vec<Flag>, StoreError> {
         let mut flags = self
-            .scroll_all(&self.flags, flag_filter(filter), false)
+            .scroll_all(&self.flags, engine_filter(filter.clauses()), false)
             .await?
             .into_iter()
             .map(|point| from_payload(&point.id, point.payload))
