@@ -164,6 +164,10 @@ async fn the_demo_analyses_the_corpus_as_its_answer_key_says() {
             "missed escalation by {customer}"
         );
     }
+    // Every threat to leave is found (the label or a phrase of leaving), and nobody else
+    // is flagged as a churn risk.
+    assert_eq!(flagged("churn_risk", ""), expected("churn_risk"));
+    assert_eq!(expected("churn_risk").len(), 8);
     // Most complaints and allegations are found, with few false ones.
     for (kind, reason, flag) in [
         ("complaint", "", "complaint"),
