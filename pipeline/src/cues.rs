@@ -1,11 +1,12 @@
 //! Phrase cues in the four languages, for what the embedding labels miss.
 //!
-//! Some prototype labels are calibrated for precision and find only a third of their
-//! messages (`churn_threat` recall 0.37, `long_term_commitment` 0.26 on the signals dev
-//! set; none of the eight threats to leave in the demo corpus). Where saying it is a small,
-//! closed set of phrasings per language — cancel in the present tense, never again, switch
-//! provider; plan to stay, not going anywhere, won't switch — the phrases are matched too,
-//! and a label counts as present when either the label or one of its phrases fires.
+//! Some prototype labels are calibrated for precision and find only a quarter to a third
+//! of their messages (recall on the signals dev set: `churn_threat` 0.37,
+//! `long_term_commitment` 0.26, `full_service` 0.28; none of the eight threats to leave in
+//! the demo corpus). Where saying it is a small, closed set of phrasings per language —
+//! cancel in the present tense, never again, switch provider; plan to stay, won't switch;
+//! handle everything, a named contact — the phrases are matched too, and a label counts as
+//! present when either the label or one of its phrases fires.
 //!
 //! Measured (`benches/README.md`) on the dev set (`models/eval/signals-dev`, which the
 //! phrases were written against, so an upper bound) and on third-party text never looked
@@ -89,18 +90,44 @@ const STAYING: &[&str] = &[
     r"\blangsiktig|\blångsiktig|\blængerevarende",
 ];
 
+/// `full_service`: ways of asking the company to do it all ("handle everything", a named
+/// contact, "I expect you to take care of…"). The hard negatives of the dev set are the
+/// same requests done by oneself ("jeg sætter selv routeren op"), so every phrase names the
+/// company's part.
+const FULL_SERVICE: &[&str] = &[
+    r"\b(handle|handles|handled|manage|take care of|deal with|deals with|sort out|sort) (it all|everything|the whole|the lot|all of it)",
+    r"\b(everything|it all|the lot)\b[^.!?]{0,20}\b(handled|taken care of|sorted)\b",
+    r"\b(dedicated|named|personal|single) (relationship manager|account manager|contact|adviser|advisor|claims handler|point of contact)",
+    r"\bwhite-glove\b",
+    r"\b(don'?t|do not) want to (do|deal with|chase|sort)[^.!?]{0,20}\bmyself",
+    r"\b(tager|tage|tag) (sig|jer) af (alt|det hele)|\bsørger for (alt|det hele)|\bstår for (levering|alt|det hele)",
+    r"\b(tar|ta) (hånd om|seg av) (alt|hele)|\bordner (alt|hele)|\bfra a til å\b",
+    r"\b(sköter|tar hand om|ta hand om) (allt|alla|hela|mina)|\bhelhets(flytt|lösning|løsning|service)",
+    r"\b(fast|egen|personlig|dedikeret|dedikert|dedikerad|namngiven) (personlig )?(rådgiver|rådgivare|kontaktperson|kontakt|handläggare|kundansvarig|sagsbehandler|saksbehandler)",
+    r"\bvill inte behöva\b|\bvil ikke (behøve|måtte)\b",
+    r"\b(kan|kunne) (i|dere|ni|you)[^.!?]{0,25}\b(sætte|sette|sätta|koble|koppla|montere|montera|set)\b[^.!?]{0,25}\b(op|opp|upp|up|in|inn)\b",
+    r"\b(i|we) (really )?(don'?t|do not) want to do (it|this|that|any of (it|this)) (myself|ourselves)",
+    r"\b(regner|regnar|räknar) (jeg|jag|vi) med,? at (i|dere|ni)\b",
+    r"\b(forventer|förväntar|expect) (jeg |jag |mig |meg )?(at |att |that )?(i|dere|ni|you|your team)\b[^.!?]{0,30}\b(sørger|ordner|sköter|handle|handles|tar|tager|take)",
+    r"\b(utgår|går) (jeg |jag )?(från|ut fra|ud fra) att ni\b",
+];
+
 /// Each label with phrases, and its phrases as one case-insensitive pattern.
 static CUES: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
-    [("churn_threat", LEAVING), ("long_term_commitment", STAYING)]
-        .into_iter()
-        .map(|(label, phrases)| {
-            let pattern = format!("(?i)(?:{})", phrases.join("|"));
-            (
-                label,
-                Regex::new(&pattern).expect("the cue phrases compile"),
-            )
-        })
-        .collect()
+    [
+        ("churn_threat", LEAVING),
+        ("long_term_commitment", STAYING),
+        ("full_service", FULL_SERVICE),
+    ]
+    .into_iter()
+    .map(|(label, phrases)| {
+        let pattern = format!("(?i)(?:{})", phrases.join("|"));
+        (
+            label,
+            Regex::new(&pattern).expect("the cue phrases compile"),
+        )
+    })
+    .collect()
 });
 
 /// Whether `text` says what prototype label `label` stands for in one of its phrases
@@ -108,6 +135,11 @@ static CUES: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
 pub fn says(label: &str, text: &str) -> bool {
     CUES.iter()
         .any(|(name, phrases)| *name == label && phrases.is_match(text))
+}
+
+/// Whether label `label` has phrases here.
+pub fn has_phrases(label: &str) -> bool {
+    CUES.iter().any(|(name, _)| *name == label)
 }
 
 /// Whether `text` says its writer will leave, cancel or not buy again.
@@ -180,5 +212,25 @@ mod tests {
             assert!(!staying(text), "{text}");
         }
         assert!(!says("no_such_label", "I'm not going anywhere."));
+    }
+
+    #[test]
+    fn asking_to_have_it_all_done_is_full_service_and_doing_it_oneself_is_not() {
+        let full_service = |t: &str| says("full_service", t);
+        for text in [
+            "I'd like a dedicated relationship manager who handles everything for me.",
+            "Jeg forventer, at I sørger for det hele.",
+            "Vi vill att ni tar hand om allt, och en namngiven kontaktperson.",
+            "Jeg vil ha en fast kontaktperson som tar seg av alt.",
+        ] {
+            assert!(full_service(text), "{text}");
+        }
+        for text in [
+            "I'll set up the mesh myself, just send me the guide.",
+            "Jeg sætter selv routeren op, har bare brug for koden.",
+            "Jag vill kunna sköta allt själv i appen.",
+        ] {
+            assert!(!full_service(text), "{text}");
+        }
     }
 }

@@ -188,11 +188,19 @@ pub fn complaint_probability(stored: &StoredInteraction) -> Option<f32> {
 }
 
 /// How strongly a prototype label fires, in [0, 1]: 1 at or over its threshold or when
-/// the message says it in one of the label's phrases ([`crate::cues`]), falling linearly
-/// to 0 at [`NEAR_MISS_BAND`] below the threshold; 0 for a label that did not run.
+/// the message says it in one of the label's phrases ([`crate::cues`]); for a label
+/// without phrases, falling linearly to 0 at [`NEAR_MISS_BAND`] below the threshold (a
+/// label with phrases has those to catch what the threshold misses, and its near misses
+/// are mostly other topics); 0 for a label that did not run.
 fn strength(stored: &StoredInteraction, label: &str) -> f32 {
     if crate::cues::says(label, &stored.interaction.text) {
         return 1.0;
+    }
+    if crate::cues::has_phrases(label) {
+        return match stored.signals.prototypes.get(label) {
+            Some(score) if score.flagged => 1.0,
+            _ => 0.0,
+        };
     }
     match stored.signals.prototypes.get(label) {
         Some(score) if score.flagged => 1.0,
