@@ -142,14 +142,13 @@ pub fn has_phrases(label: &str) -> bool {
     CUES.iter().any(|(name, _)| *name == label)
 }
 
-/// Whether `text` says its writer will leave, cancel or not buy again.
-pub fn says_leaving(text: &str) -> bool {
-    says("churn_threat", text)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{says, says_leaving};
+    use super::says;
+
+    fn says_leaving(text: &str) -> bool {
+        says("churn_threat", text)
+    }
 
     #[test]
     fn threats_to_leave_are_found_in_each_language() {

@@ -199,12 +199,15 @@ fn is_customer(stored: &StoredInteraction) -> bool {
     )
 }
 
+/// Whether a message carries prototype label `label`: the label fired, or the message
+/// says it in one of the label's phrases ([`crate::cues`]).
 fn flagged(stored: &StoredInteraction, label: &str) -> bool {
     stored
         .signals
         .prototypes
         .get(label)
         .is_some_and(|s| s.flagged)
+        || crate::cues::says(label, &stored.interaction.text)
 }
 
 fn new_flag(
@@ -259,13 +262,7 @@ pub fn may_raise(stored: &StoredInteraction, rules: &FlagRules) -> bool {
     }
     complaint_probability(stored).is_some_and(|p| p >= rules.complaint_threshold)
         || flagged(stored, "allegation")
-        || threatens_to_leave(stored)
-}
-
-/// A customer message that threatens to leave: the `churn_threat` label or one of the
-/// phrases in [`crate::cues`].
-pub fn threatens_to_leave(stored: &StoredInteraction) -> bool {
-    flagged(stored, "churn_threat") || crate::cues::says_leaving(&stored.interaction.text)
+        || flagged(stored, "churn_threat")
 }
 
 /// The flags one conversation raises, from all of its stored interactions (any order;
@@ -373,7 +370,7 @@ pub fn conversation_flags(
     let threats: Vec<&StoredInteraction> = items
         .iter()
         .map(|(s, _)| s)
-        .filter(|s| is_customer(s) && threatens_to_leave(s))
+        .filter(|s| is_customer(s) && flagged(s, "churn_threat"))
         .collect();
     if !threats.is_empty() {
         flags.push(new_flag(

@@ -196,18 +196,13 @@ fn strength(stored: &StoredInteraction, label: &str) -> f32 {
     if crate::cues::says(label, &stored.interaction.text) {
         return 1.0;
     }
-    if crate::cues::has_phrases(label) {
-        return match stored.signals.prototypes.get(label) {
-            Some(score) if score.flagged => 1.0,
-            _ => 0.0,
-        };
-    }
+    let near_misses_count = !crate::cues::has_phrases(label);
     match stored.signals.prototypes.get(label) {
         Some(score) if score.flagged => 1.0,
-        Some(score) => score.above_threshold.map_or(0.0, |m| {
+        Some(score) if near_misses_count => score.above_threshold.map_or(0.0, |m| {
             ((m + NEAR_MISS_BAND) / NEAR_MISS_BAND).clamp(0.0, 1.0)
         }),
-        None => 0.0,
+        _ => 0.0,
     }
 }
 
