@@ -2,11 +2,12 @@
 //!
 //! Some prototype labels are calibrated for precision and find only a quarter to a third
 //! of their messages (recall on the signals dev set: `churn_threat` 0.37,
-//! `long_term_commitment` 0.26, `full_service` 0.28; none of the eight threats to leave in
-//! the demo corpus). Where saying it is a small, closed set of phrasings per language —
-//! cancel in the present tense, never again, switch provider; plan to stay, won't switch;
-//! handle everything, a named contact — the phrases are matched too, and a label counts as
-//! present when either the label or one of its phrases fires.
+//! `long_term_commitment` 0.26, `full_service` 0.28, `honest_answers` 0.16; none of the
+//! eight threats to leave in the demo corpus). Where saying it is a small, closed set of
+//! phrasings per language — cancel in the present tense, never again, switch provider; plan
+//! to stay, won't switch; handle everything, a named contact; a straight answer, no canned
+//! replies — the phrases are matched too, and a label counts as present when either the
+//! label or one of its phrases fires.
 //!
 //! Measured (`benches/README.md`) on the dev set (`models/eval/signals-dev`, which the
 //! phrases were written against, so an upper bound) and on third-party text never looked
@@ -112,12 +113,32 @@ const FULL_SERVICE: &[&str] = &[
     r"\b(utgår|går) (jeg |jag )?(från|ut fra|ud fra) att ni\b",
 ];
 
+/// `honest_answers`: asking for a straight answer ("be straight with me", "et ærligt svar",
+/// "säg som det är", no canned replies). The dev set's hard negatives are plain questions
+/// and thanks for a clear answer, so "clear" alone is not one of them.
+const HONEST_ANSWERS: &[&str] = &[
+    r"\b(be|being) (honest|upfront|straight|open) with (me|us)\b",
+    r"\b(straight|honest|clear,? honest|frank) (answer|yes or no|explanation|reply)\b",
+    r"\btell (me|us) the truth\b|\bi (just )?want the truth\b|\btell (me|us) what'?s (actually|really) going on\b",
+    r"\b(no|stop (the|with|sending)) (scripted|canned|copy-paste|template|standard) (answers?|responses?|replies)",
+    r"\bjust say it\b|\bsay it straight\b",
+    r"\b(ærligt?|ærlig|sandfærdigt?|konkret|rakt|ärligt?) (og konkret |och konkret )?(svar|besked)\b",
+    r"\bvær(e)? ærlige? (over for|overfor|med) (mig|meg|os|oss)\b|\bvar ärlig\b|\bsvar(e)? (meg|mig) ærlig\b|\bhelt ærligt, sig\b",
+    r"\b(sig|si|säg) (det )?(som det er|som det är|ligeud|rett ut|det nu bare)\b",
+    r"\b(vil ha|vill ha|vil have|hellere have|hellre ha|heller ha|want) (the )?(sandheden|sannheten|sanningen|truth)\b",
+    r"\b(ikke|inte) pakk(e|a)? (det )?inn\b|\bikke pak det ind\b",
+    r"\b(copy-paste|standard|ferdigskrevne|automat)[- ]?(svar|svaren|svarene|tekster|texter|mails|mejl)\b|\b(säljsnack|udenomssnak)\b",
+    r"\brakt på sak\b|\blæg tallene frem\b|\btransparent redogörelse\b",
+    r"\b(ja eller nei|ja eller nej|yes or no)\b",
+];
+
 /// Each label with phrases, and its phrases as one case-insensitive pattern.
 static CUES: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
     [
         ("churn_threat", LEAVING),
         ("long_term_commitment", STAYING),
         ("full_service", FULL_SERVICE),
+        ("honest_answers", HONEST_ANSWERS),
     ]
     .into_iter()
     .map(|(label, phrases)| {
@@ -230,6 +251,26 @@ mod tests {
             "Jag vill kunna sköta allt själv i appen.",
         ] {
             assert!(!full_service(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn asking_for_a_straight_answer_is_honest_answers_and_a_plain_question_is_not() {
+        let honest = |t: &str| says("honest_answers", t);
+        for text in [
+            "Please be straight with me: is the X3 worth it?",
+            "Jeg vil gerne have et ærligt svar.",
+            "Säg som det är: är paketet borta?",
+            "Slutt å sende ferdigskrevne tekster.",
+        ] {
+            assert!(honest(text), "{text}");
+        }
+        for text in [
+            "Tack för ett tydligt besked om avbrottet igår!",
+            "Hvornår kan jeg forvente, at min pakke bliver leveret?",
+            "Does the premium plan include offline downloads?",
+        ] {
+            assert!(!honest(text), "{text}");
         }
     }
 }
