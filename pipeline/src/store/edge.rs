@@ -32,7 +32,7 @@ use super::{
     FlagFilter, INTERACTION_INDEXES, INTERACTIONS, IndexKind, InteractionFilter, InteractionPoint,
     RELATIONSHIP_VECTOR, SCROLL_PAGE, SEMANTIC_VECTOR, Scored, Store, StoreError,
     StoredInteraction, TEXT_VECTOR, customer_point_id, flag_point_id, interaction_payload,
-    interaction_point_id, payload_error, timeline, to_payload,
+    interaction_point_id, newest_first, payload_error, timeline, to_payload,
 };
 use crate::flags::{Flag, FlagStatus};
 use crate::profile::CustomerProfile;
@@ -658,7 +658,7 @@ impl Store for EdgeStore {
 
     async fn flags(&self, filter: &FlagFilter) -> Result<Vec<Flag>, StoreError> {
         let filter = engine_filter(filter.clauses());
-        let mut flags: Vec<Flag> = self
+        let flags: Vec<Flag> = self
             .blocking("scroll", move |inner| {
                 scroll_all(&inner.flags, filter, false)?
                     .into_iter()
@@ -666,8 +666,7 @@ impl Store for EdgeStore {
                     .collect::<Result<_, _>>()
             })
             .await?;
-        flags.sort_by(|a, b| (b.raised_at, &b.id).cmp(&(a.raised_at, &a.id)));
-        Ok(flags)
+        Ok(newest_first(flags))
     }
 
     async fn set_flag_status(

@@ -325,6 +325,12 @@ fn interaction_payload(stored: &StoredInteraction) -> Result<serde_json::Value, 
     Ok(payload)
 }
 
+/// The flag queue's order: newest first, ties by id.
+fn newest_first(mut flags: Vec<Flag>) -> Vec<Flag> {
+    flags.sort_by(|a, b| (b.raised_at, &b.id).cmp(&(a.raised_at, &a.id)));
+    flags
+}
+
 /// Oldest first, the latest `limit`.
 fn timeline<T>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> &StoredInteraction) -> Vec<T> {
     items.sort_by(|a, b| {

@@ -29,7 +29,7 @@ use super::{
     FlagFilter, INTERACTION_INDEXES, INTERACTIONS, IndexKind, InteractionFilter, InteractionPoint,
     RELATIONSHIP_VECTOR, SCROLL_PAGE, SEMANTIC_VECTOR, Scored, Store, StoreError,
     StoredInteraction, TEXT_VECTOR, customer_point_id, flag_point_id, interaction_payload,
-    interaction_point_id, payload_error, timeline, to_payload,
+    interaction_point_id, newest_first, payload_error, timeline, to_payload,
 };
 use crate::flags::{Flag, FlagStatus};
 use crate::profile::CustomerProfile;
@@ -625,14 +625,13 @@ impl Store for RemoteStore {
     }
 
     async fn flags(&self, filter: &FlagFilter) -> Result<Vec<Flag>, StoreError> {
-        let mut flags = self
+        let flags = self
             .scroll_all(&self.flags, engine_filter(filter.clauses()), false)
             .await?
             .into_iter()
             .map(|point| from_payload(&point.id, point.payload))
             .collect::<Result<Vec<Flag>, _>>()?;
-        flags.sort_by(|a, b| (b.raised_at, &b.id).cmp(&(a.raised_at, &a.id)));
-        Ok(flags)
+        Ok(newest_first(flags))
     }
 
     async fn set_flag_status(
