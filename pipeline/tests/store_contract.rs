@@ -354,7 +354,10 @@ async fn edge_store_meets_the_contract_and_keeps_it_across_a_reopen() {
 #[tokio::test]
 async fn remote_store_meets_the_contract_when_a_server_is_configured() {
     let Ok(url) = std::env::var("QDRANT_URL") else {
-        eprintln!(
+        // Straight to stderr, past the test harness's capture, so CI's log says why.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIP remote_store_meets_the_contract_when_a_server_is_configured: set QDRANT_URL \
              to a Qdrant server's gRPC URL to run the contract against RemoteStore \
              (no Qdrant server is started by the tests)"
