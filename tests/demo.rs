@@ -156,14 +156,12 @@ async fn the_demo_analyses_the_corpus_as_its_answer_key_says() {
             "missed evasive reply to {customer}"
         );
     }
-    // Public complaints are escalations, and they are all found.
-    let escalations = flagged("public_escalation", "");
-    for customer in expected("public_escalation") {
-        assert!(
-            escalations.contains(&customer),
-            "missed escalation by {customer}"
-        );
-    }
+    // Public complaints are escalations, all of them and nothing else: the superuser's
+    // public answers to other customers are help, not complaints.
+    assert_eq!(
+        flagged("public_escalation", ""),
+        expected("public_escalation")
+    );
     // Every threat to leave is found (the label or a phrase of leaving), and nobody else
     // is flagged as a churn risk.
     assert_eq!(flagged("churn_risk", ""), expected("churn_risk"));

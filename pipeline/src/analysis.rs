@@ -518,7 +518,7 @@ pub async fn rebuild_profiles<S: Store>(
         let skip = history.len().saturating_sub(profile::PROFILE_WINDOW);
         history.drain(..skip);
         let customer = &customer;
-        let answers = answers_to_other_customers(store, customer, &history).await?;
+        let answers = answers_to_other_customers(store, &history).await?;
         let inputs: Vec<ProfileInput> = history
             .iter()
             .map(|(stored, vector)| ProfileInput {
@@ -552,17 +552,12 @@ pub async fn rebuild_profiles<S: Store>(
 /// thanks and chatter do not count): community help, the superuser signal.
 async fn answers_to_other_customers<S: Store>(
     store: &S,
-    customer: &str,
     history: &[(StoredInteraction, Vec<f32>)],
 ) -> Result<BTreeSet<String>, String> {
     let replies: Vec<&StoredInteraction> = history
         .iter()
         .map(|(s, _)| s)
-        .filter(|s| {
-            s.interaction.public
-                && s.interaction.in_reply_to.is_some()
-                && matches!(s.interaction.author.role, Role::Customer | Role::Unknown)
-        })
+        .filter(|s| s.interaction.public && s.interaction.in_reply_to.is_some())
         .collect();
     if replies.is_empty() {
         return Ok(BTreeSet::new());
@@ -575,21 +570,12 @@ async fn answers_to_other_customers<S: Store>(
         .interactions(&parents)
         .await
         .map_err(|e| e.to_string())?;
-    let other_customers_post = |id: &str| {
-        parents.iter().any(|p| {
-            p.interaction.id == id
-                && p.interaction.text.contains('?')
-                && matches!(p.interaction.author.role, Role::Customer | Role::Unknown)
-                && p.customer_id.as_deref().is_some_and(|c| c != customer)
-        })
-    };
     Ok(replies
         .iter()
-        .filter(|s| {
-            s.interaction
-                .in_reply_to
-                .as_deref()
-                .is_some_and(other_customers_post)
+        .filter(|reply| {
+            parents
+                .iter()
+                .any(|parent| flags::answers_peer_question(reply, parent))
         })
         .map(|s| s.interaction.id.clone())
         .collect())

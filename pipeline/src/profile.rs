@@ -243,7 +243,11 @@ pub fn message_evidence(input: &ProfileInput, rules: &ProfileRules) -> Evidence 
         cue(Trust, -0.3, 0.3);
         cue(Intensity, 0.6, 0.5);
     }
-    let allegation = strength(stored, "allegation");
+    let allegation = if crate::flags::may_allege(stored) {
+        strength(stored, "allegation")
+    } else {
+        0.0
+    };
     cue(Trust, -1.0, 1.5 * allegation);
     cue(Valence, -0.8, 0.5 * allegation);
     cue(Trust, -0.5, 0.7 * strength(stored, "honest_answers"));

@@ -23,6 +23,7 @@ pub struct Message<'a> {
     pub labels: &'a [&'a str],
     pub public: bool,
     pub customer: &'a str,
+    pub in_reply_to: Option<&'a str>,
 }
 
 impl Default for Message<'_> {
@@ -38,6 +39,7 @@ impl Default for Message<'_> {
             labels: &[],
             public: false,
             customer: "cust-1",
+            in_reply_to: None,
         }
     }
 }
@@ -103,7 +105,7 @@ pub fn stored(m: Message) -> StoredInteraction {
             text: m.text.into(),
             language: Some("da".into()),
             public: m.public,
-            in_reply_to: None,
+            in_reply_to: m.in_reply_to.map(str::to_string),
             attributes: Default::default(),
         },
         customer_id: Some(m.customer.into()),
