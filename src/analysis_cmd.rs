@@ -79,6 +79,7 @@ pub(crate) fn profile_rules(settings: &Settings) -> ProfileRules {
     ProfileRules {
         half_life_days: settings.profiles.half_life_days,
         min_messages: settings.profiles.min_messages,
+        prototype_scale: settings.profiles.prototype_scale,
         complaint_threshold: settings.flags.complaint_threshold,
     }
 }

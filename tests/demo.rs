@@ -187,7 +187,7 @@ async fn the_demo_analyses_the_corpus_as_its_answer_key_says() {
     }
 
     // Relationship types: at least six kinds, most customers typed, and well above chance
-    // (one in seventeen) agreement with the intended types.
+    // (one in seventeen) agreement with the intended types (24 of 46 when measured).
     let typed: Vec<(&str, &str)> = profiles
         .iter()
         .filter_map(|p| Some((p.customer_id.as_str(), p.relationship.key()?)))
@@ -206,7 +206,7 @@ async fn the_demo_analyses_the_corpus_as_its_answer_key_says() {
         })
         .count();
     assert!(
-        agree * 100 >= key.len() * 25,
+        agree * 100 >= key.len() * 40,
         "{agree} of {} customers typed as intended",
         key.len()
     );

@@ -372,6 +372,13 @@ fn validate_settings(settings: &Settings, origin: &dyn Fn(&str) -> Origin) -> Ve
             "must be more than 0".into(),
         ));
     }
+    let scale = settings.profiles.prototype_scale;
+    if !(scale > 0.0 && scale <= 1.0) {
+        found.push((
+            "profiles.prototype_scale".into(),
+            format!("{scale} is not in (0, 1]"),
+        ));
+    }
     for (path, value) in [
         (
             "flags.complaint_threshold",

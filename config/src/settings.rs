@@ -74,6 +74,11 @@ pub struct ProfilesSettings {
     pub half_life_days: f64,
     /// Fewer of the customer's own messages than this: "not enough evidence", no type.
     pub min_messages: usize,
+    /// The scale at which a customer's dimensions are compared with the type prototypes,
+    /// in (0, 1]. A prototype is the relationship at its clearest, while a customer's score
+    /// is a decayed mean over messages that mostly say little about most dimensions, so a
+    /// typical member reaches about half of their type's prototype.
+    pub prototype_scale: f32,
     /// The relationship-type catalogue; unset: the built-in `config/relationship-types.toml`.
     pub relationship_types: Option<PathBuf>,
 }
@@ -83,6 +88,7 @@ impl Default for ProfilesSettings {
         ProfilesSettings {
             half_life_days: 90.0,
             min_messages: 3,
+            prototype_scale: 0.55,
             relationship_types: None,
         }
     }

@@ -296,3 +296,25 @@ fn privacy_redacts_every_kind_by_default_and_refuses_unknown_kinds() {
     );
     assert_eq!(line_of(&problems, "privacy.kinds"), Some(2));
 }
+
+#[test]
+fn a_prototype_scale_outside_zero_to_one_is_named() {
+    for scale in ["0.0", "1.5", "-0.5"] {
+        let source = format!("[profiles]\nprototype_scale = {scale}\n");
+        let problems = load_str(&source, "rapport.toml", no_env()).unwrap_err();
+        let text = problems.to_string();
+        assert!(
+            line_of(&problems, "profiles.prototype_scale").is_some(),
+            "{text}"
+        );
+        assert!(text.contains("is not in (0, 1]"), "{text}");
+    }
+    assert!(
+        load_str(
+            "[profiles]\nprototype_scale = 1.0\n",
+            "rapport.toml",
+            no_env()
+        )
+        .is_ok()
+    );
+}

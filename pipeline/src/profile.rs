@@ -16,6 +16,10 @@
 //! message gives some dimensions a value in [-1, 1] with a weight; a dimension's score is
 //! the decayed, weighted mean, shrunk toward 0 by a prior weight so that one message
 //! cannot make an extreme. The reading of each signal is in [`message_evidence`].
+//!
+//! **Nearest type.** Scores are compared with each prototype scaled by
+//! `prototype_scale`: a prototype is the relationship at its clearest, a measured score a
+//! shrunk mean, so a typical member reaches about half of their prototype.
 
 use std::collections::BTreeMap;
 
@@ -46,6 +50,8 @@ pub struct ProfileRules {
     pub half_life_days: f64,
     /// Below this many customer messages the type is "not enough evidence".
     pub min_messages: usize,
+    /// Customers are compared with the prototypes scaled by this (`profiles.prototype_scale`).
+    pub prototype_scale: f32,
     /// The complaint head's probability from which a message counts as a complaint.
     pub complaint_threshold: f32,
 }
@@ -407,7 +413,13 @@ pub fn build(
             needed: rules.min_messages as u64,
         }
     } else {
-        typed(&scores, &per_message, catalogue, messages)
+        typed(
+            &scores,
+            &per_message,
+            catalogue,
+            messages,
+            rules.prototype_scale,
+        )
     };
     let complaints = own
         .iter()
@@ -454,12 +466,13 @@ fn typed(
     per_message: &[(String, f32, Evidence)],
     catalogue: &RelationshipCatalogue,
     messages: u64,
+    prototype_scale: f32,
 ) -> Relationship {
     let distance = |prototype: &[f32; 10]| -> f32 {
         prototype
             .iter()
             .zip(scores)
-            .map(|(p, s)| (p - s) * (p - s))
+            .map(|(p, s)| (p * prototype_scale - s) * (p * prototype_scale - s))
             .sum::<f32>()
             .sqrt()
     };
@@ -509,6 +522,7 @@ mod tests {
     const RULES: ProfileRules = ProfileRules {
         half_life_days: 30.0,
         min_messages: 3,
+        prototype_scale: 0.55,
         complaint_threshold: 0.8,
     };
 
