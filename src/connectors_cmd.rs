@@ -2,8 +2,8 @@
 
 use rapport_config::{Config, ConnectorSpec};
 use rapport_connectors::{Format, detect, interactions};
-use rapport_pipeline::ingest::ConnectorStatus;
 use rapport_pipeline::ingest::files::{Layout, list_files};
+use rapport_pipeline::ingest::status::connector_rows;
 use rapport_pipeline::{Bus, Checkpoints};
 
 use crate::{EXIT_CONFIG, EXIT_FAILURE};
@@ -17,30 +17,14 @@ pub async fn status(config: &Config, json: bool) -> u8 {
         }
     };
     let checkpoints = Checkpoints::new(bus.checkpoints.clone());
-    let mut rows = Vec::new();
-    let mut names: Vec<(String, String, bool)> = config
-        .connectors
-        .iter()
-        .map(|c| (c.name.clone(), c.spec.kind().to_string(), c.enabled))
-        .collect();
-    if !names.iter().any(|(n, _, _)| n == "ingest") {
-        names.push(("ingest".into(), "files".into(), true));
-    }
-    for (name, kind, enabled) in names {
-        match ConnectorStatus::load(&checkpoints, &name).await {
-            Ok(status) => {
-                if name == "ingest" && status.is_none() {
-                    continue;
-                }
-                rows.push((name, kind, enabled, status));
-            }
-            Err(e) => {
-                eprintln!("rapport: {e}");
-                bus.shutdown().await;
-                return EXIT_FAILURE;
-            }
+    let rows = match connector_rows(&checkpoints, &config.connectors).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("rapport: {e}");
+            bus.shutdown().await;
+            return EXIT_FAILURE;
         }
-    }
+    };
     bus.shutdown().await;
     crate::print_statuses(&rows, json);
     0

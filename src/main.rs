@@ -13,7 +13,8 @@ use rapport_config::{Config, LogFormat};
 use rapport_connectors::Format;
 use rapport_pipeline::daemon::{self, Role};
 use rapport_pipeline::ingest::files::{FileReader, Layout, ScanReport};
-use rapport_pipeline::ingest::{ConnectorState, ConnectorStatus, Counters, Sink};
+use rapport_pipeline::ingest::status::ConnectorRow;
+use rapport_pipeline::ingest::{ConnectorState, Counters, Sink};
 use rapport_pipeline::{Bus, Checkpoints};
 
 mod analysis_cmd;
@@ -632,25 +633,22 @@ fn init_logging(config: &Config, format_flag: Option<&str>, daemon: bool) {
     }
 }
 
-pub(crate) fn print_statuses(
-    statuses: &[(String, String, bool, Option<ConnectorStatus>)],
-    json: bool,
-) {
+pub(crate) fn print_statuses(rows: &[ConnectorRow], json: bool) {
     if json {
-        let rows: Vec<_> = statuses
-            .iter()
-            .map(|(name, kind, enabled, status)| {
-                serde_json::json!({"name": name, "kind": kind, "enabled": enabled, "status": status})
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        println!("{}", serde_json::to_string(rows).expect("serialises"));
         return;
     }
     println!(
         "{:<20} {:<13} {:<12} {:>9} {:>10} {:>10} {:>7}  {:<20}  LAST ERROR",
         "CONNECTOR", "KIND", "STATE", "READ", "PUBLISHED", "DUPLICATE", "FAILED", "UPDATED"
     );
-    for (name, kind, enabled, status) in statuses {
+    for ConnectorRow {
+        name,
+        kind,
+        enabled,
+        status,
+    } in rows
+    {
         let name = if *enabled {
             name.clone()
         } else {

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use rapport_config::Config;
 use rapport_config::relationships::RelationshipCatalogue;
-use rapport_connectors::Channel;
 use rapport_pipeline::flags::{Flag, FlagKind, FlagStatus};
 use rapport_pipeline::profile::Relationship;
 use rapport_pipeline::queries::{self, CustomerHits, PortfolioRow, QueryError, SimilarCustomer};
@@ -138,14 +137,14 @@ pub async fn search(
 ) -> Result<(), u8> {
     let channel = match channel {
         None => None,
-        Some(name) => Some(parse_channel(name).ok_or_else(|| {
+        Some(name) => Some(queries::parse_channel(name).ok_or_else(|| {
             eprintln!("rapport: --channel {name:?} is not one of email, chat, call, social");
             EXIT_CONFIG
         })?),
     };
     let since = match since {
         None => None,
-        Some(value) => Some(parse_since(value).ok_or_else(|| {
+        Some(value) => Some(queries::parse_since(value).ok_or_else(|| {
             eprintln!(
                 "rapport: --since {value:?} is not a date (2026-03-01) or time (2026-03-01T10:00:00Z)"
             );
@@ -179,24 +178,6 @@ pub async fn search(
         print_search(&found);
     }
     Ok(())
-}
-
-fn parse_channel(name: &str) -> Option<Channel> {
-    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
-}
-
-fn parse_since(value: &str) -> Option<time::OffsetDateTime> {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(value, &Rfc3339)
-        .ok()
-        .or_else(|| {
-            let date = time::Date::parse(
-                value,
-                time::macros::format_description!("[year]-[month]-[day]"),
-            )
-            .ok()?;
-            Some(date.midnight().assume_utc())
-        })
 }
 
 fn print_search(found: &[CustomerHits]) {

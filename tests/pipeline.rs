@@ -54,6 +54,8 @@ impl Worker {
         let mut cmd = Command::new(RAPPORT);
         cmd.args(["run", "--role", "workers"])
             .env_clear()
+            // Workers serve the API; several in one test must not share a port.
+            .env("RAPPORT_API_ADDR", "127.0.0.1:0")
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RAPPORT_NATS_URL", nats_url)
             .env("RAPPORT_DATA_DIR", data_dir)

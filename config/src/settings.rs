@@ -275,7 +275,7 @@ impl Default for QdrantSettings {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiSettings {
-    /// Address of the HTTP listener (webhooks now; the query API later).
+    /// Address of the HTTP listener: the query API, the dashboard and the webhooks.
     pub addr: String,
     /// Bearer token, inline. Prefer `token_file` or the `RAPPORT_API_TOKEN` env var.
     pub token: Option<String>,
@@ -283,6 +283,8 @@ pub struct ApiSettings {
     pub token_file: Option<PathBuf>,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
+    /// Requests per second one client address may make (twice that in a burst); 0: no limit.
+    pub requests_per_second: u32,
 }
 
 impl Default for ApiSettings {
@@ -292,6 +294,7 @@ impl Default for ApiSettings {
             token: None,
             token_file: None,
             max_body_bytes: 1024 * 1024,
+            requests_per_second: 100,
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct Classifier {
     /// Per prototype label, who it applies to (`None`: anyone).
     label_speakers: Vec<Option<Speaker>>,
     max_batch_tokens: usize,
+    /// Tokens run through the encoder by [`Classifier::classify`] since start (metrics).
+    tokens_classified: std::sync::atomic::AtomicU64,
 }
 
 impl Classifier {
@@ -61,7 +63,14 @@ impl Classifier {
             prototypes,
             label_speakers,
             max_batch_tokens,
+            tokens_classified: Default::default(),
         })
+    }
+
+    /// Tokens [`Classifier::classify`] has run through the encoder since start.
+    pub fn tokens_classified(&self) -> u64 {
+        self.tokens_classified
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn encoder(&self) -> &Encoder {
@@ -74,7 +83,10 @@ impl Classifier {
         texts: &[&str],
         speakers: &[Option<Speaker>],
     ) -> Result<Vec<(Vec<f32>, MessageSignals)>, ModelError> {
-        let vectors = self.encoder.embed(texts, self.max_batch_tokens)?.vectors;
+        let embedded = self.encoder.embed(texts, self.max_batch_tokens)?;
+        self.tokens_classified
+            .fetch_add(embedded.tokens as u64, std::sync::atomic::Ordering::Relaxed);
+        let vectors = embedded.vectors;
         let inference = |e: candle_core::Error| ModelError::Inference(e.to_string());
         let head_outputs: Vec<Vec<Vec<f32>>> = self
             .heads

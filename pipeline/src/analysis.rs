@@ -33,6 +33,7 @@ use rapport_models::classify::{Classifier, Speaker};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+use crate::api::metrics::{self, Histogram};
 use crate::bus::{
     BusError, BusHandle, INTERACTIONS_STREAM, Publisher, analysis_pull_consumer, topology,
 };
@@ -62,14 +63,38 @@ pub struct Analyzer {
     pub flag_rules: FlagRules,
 }
 
-/// Counters since start, for status and tests.
-#[derive(Debug, Default)]
+/// Counters and histograms since start, for `/metrics`, status and tests.
+#[derive(Debug)]
 pub struct WorkerCounters {
     pub stored: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub retried: AtomicU64,
     pub batches: AtomicU64,
     pub flags_raised: AtomicU64,
+    /// Tokens the encoder ran per batch.
+    pub batch_tokens: Histogram,
+    /// Seconds per batch in the models.
+    pub analyse_seconds: Histogram,
+    /// Seconds per batch storing it: upsert, profiles, flags.
+    pub store_seconds: Histogram,
+    /// Seconds from JetStream's receipt of an interaction to its ack after storing.
+    pub ingest_to_stored_seconds: Histogram,
+}
+
+impl Default for WorkerCounters {
+    fn default() -> Self {
+        WorkerCounters {
+            stored: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            flags_raised: AtomicU64::new(0),
+            batch_tokens: Histogram::new(metrics::TOKENS),
+            analyse_seconds: Histogram::new(metrics::SECONDS),
+            store_seconds: Histogram::new(metrics::SECONDS),
+            ingest_to_stored_seconds: Histogram::new(metrics::SECONDS),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -218,7 +243,14 @@ async fn analyse(
             continue;
         }
         let started = std::time::Instant::now();
+        let tokens_before = analyzer.classifier.tokens_classified();
         let analysed_batch = analyse_batch(&analyzer, &identities, interactions).await;
+        counters
+            .analyse_seconds
+            .observe(started.elapsed().as_secs_f64());
+        counters
+            .batch_tokens
+            .observe((analyzer.classifier.tokens_classified() - tokens_before) as f64);
         debug!(
             interactions = kept.len(),
             analyse_ms = started.elapsed().as_millis() as u64,
@@ -384,9 +416,19 @@ async fn write<S: Store>(
             );
             Ok::<u64, String>(raised)
         };
-        match stored.await {
+        let started = std::time::Instant::now();
+        let outcome = stored.await;
+        counters
+            .store_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match outcome {
             Ok(raised) => {
+                let now = time::OffsetDateTime::now_utc();
                 for message in &messages {
+                    if let Ok(info) = message.info() {
+                        let waited = (now - info.published).as_seconds_f64();
+                        counters.ingest_to_stored_seconds.observe(waited.max(0.0));
+                    }
                     // A lost ack only means a redelivery, which overwrites the same point.
                     if let Err(e) = message.ack().await {
                         debug!(error = %e, "ack not sent; the message will be redelivered");

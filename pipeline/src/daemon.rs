@@ -1,5 +1,6 @@
-//! `rapport run`: connectors and analysis workers (and, as they land, alerter and API) in
-//! one process, or one role per process (`--role connectors|workers`).
+//! `rapport run`: connectors, analysis workers and the HTTP API in one process, or one role
+//! per process (`--role connectors|workers`; the API lives with the workers, which hold
+//! the store).
 //!
 //! Each connector runs as a supervised task: one that stops by itself (a bug, a permanent
 //! error) is logged, marked in its status, and restarted with back-off; its checkpoint keeps
@@ -20,6 +21,7 @@ use tokio::task::{Id, JoinSet};
 use tracing::{error, info, warn};
 
 use crate::analysis::{self, Analyzer, WorkerCounters};
+use crate::api::{self, ApiContext, ApiLimits, Metrics};
 use crate::bus::{Bus, BusError};
 use crate::checkpoint::Checkpoints;
 use crate::ingest::files::{FileReader, Layout, parse_template};
@@ -70,6 +72,11 @@ pub enum DaemonError {
     Connector { name: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot keep the generated API token in {path}: {source}")]
+    Token {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Runs until SIGTERM/SIGINT. `analyzer` (the loaded models) is needed where the role
@@ -91,17 +98,30 @@ pub async fn run(
         embedded = bus.embedded_url().is_some(),
         "rapport running"
     );
-    let workers = match analyzer.filter(|_| role.runs_workers()) {
-        Some(analyzer) => Some(Workers::start(&config, &bus, analyzer).await?),
-        None => None,
+    let (workers, api) = match analyzer.filter(|_| role.runs_workers()) {
+        Some(analyzer) => {
+            let dims = analyzer.classifier.encoder().spec().dims;
+            let store = ConfiguredStore::open(&config.settings, dims).await?;
+            let counters = Arc::new(WorkerCounters::default());
+            let workers = Workers::start(
+                &config,
+                &bus,
+                analyzer.clone(),
+                store.clone(),
+                counters.clone(),
+            );
+            let api = Api::start(&config, &bus, analyzer, store, counters)?;
+            (Some(workers), Some(api))
+        }
+        None => (None, None),
     };
-    let mut services = Services::start(&config, &bus, HashMap::new())?;
+    let mut services = Services::start(&config, &bus, HashMap::new(), api.as_ref())?;
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = hangup.recv() => {
-                config = reload(config, role, &bus, &mut services, &mut terminate, &mut interrupt).await?;
+                config = reload(config, role, &bus, &mut services, api.as_ref(), &mut terminate, &mut interrupt).await?;
             }
             Some(ended) = services.tasks.join_next_with_id() => services.restart(ended, &config, &bus),
         }
@@ -123,6 +143,7 @@ async fn reload(
     role: Role,
     bus: &Bus,
     services: &mut Services,
+    api: Option<&Api>,
     terminate: &mut Signal,
     interrupt: &mut Signal,
 ) -> Result<Config, DaemonError> {
@@ -139,7 +160,7 @@ async fn reload(
     };
     services.stop(terminate, interrupt).await;
     let counters = services.take_counters();
-    match Services::start(&new, bus, counters.clone()) {
+    match Services::start(&new, bus, counters.clone(), api) {
         Ok(started) => {
             *services = started;
             if let Err(e) = bus.reconcile(&new.settings).await {
@@ -150,7 +171,7 @@ async fn reload(
         }
         Err(e) => {
             error!(error = %e, "the new configuration cannot start; going back to the running one");
-            *services = Services::start(&config, bus, counters)?;
+            *services = Services::start(&config, bus, counters, api)?;
             Ok(config)
         }
     }
@@ -171,17 +192,16 @@ struct Workers {
 }
 
 impl Workers {
-    async fn start(
+    fn start(
         config: &Config,
         bus: &Bus,
         analyzer: Arc<Analyzer>,
-    ) -> Result<Workers, DaemonError> {
-        let dims = analyzer.classifier.encoder().spec().dims;
-        let store = ConfiguredStore::open(&config.settings, dims).await?;
+        store: ConfiguredStore,
+        counters: Arc<WorkerCounters>,
+    ) -> Workers {
         let (stop_tx, stop) = watch::channel(false);
         let bus = bus.handle();
         let settings = config.settings.clone();
-        let counters = Arc::new(WorkerCounters::default());
         let task = tokio::spawn(async move {
             let mut failures = 0u32;
             loop {
@@ -210,7 +230,7 @@ impl Workers {
                 }
             }
         });
-        Ok(Workers { stop_tx, task })
+        Workers { stop_tx, task }
     }
 
     /// Lets the batches in flight finish (stored and acked), at most [`DRAIN_LIMIT`].
@@ -232,6 +252,65 @@ impl Workers {
     }
 }
 
+/// The query API of a process that holds the store: its routes, and what they read that a
+/// reload changes (the connectors).
+struct Api {
+    router: axum::Router,
+    context: Arc<ApiContext>,
+}
+
+impl Api {
+    fn start(
+        config: &Config,
+        bus: &Bus,
+        analyzer: Arc<Analyzer>,
+        store: ConfiguredStore,
+        counters: Arc<WorkerCounters>,
+    ) -> Result<Api, DaemonError> {
+        let settings = &config.settings;
+        let (token, generated) = api::token_or_generated(api_token(settings), &settings.data_dir)
+            .map_err(|source| DaemonError::Token {
+            path: settings.data_dir.join("api.token"),
+            source,
+        })?;
+        if let Some(file) = generated {
+            info!(file = %file.display(), "API token read from file (set api.token or RAPPORT_API_TOKEN to choose one)");
+        }
+        let context = Arc::new(ApiContext {
+            store,
+            analyzer,
+            max_batch_tokens: settings.models.max_batch_tokens,
+            checkpoints: Checkpoints::new(bus.checkpoints.clone()),
+            connectors: std::sync::RwLock::new(config.connectors.clone()),
+            metrics: Arc::new(Metrics::new(counters, bus.handle().jetstream.clone())),
+            token,
+        });
+        let limits = ApiLimits {
+            max_body_bytes: settings.api.max_body_bytes,
+            requests_per_second: settings.api.requests_per_second,
+        };
+        Ok(Api {
+            router: api::router(context.clone(), limits),
+            context,
+        })
+    }
+
+    /// Points `/api/connectors` and `/metrics` at the connectors now running.
+    fn follow(&self, config: &Config, counters: &HashMap<String, Arc<Counters>>) {
+        *self.context.connectors.write().expect("connectors lock") = config.connectors.clone();
+        self.context.metrics.set_connectors(
+            config
+                .connectors
+                .iter()
+                .filter_map(|c| {
+                    let counters = counters.get(&c.name)?.clone();
+                    Some((c.name.clone(), (c.spec.kind().to_string(), counters)))
+                })
+                .collect(),
+        );
+    }
+}
+
 fn signal(kind: SignalKind) -> Signal {
     tokio::signal::unix::signal(kind).expect("signal handlers install on unix")
 }
@@ -243,7 +322,7 @@ enum Task {
     Connector(usize),
     /// Its status heartbeat.
     Status(usize),
-    /// The HTTP listener (webhooks).
+    /// The HTTP listener (API, webhooks).
     Http,
 }
 
@@ -262,6 +341,7 @@ impl Services {
         config: &Config,
         bus: &Bus,
         mut counters: HashMap<String, Arc<Counters>>,
+        api: Option<&Api>,
     ) -> Result<Services, DaemonError> {
         let (stop_tx, _) = watch::channel(false);
         let mut services = Services {
@@ -301,6 +381,13 @@ impl Services {
                 services.spawn(Task::Connector(index), config, bus, Duration::ZERO)?;
             }
             services.spawn(Task::Status(index), config, bus, Duration::ZERO)?;
+        }
+        if let Some(api) = api {
+            router = Some(match router {
+                Some(r) => r.merge(api.router.clone()),
+                None => api.router.clone(),
+            });
+            api.follow(config, &services.counters);
         }
         if let Some(router) = router {
             services.router = Some(router);
@@ -352,16 +439,10 @@ impl Services {
                 let router = self.router.clone().expect("an HTTP task has routes");
                 let addr = settings.api.addr.clone();
                 let listener = bind(&addr)?;
-                info!(%addr, "HTTP listener for webhooks");
-                let mut stop = stop.clone();
+                info!(%addr, "HTTP listener (API, dashboard, webhooks)");
+                let stop = stop.clone();
                 Box::pin(async move {
-                    let shutdown = async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    };
-                    if let Err(e) = axum::serve(listener, router)
-                        .with_graceful_shutdown(shutdown)
-                        .await
-                    {
+                    if let Err(e) = api::serve(listener, router, stop).await {
                         error!(error = %e, "HTTP listener failed");
                     }
                 })

@@ -3,6 +3,7 @@
 //! worker that turns interactions into stored vectors, signals and identities.
 
 pub mod analysis;
+pub mod api;
 pub mod bus;
 pub mod checkpoint;
 pub mod cues;

@@ -14,6 +14,26 @@ use crate::store::{
     StoredInteraction,
 };
 
+/// A channel by its name in the data (`email`, `chat`, `call`, `social`).
+pub fn parse_channel(name: &str) -> Option<rapport_connectors::Channel> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+}
+
+/// A date (`2026-03-01`, midnight UTC) or an RFC 3339 time (`2026-03-01T10:00:00Z`).
+pub fn parse_since(value: &str) -> Option<time::OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(value, &Rfc3339)
+        .ok()
+        .or_else(|| {
+            let date = time::Date::parse(
+                value,
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .ok()?;
+            Some(date.midnight().assume_utc())
+        })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error("no customer {0} in the store")]
@@ -305,4 +325,51 @@ pub async fn customer<S: Store>(
         flags,
         similar,
     })
+}
+
+/// A customer flagged as a superuser: one of the few who answer the others' questions.
+#[derive(Debug, Clone, Serialize)]
+pub struct Superuser {
+    pub customer_id: String,
+    pub name: Option<String>,
+    /// Public replies to other customers' questions.
+    pub answers_to_others: u64,
+    pub channels: BTreeMap<String, u64>,
+    pub relationship: Option<String>,
+    pub flag: Flag,
+}
+
+/// The superusers, most answers first.
+pub async fn superusers<S: Store>(store: &S) -> Result<Vec<Superuser>, QueryError> {
+    let flags = store
+        .flags(&FlagFilter {
+            kind: Some(crate::flags::FlagKind::Superuser),
+            ..Default::default()
+        })
+        .await?;
+    let ids: Vec<String> = flags.iter().filter_map(|f| f.customer_id.clone()).collect();
+    let profiles = store.customers(&ids).await?;
+    let mut found: Vec<Superuser> = flags
+        .into_iter()
+        .filter_map(|flag| {
+            let point = profiles
+                .iter()
+                .find(|p| Some(&p.profile.customer_id) == flag.customer_id.as_ref())?;
+            let profile = &point.profile;
+            Some(Superuser {
+                customer_id: profile.customer_id.clone(),
+                name: profile.name.clone(),
+                answers_to_others: profile.answers_to_others,
+                channels: profile.channels.clone(),
+                relationship: profile.relationship.key().map(str::to_string),
+                flag,
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| {
+        b.answers_to_others
+            .cmp(&a.answers_to_others)
+            .then_with(|| a.customer_id.cmp(&b.customer_id))
+    });
+    Ok(found)
 }

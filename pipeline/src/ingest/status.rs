@@ -87,3 +87,42 @@ impl ConnectorStatus {
         checkpoints.get(&Checkpoints::status_key(name)).await
     }
 }
+
+/// One configured connector with its last saved status: what `rapport connectors status`
+/// prints and `GET /api/connectors` serves, from the same place (the checkpoints bucket).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorRow {
+    pub name: String,
+    pub kind: String,
+    pub enabled: bool,
+    /// `None` until the connector has run once.
+    pub status: Option<ConnectorStatus>,
+}
+
+/// The rows for `connectors`, plus `ingest` (the one-off `rapport ingest`) once it has run.
+pub async fn connector_rows(
+    checkpoints: &Checkpoints,
+    connectors: &[rapport_config::Connector],
+) -> Result<Vec<ConnectorRow>, crate::bus::BusError> {
+    let mut names: Vec<(String, String, bool)> = connectors
+        .iter()
+        .map(|c| (c.name.clone(), c.spec.kind().to_string(), c.enabled))
+        .collect();
+    if !names.iter().any(|(n, _, _)| n == "ingest") {
+        names.push(("ingest".into(), "files".into(), true));
+    }
+    let mut rows = Vec::with_capacity(names.len());
+    for (name, kind, enabled) in names {
+        let status = ConnectorStatus::load(checkpoints, &name).await?;
+        if name == "ingest" && status.is_none() {
+            continue;
+        }
+        rows.push(ConnectorRow {
+            name,
+            kind,
+            enabled,
+            status,
+        });
+    }
+    Ok(rows)
+}

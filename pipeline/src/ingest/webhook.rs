@@ -62,13 +62,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn receive(State(hook): State<ChatWebhook>, request: Request) -> Response {
-    let authorised = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), hook.token.as_bytes()));
-    if !authorised {
+    if !crate::api::is_authorised(request.headers(), &hook.token) {
         return error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token (Authorization: Bearer <api.token>)",
@@ -158,8 +152,4 @@ fn unavailable(hook: &ChatWebhook, message: String) -> (StatusCode, Json<serde_j
         StatusCode::SERVICE_UNAVAILABLE,
         Json(json!({"error": "not stored: the message bus is unavailable; retry later"})),
     )
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

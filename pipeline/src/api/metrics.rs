@@ -1,0 +1,300 @@
+//! `/metrics` in the Prometheus text format (version 0.0.4): per-connector and per-stage
+//! counters, tokens per batch and stage latencies as histograms, the analysis backlog and
+//! the dead-letter depth. Hand-written: a few atomics need no metrics framework.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_nats::jetstream;
+
+use crate::analysis::WorkerCounters;
+use crate::bus::{ANALYSIS_CONSUMER, DLQ_STREAM, INTERACTIONS_STREAM};
+use crate::ingest::Counters;
+
+/// A fixed-bucket histogram: counts per upper bound, plus the sum, lock-free.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// One per bound, then +Inf.
+    counts: Vec<AtomicU64>,
+    /// The sum, as f64 bits (updated by compare-and-swap).
+    sum: AtomicU64,
+}
+
+/// Seconds: from a millisecond to a minute.
+pub const SECONDS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Tokens in one encoder batch (`models.max_batch_tokens` is 8,192 by default).
+pub const TOKENS: &[f64] = &[
+    64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
+];
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+
+    pub fn observe(&self, value: f64) {
+        let bucket = self
+            .bounds
+            .iter()
+            .position(|b| value <= *b)
+            .unwrap_or(self.bounds.len());
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + value).to_bits())
+            });
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, bound) in self.bounds.iter().enumerate() {
+            cumulative += self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        cumulative += self.counts[self.bounds.len()].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+        );
+        let sum = f64::from_bits(self.sum.load(Ordering::Relaxed));
+        let braces = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{{{s}}}")
+            }
+        };
+        let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
+        let _ = writeln!(out, "{name}_count{} {cumulative}", braces(labels));
+    }
+}
+
+/// A counter per connector: metric name, help text, and how to read it.
+type CounterSeries = (&'static str, &'static str, fn(&Counters) -> u64);
+
+/// What `/metrics` reads: the live counters of this process and the bus.
+pub struct Metrics {
+    pub worker: Arc<WorkerCounters>,
+    /// The running connectors' counters, replaced on a reload.
+    pub connectors: Mutex<HashMap<String, (String, Arc<Counters>)>>,
+    jetstream: jetstream::Context,
+}
+
+impl Metrics {
+    pub fn new(worker: Arc<WorkerCounters>, jetstream: jetstream::Context) -> Metrics {
+        Metrics {
+            worker,
+            connectors: Mutex::new(HashMap::new()),
+            jetstream,
+        }
+    }
+
+    /// Replaces the connectors' counters (name → (kind, counters)).
+    pub fn set_connectors(&self, connectors: HashMap<String, (String, Arc<Counters>)>) {
+        *self.connectors.lock().expect("metrics lock") = connectors;
+    }
+
+    pub async fn render(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        self.render_connectors(&mut out);
+        self.render_worker(&mut out);
+        self.render_bus(&mut out).await;
+        out
+    }
+
+    fn render_connectors(&self, out: &mut String) {
+        let connectors = self.connectors.lock().expect("metrics lock").clone();
+        let mut names: Vec<&String> = connectors.keys().collect();
+        names.sort();
+        let series: [CounterSeries; 5] = [
+            (
+                "rapport_connector_read_total",
+                "Units of input read (messages, lines, rows, files).",
+                |c| c.read.load(Ordering::Relaxed),
+            ),
+            (
+                "rapport_connector_published_total",
+                "Interactions JetStream stored.",
+                |c| c.published.load(Ordering::Relaxed),
+            ),
+            (
+                "rapport_connector_duplicates_total",
+                "Interactions JetStream dropped as already stored.",
+                |c| c.duplicates.load(Ordering::Relaxed),
+            ),
+            (
+                "rapport_connector_failed_total",
+                "Units sent to the dead-letter queue.",
+                |c| c.failed.load(Ordering::Relaxed),
+            ),
+            (
+                "rapport_connector_restarts_total",
+                "Times the daemon restarted the connector.",
+                |c| c.restarts.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, value) in series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for connector in &names {
+                let (kind, counters) = &connectors[*connector];
+                let _ = writeln!(
+                    out,
+                    "{name}{{connector=\"{}\",kind=\"{kind}\"}} {}",
+                    escape(connector),
+                    value(counters)
+                );
+            }
+        }
+        let name = "rapport_connector_up";
+        let _ = writeln!(
+            out,
+            "# HELP {name} 1 while the connector's task runs.\n# TYPE {name} gauge"
+        );
+        for connector in &names {
+            let (kind, counters) = &connectors[*connector];
+            let up = u8::from(counters.running.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}{{connector=\"{}\",kind=\"{kind}\"}} {up}",
+                escape(connector)
+            );
+        }
+    }
+
+    fn render_worker(&self, out: &mut String) {
+        let w = &self.worker;
+        let name = "rapport_stage_interactions_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Interactions per analysis stage outcome.\n# TYPE {name} counter"
+        );
+        for (outcome, value) in [
+            ("stored", &w.stored),
+            ("retried", &w.retried),
+            ("dead_lettered", &w.dead_lettered),
+        ] {
+            let _ = writeln!(
+                out,
+                "{name}{{stage=\"analysis\",outcome=\"{outcome}\"}} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        for (name, help, value) in [
+            (
+                "rapport_batches_total",
+                "Batches pulled by the analysis worker.",
+                &w.batches,
+            ),
+            (
+                "rapport_flags_raised_total",
+                "Flags raised (each once per cause).",
+                &w.flags_raised,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        let name = "rapport_batch_tokens";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Tokens the encoder ran per analysed batch.\n# TYPE {name} histogram"
+        );
+        w.batch_tokens.render(out, name, "");
+        let name = "rapport_stage_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Wall time per batch and stage: analyse (models), store (upsert, profiles, flags).\n# TYPE {name} histogram"
+        );
+        w.analyse_seconds.render(out, name, "stage=\"analyse\"");
+        w.store_seconds.render(out, name, "stage=\"store\"");
+        let name = "rapport_ingest_to_stored_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} From JetStream's receipt of an interaction to its ack after storing.\n# TYPE {name} histogram"
+        );
+        w.ingest_to_stored_seconds.render(out, name, "");
+    }
+
+    async fn render_bus(&self, out: &mut String) {
+        let pending = match self.jetstream.get_stream(INTERACTIONS_STREAM).await {
+            Ok(stream) => match stream
+                .get_consumer::<jetstream::consumer::pull::Config>(ANALYSIS_CONSUMER)
+                .await
+            {
+                Ok(mut consumer) => consumer.info().await.ok().map(|i| i.num_pending),
+                Err(_) => None,
+            },
+            Err(_) => None,
+        };
+        let dlq = match self.jetstream.get_stream(DLQ_STREAM).await {
+            Ok(mut stream) => stream.info().await.ok().map(|i| i.state.messages),
+            Err(_) => None,
+        };
+        for (name, help, value) in [
+            (
+                "rapport_analysis_backlog",
+                "Interactions in the stream not yet delivered to the analysis workers.",
+                pending,
+            ),
+            (
+                "rapport_dlq_messages",
+                "Messages in the dead-letter stream, all stages.",
+                dlq,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            if let Some(value) = value {
+                let _ = writeln!(out, "{name} {value}");
+            }
+        }
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_histogram_renders_cumulative_buckets_sum_and_count() {
+        static BOUNDS: &[f64] = &[0.1, 1.0];
+        let h = Histogram::new(BOUNDS);
+        for v in [0.05, 0.5, 0.7, 3.0] {
+            h.observe(v);
+        }
+        let mut out = String::new();
+        h.render(&mut out, "x_seconds", "stage=\"a\"");
+        assert_eq!(
+            out,
+            "x_seconds_bucket{stage=\"a\",le=\"0.1\"} 1\n\
+             x_seconds_bucket{stage=\"a\",le=\"1\"} 3\n\
+             x_seconds_bucket{stage=\"a\",le=\"+Inf\"} 4\n\
+             x_seconds_sum{stage=\"a\"} 4.25\n\
+             x_seconds_count{stage=\"a\"} 4\n"
+        );
+    }
+}
