@@ -18,6 +18,7 @@ use rapport_pipeline::ingest::{ConnectorState, Counters, Sink};
 use rapport_pipeline::{Bus, Checkpoints};
 
 mod analysis_cmd;
+mod api_client;
 mod calibrate_cmd;
 mod classify_cmd;
 mod connectors_cmd;

@@ -7,11 +7,14 @@ use rapport_config::Config;
 use rapport_config::relationships::RelationshipCatalogue;
 use rapport_pipeline::flags::{Flag, FlagKind, FlagStatus};
 use rapport_pipeline::profile::Relationship;
-use rapport_pipeline::queries::{self, CustomerHits, PortfolioRow, QueryError, SimilarCustomer};
+use rapport_pipeline::queries::{
+    self, CustomerHits, CustomerView, PortfolioRow, QueryError, SimilarCustomer,
+};
 use rapport_pipeline::store::{
-    ConfiguredStore, CustomerSpace, FlagFilter, InteractionFilter, Store,
+    ConfiguredStore, CustomerSpace, FlagFilter, InteractionFilter, Store, StoreError,
 };
 
+use crate::api_client::ApiClient;
 use crate::{EXIT_CONFIG, EXIT_FAILURE};
 
 /// Exit code for a query about something that does not exist (an unknown customer).
@@ -34,6 +37,30 @@ pub(crate) async fn open_store(config: &Config) -> Result<ConfiguredStore, u8> {
             eprintln!("rapport: {e}");
             EXIT_FAILURE
         })
+}
+
+/// Where a query goes: the store, or, while `rapport run` holds the embedded store, the
+/// daemon's API, which answers the same questions from the same data.
+pub(crate) enum Source {
+    Store(ConfiguredStore),
+    Api(ApiClient),
+}
+
+pub(crate) async fn open_source(config: &Config) -> Result<Source, u8> {
+    let dir = config.settings.store_dir();
+    if config.settings.qdrant.url.is_none() && !dir.exists() {
+        return open_store(config).await.map(Source::Store);
+    }
+    match ConfiguredStore::open(&config.settings, text_dims(config)?).await {
+        Ok(store) => Ok(Source::Store(store)),
+        Err(e @ StoreError::Locked { .. }) => {
+            ApiClient::for_daemon(config, &e.to_string()).map(Source::Api)
+        }
+        Err(e) => {
+            eprintln!("rapport: {e}");
+            Err(EXIT_FAILURE)
+        }
+    }
 }
 
 /// The encoder behind the stored text vectors: the one the signal heads were trained on.
@@ -87,14 +114,21 @@ pub async fn similar(
     space: &str,
     json: bool,
 ) -> Result<(), u8> {
+    let space_name = space;
     let space = match space {
         "relationship" => CustomerSpace::Relationship,
         _ => CustomerSpace::Semantic,
     };
-    let store = open_store(config).await?;
-    let found = queries::similar(&store, customer, k, space)
-        .await
-        .map_err(query_failed)?;
+    let found: Vec<SimilarCustomer> = match open_source(config).await? {
+        Source::Store(store) => queries::similar(&store, customer, k, space)
+            .await
+            .map_err(query_failed)?,
+        Source::Api(api) => {
+            let query = [("k", k.to_string()), ("space", space_name.to_string())];
+            api.get(&["api", "customers", customer, "similar"], &query)
+                .await?
+        }
+    };
     if json {
         print_json(&found);
     } else {
@@ -151,7 +185,22 @@ pub async fn search(
             EXIT_CONFIG
         })?),
     };
-    let store = open_store(config).await?;
+    let store = match open_source(config).await? {
+        Source::Store(store) => store,
+        Source::Api(api) => {
+            let mut query = vec![("q", text.to_string()), ("k", k.to_string())];
+            query.extend(channel.map(|c| ("channel", c.as_str().to_string())));
+            query.extend(since.map(|s| {
+                (
+                    "since",
+                    s.format(&time::format_description::well_known::Rfc3339)
+                        .expect("formats"),
+                )
+            }));
+            let found: Vec<CustomerHits> = api.get(&["api", "search"], &query).await?;
+            return print_found(&found, json);
+        }
+    };
     // The query is embedded by the encoder the stored vectors came from.
     let spec = text_encoder(config)?;
     crate::analysis_cmd::ensure_imported(config, spec)?;
@@ -172,10 +221,14 @@ pub async fn search(
     let found = queries::search(&store, query, &filter, k)
         .await
         .map_err(query_failed)?;
+    print_found(&found, json)
+}
+
+fn print_found(found: &[CustomerHits], json: bool) -> Result<(), u8> {
     if json {
         print_json(&found);
     } else {
-        print_search(&found);
+        print_search(found);
     }
     Ok(())
 }
@@ -200,10 +253,12 @@ fn print_search(found: &[CustomerHits]) {
 }
 
 pub async fn portfolio(config: &Config, json: bool) -> Result<(), u8> {
-    let store = open_store(config).await?;
-    let rows = queries::portfolio(&store, &catalogue(config)?)
-        .await
-        .map_err(query_failed)?;
+    let rows: Vec<PortfolioRow> = match open_source(config).await? {
+        Source::Store(store) => queries::portfolio(&store, &catalogue(config)?)
+            .await
+            .map_err(query_failed)?,
+        Source::Api(api) => api.get(&["api", "portfolio"], &[]).await?,
+    };
     if json {
         print_json(&rows);
     } else {
@@ -257,17 +312,24 @@ pub async fn flags(
             EXIT_CONFIG
         })?),
     };
-    let store = open_store(config).await?;
-    let found = queries::flags(
-        &store,
-        &FlagFilter {
-            kind,
-            status,
-            customer_id: None,
-        },
-    )
-    .await
-    .map_err(query_failed)?;
+    let found: Vec<Flag> = match open_source(config).await? {
+        Source::Store(store) => {
+            let filter = FlagFilter {
+                kind,
+                status,
+                customer_id: None,
+            };
+            queries::flags(&store, &filter)
+                .await
+                .map_err(query_failed)?
+        }
+        Source::Api(api) => {
+            let mut query = Vec::new();
+            query.extend(kind.map(|k| ("kind", k.as_str().to_string())));
+            query.extend(status.map(|s| ("status", s.as_str().to_string())));
+            api.get(&["api", "flags"], &query).await?
+        }
+    };
     if json {
         print_json(&found);
     } else {
@@ -307,7 +369,19 @@ pub async fn set_flag_status(
         eprintln!("rapport: --status {status:?} is not one of open, acknowledged, resolved");
         EXIT_CONFIG
     })?;
-    let store = open_store(config).await?;
+    let store = match open_source(config).await? {
+        Source::Store(store) => store,
+        Source::Api(api) => {
+            let body = serde_json::json!({ "status": status.as_str(), "by": by });
+            let flag: Flag = api.post(&["api", "flags", id], &body).await?;
+            if json {
+                print_json(&flag);
+            } else {
+                print_flags(&[flag]);
+            }
+            return Ok(());
+        }
+    };
     let now = time::OffsetDateTime::now_utc();
     match store.set_flag_status(id, status, by, now).await {
         Ok(Some(flag)) => {
@@ -332,10 +406,12 @@ fn fail_store(e: rapport_pipeline::store::StoreError) -> u8 {
 }
 
 pub async fn customer(config: &Config, id: &str, json: bool) -> Result<(), u8> {
-    let store = open_store(config).await?;
-    let view = queries::customer(&store, &catalogue(config)?, id)
-        .await
-        .map_err(query_failed)?;
+    let view: CustomerView = match open_source(config).await? {
+        Source::Store(store) => queries::customer(&store, &catalogue(config)?, id)
+            .await
+            .map_err(query_failed)?,
+        Source::Api(api) => api.get(&["api", "customers", id], &[]).await?,
+    };
     if json {
         print_json(&view);
         return Ok(());

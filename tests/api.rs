@@ -324,6 +324,34 @@ async fn the_api_answers_every_route_with_auth_and_clear_errors() {
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
 
+    // The query commands ask the daemon's API while it holds the store.
+    let cli = |args: &[&str]| {
+        Command::new(RAPPORT)
+            .args(args)
+            .env_clear()
+            .env("RAPPORT_DATA_DIR", data.path())
+            .env("RAPPORT_API_ADDR", format!("127.0.0.1:{port}"))
+            .env("RAPPORT_API_TOKEN", TOKEN)
+            .env("RAPPORT_MODELS_CACHE", &cache)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["flags", "--status", "acknowledged", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed, acknowledged);
+    let out = cli(&["flag", flag_id, "--status", "resolved", "--by", "ops"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, resolved) = client.get("/api/flags?status=resolved").await;
+    assert_eq!(resolved[0]["status_by"], "ops");
+    let out = cli(&["search", "dobbelt trukket", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!found.as_array().unwrap().is_empty());
+    let out = cli(&["customer", "nobody"]);
+    assert_eq!(out.status.code(), Some(4), "unknown customer: exit 4");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nobody"));
+
     // A connector feeds the running daemon: its status is what `rapport connectors
     // status` reads, and the metrics count it through the stages.
     std::fs::copy(

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use rapport_config::relationships::{DIMENSIONS, RelationshipCatalogue};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::flags::Flag;
 use crate::profile::{CustomerProfile, Relationship};
@@ -42,7 +42,7 @@ pub enum QueryError {
     Store(#[from] StoreError),
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimilarCustomer {
     pub customer_id: String,
     pub name: Option<String>,
@@ -100,7 +100,7 @@ pub async fn similar<S: Store>(
         .collect())
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SearchHit {
     pub score: f32,
     pub interaction_id: String,
@@ -110,7 +110,7 @@ pub struct SearchHit {
 }
 
 /// Search results for one customer: their best hit first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CustomerHits {
     pub customer_id: Option<String>,
     pub best: f32,
@@ -165,7 +165,7 @@ fn rfc3339(s: &StoredInteraction) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PortfolioRow {
     /// The catalogue key; `None` for customers without enough evidence yet.
     pub relationship: Option<String>,
@@ -261,7 +261,7 @@ pub async fn flags<S: Store>(store: &S, filter: &FlagFilter) -> Result<Vec<Flag>
 
 /// Everything about one customer: the profile, the relationship type explained, the
 /// evidence, the timeline, the flags and the nearest customers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CustomerView {
     pub profile: CustomerProfile,
     pub relationship_description: Option<String>,
@@ -328,7 +328,7 @@ pub async fn customer<S: Store>(
 }
 
 /// A customer flagged as a superuser: one of the few who answer the others' questions.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Superuser {
     pub customer_id: String,
     pub name: Option<String>,
