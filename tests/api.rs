@@ -5,51 +5,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{RAPPORT, TestNats, nats_binary};
-
-const TOKEN: &str = "api-test-token";
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `rapport demo --data-dir DATA`: the bundled corpus analysed and kept.
-fn fill_with_demo(data: &Path, cache: &Path) {
-    let out = Command::new(RAPPORT)
-        .args(["demo", "--json", "--data-dir"])
-        .arg(data)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RAPPORT_MODELS_CACHE", cache)
-        .env("RAPPORT_NATS_SERVER_BINARY", nats_binary())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use support::api::{ApiDaemon, TOKEN, fill_with_demo};
+use support::{RAPPORT, TestNats};
 
 struct Client {
     http: reqwest::Client,
@@ -112,49 +74,19 @@ async fn the_api_answers_every_route_with_auth_and_clear_errors() {
         ),
     )
     .unwrap();
-    let port = free_port();
-    let mut daemon = Daemon(
-        Command::new(RAPPORT)
-            .args(["run", "--config"])
-            .arg(&config)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RAPPORT_NATS_URL", nats.url())
-            .env("RAPPORT_DATA_DIR", data.path())
-            .env("RAPPORT_NATS_SERVER_BINARY", nats_binary())
-            .env("RAPPORT_API_ADDR", format!("127.0.0.1:{port}"))
-            .env("RAPPORT_API_TOKEN", TOKEN)
-            .env("RAPPORT_MODELS_CACHE", &cache)
-            .env("RAPPORT_API_MAX_BODY_BYTES", "4096")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    let daemon = ApiDaemon::start(
+        data.path(),
+        &cache,
+        &nats.url(),
+        Some(&config),
+        &[("RAPPORT_API_MAX_BODY_BYTES", "4096")],
+    )
+    .await;
+    let port = daemon.port;
     let client = Client {
         http: reqwest::Client::new(),
-        base: format!("http://127.0.0.1:{port}"),
+        base: daemon.base.clone(),
     };
-
-    // Liveness needs no token; it answers once models and store are up.
-    let started = Instant::now();
-    loop {
-        match client
-            .http
-            .get(format!("{}/healthz", client.base))
-            .send()
-            .await
-        {
-            Ok(r) if r.status() == StatusCode::OK => break,
-            _ if started.elapsed() < Duration::from_secs(120) => {
-                if let Some(status) = daemon.0.try_wait().unwrap() {
-                    panic!("rapport run exited ({status}) before its API came up");
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await
-            }
-            _ => panic!("the API did not come up on port {port}"),
-        }
-    }
 
     // Everything else needs the token.
     for token in [None, Some("wrong")] {
@@ -337,15 +269,27 @@ async fn the_api_answers_every_route_with_auth_and_clear_errors() {
             .unwrap()
     };
     let out = cli(&["flags", "--status", "acknowledged", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed, acknowledged);
     let out = cli(&["flag", flag_id, "--status", "resolved", "--by", "ops"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (_, resolved) = client.get("/api/flags?status=resolved").await;
     assert_eq!(resolved[0]["status_by"], "ops");
     let out = cli(&["search", "dobbelt trukket", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let found: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!found.as_array().unwrap().is_empty());
     let out = cli(&["customer", "nobody"]);

@@ -178,6 +178,10 @@ pub struct PortfolioRow {
     pub treatment: Option<String>,
     /// Up to five example customers, most confident first.
     pub examples: Vec<String>,
+    /// Mean of the members' sentiment trends: below 0 the group is souring.
+    pub sentiment_trend: f32,
+    /// Members by the month (`YYYY-MM`) of their latest contact: where the group is active.
+    pub last_contact_by_month: BTreeMap<String, u64>,
 }
 
 /// Customers per relationship type, largest group first, with dimension means.
@@ -237,6 +241,16 @@ pub async fn portfolio<S: Store>(
                     .take(5)
                     .map(|c| c.customer_id.clone())
                     .collect(),
+                sentiment_trend: members.iter().map(|c| c.sentiment.trend).sum::<f32>() / n,
+                last_contact_by_month: members.iter().fold(BTreeMap::new(), |mut months, c| {
+                    let month = format!(
+                        "{}-{:02}",
+                        c.last_seen.year(),
+                        u8::from(c.last_seen.month())
+                    );
+                    *months.entry(month).or_insert(0) += 1;
+                    months
+                }),
             }
         })
         .collect();

@@ -2,6 +2,7 @@
 //! restarted on the same port), the `rapport` binary, and stream inspection helpers.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod samples;
 
 use std::path::{Path, PathBuf};

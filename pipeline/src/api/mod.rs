@@ -8,6 +8,7 @@
 //! the store fails. The routes are described for machines in `/openapi.json`.
 
 mod auth;
+mod dashboard;
 pub mod metrics;
 mod rate;
 
@@ -83,7 +84,10 @@ pub fn router(context: Arc<ApiContext>, limits: ApiLimits) -> Router {
         .layer(middleware::from_fn_with_state(limiter, rate::limit))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(context);
-    Router::new().route("/healthz", get(healthz)).merge(api)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(dashboard::routes())
+        .merge(api)
 }
 
 /// A failed request: its status and a message for people.
