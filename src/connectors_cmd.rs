@@ -155,3 +155,119 @@ fn report<E: std::fmt::Display>(name: &str, result: Result<String, E>) -> u8 {
         }
     }
 }
+
+const STAGES: [&str; 2] = ["ingest", "analysis"];
+
+fn stage_ok(stage: Option<&str>) -> Result<(), u8> {
+    match stage {
+        Some(s) if !STAGES.contains(&s) => {
+            eprintln!("rapport: --stage {s:?} is not one of {}", STAGES.join(", "));
+            Err(EXIT_CONFIG)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `rapport dlq list`.
+pub async fn dlq_list(config: &Config, stage: Option<&str>, json: bool) -> u8 {
+    if let Err(code) = stage_ok(stage) {
+        return code;
+    }
+    let bus = match Bus::start(&config.settings).await {
+        Ok(bus) => bus,
+        Err(e) => {
+            eprintln!("rapport: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let letters = rapport_pipeline::dlq::list(&bus.jetstream, stage).await;
+    bus.shutdown().await;
+    let letters = match letters {
+        Ok(letters) => letters,
+        Err(e) => {
+            eprintln!("rapport: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&letters).expect("serialises")
+        );
+        return 0;
+    }
+    println!(
+        "{:>6}  {:<16}  {:<8}  {:<14}  {:>8}  source / reason",
+        "SEQ", "AT", "STAGE", "CONNECTOR", "BYTES"
+    );
+    for l in &letters {
+        let at = l.offset.map(|o| format!(" (byte {o})")).unwrap_or_default();
+        println!(
+            "{:>6}  {:<16}  {:<8}  {:<14}  {:>8}  {}{at}\n{:>52}{}",
+            l.sequence,
+            l.at.date().to_string() + " " + &l.at.time().to_string()[..5],
+            l.stage,
+            l.connector,
+            l.raw_bytes,
+            l.source,
+            "",
+            l.reason
+        );
+    }
+    println!("{} dead letter(s)", letters.len());
+    0
+}
+
+/// `rapport dlq replay`.
+pub async fn dlq_replay(config: &Config, stage: Option<&str>, json: bool) -> u8 {
+    if let Err(code) = stage_ok(stage) {
+        return code;
+    }
+    let bus = match Bus::start(&config.settings).await {
+        Ok(bus) => bus,
+        Err(e) => {
+            eprintln!("rapport: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let ingest = &config.settings.ingest;
+    // Each letter is parsed with its own connector's settings (company domains, speakers).
+    let template = |name: &str| match config.connector(name) {
+        Some(connector) => rapport_pipeline::ingest::files::parse_template(connector, ingest),
+        None => {
+            let mut ctx = rapport_connectors::ParseContext::new(name.to_string(), String::new());
+            ctx.company_domains = ingest.company_domains.clone();
+            ctx.max_message_bytes = ingest.max_message_bytes;
+            ctx.max_file_bytes = ingest.max_file_bytes;
+            ctx
+        }
+    };
+    let result = match rapport_pipeline::dlq::list(&bus.jetstream, stage).await {
+        Ok(letters) => rapport_pipeline::dlq::replay(&bus, &letters, &template).await,
+        Err(e) => Err(e),
+    };
+    bus.shutdown().await;
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("rapport: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("serialises")
+        );
+    } else {
+        for r in &report {
+            println!(
+                "{:>6}  {:<8}  {:<8}  {}: {}",
+                r.sequence, r.stage, r.outcome, r.source, r.detail
+            );
+        }
+    }
+    let kept = report.iter().filter(|r| r.outcome == "kept").count();
+    eprintln!("replayed {}, kept {kept}", report.len() - kept);
+    if kept > 0 { crate::EXIT_REJECTED } else { 0 }
+}

