@@ -168,17 +168,20 @@ fn stage_ok(stage: Option<&str>) -> Result<(), u8> {
     }
 }
 
+/// The bus, once `stage` is known to be one with dead letters.
+async fn open_bus(config: &Config, stage: Option<&str>) -> Result<Bus, u8> {
+    stage_ok(stage)?;
+    Bus::start(&config.settings).await.map_err(|e| {
+        eprintln!("rapport: {e}");
+        EXIT_FAILURE
+    })
+}
+
 /// `rapport dlq list`.
 pub async fn dlq_list(config: &Config, stage: Option<&str>, json: bool) -> u8 {
-    if let Err(code) = stage_ok(stage) {
-        return code;
-    }
-    let bus = match Bus::start(&config.settings).await {
+    let bus = match open_bus(config, stage).await {
         Ok(bus) => bus,
-        Err(e) => {
-            eprintln!("rapport: {e}");
-            return EXIT_FAILURE;
-        }
+        Err(code) => return code,
     };
     let letters = rapport_pipeline::dlq::list(&bus.jetstream, stage).await;
     bus.shutdown().await;
@@ -220,15 +223,9 @@ pub async fn dlq_list(config: &Config, stage: Option<&str>, json: bool) -> u8 {
 
 /// `rapport dlq replay`.
 pub async fn dlq_replay(config: &Config, stage: Option<&str>, json: bool) -> u8 {
-    if let Err(code) = stage_ok(stage) {
-        return code;
-    }
-    let bus = match Bus::start(&config.settings).await {
+    let bus = match open_bus(config, stage).await {
         Ok(bus) => bus,
-        Err(e) => {
-            eprintln!("rapport: {e}");
-            return EXIT_FAILURE;
-        }
+        Err(code) => return code,
     };
     let ingest = &config.settings.ingest;
     // Each letter is parsed with its own connector's settings (company domains, speakers).

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::api::{ApiDaemon, TOKEN, fill_with_demo};
+use support::api::{ApiDaemon, TOKEN, files_connector_config, fill_with_demo};
 use support::{RAPPORT, TestNats};
 
 struct Client {
@@ -65,15 +65,7 @@ async fn the_api_answers_every_route_with_auth_and_clear_errors() {
     fill_with_demo(data.path(), &cache);
     let nats = TestNats::start().await;
     let inbox = tempfile::tempdir().unwrap();
-    let config = data.path().join("rapport.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[connectors.inbox]\nkind = \"files\"\npath = \"{}\"\npoll_interval_secs = 1\n",
-            inbox.path().display()
-        ),
-    )
-    .unwrap();
+    let config = files_connector_config(data.path(), "inbox", inbox.path());
     let daemon = ApiDaemon::start(
         data.path(),
         &cache,

@@ -15,7 +15,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use support::TestNats;
-use support::api::{ApiDaemon, TOKEN, fill_with_demo};
+use support::api::{ApiDaemon, TOKEN, files_connector_config, fill_with_demo};
 
 /// The browser, Node and playwright-core, or why not.
 fn browser_tools() -> Result<(PathBuf, PathBuf), String> {
@@ -71,15 +71,7 @@ async fn every_dashboard_page_shows_the_demo_and_a_flag_is_acknowledged() {
         inbox.path().join("chat.json"),
     )
     .unwrap();
-    let config = data.path().join("rapport.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[connectors.shop-chat]\nkind = \"files\"\npath = \"{}\"\n",
-            inbox.path().display()
-        ),
-    )
-    .unwrap();
+    let config = files_connector_config(data.path(), "shop-chat", inbox.path());
     let daemon = ApiDaemon::start(data.path(), &cache, &nats.url(), Some(&config), &[]).await;
 
     let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");

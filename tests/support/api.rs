@@ -29,6 +29,20 @@ pub fn fill_with_demo(data: &Path, cache: &Path) {
     );
 }
 
+/// A config file in `data` with one `files` connector `name` watching `inbox` every second.
+pub fn files_connector_config(data: &Path, name: &str, inbox: &Path) -> std::path::PathBuf {
+    let config = data.join("rapport.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[connectors.{name}]\nkind = \"files\"\npath = \"{}\"\npoll_interval_secs = 1\n",
+            inbox.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
