@@ -20,11 +20,8 @@ impl ApiClient {
     /// The daemon's API, or `None` (after saying why) when no token can be found.
     pub fn for_daemon(config: &Config, why: &str) -> Result<ApiClient, u8> {
         let settings = &config.settings;
-        let token = rapport_pipeline::daemon::api_token(settings).or_else(|| {
-            let file = settings.data_dir.join("api.token");
-            let text = std::fs::read_to_string(file).ok()?;
-            Some(text.lines().next()?.trim().to_string()).filter(|t| !t.is_empty())
-        });
+        let token = rapport_pipeline::daemon::api_token(settings)
+            .or_else(|| rapport_pipeline::api::generated_token(&settings.data_dir));
         let Some(token) = token else {
             eprintln!(
                 "rapport: {why}, and there is no API token to ask the daemon with: set RAPPORT_API_TOKEN"

@@ -274,7 +274,7 @@ impl Api {
             source,
         })?;
         if let Some(file) = generated {
-            info!(file = %file.display(), "API token read from file (set api.token or RAPPORT_API_TOKEN to choose one)");
+            info!(file = %file.display(), "API bearer token in this file (set api.token or RAPPORT_API_TOKEN to choose one)");
         }
         let context = Arc::new(ApiContext {
             store,

@@ -56,10 +56,8 @@ pub fn token_or_generated(
         return Ok((token, None));
     }
     let file = data_dir.join("api.token");
-    if let Ok(text) = std::fs::read_to_string(&file)
-        && let Some(token) = text.lines().next().map(str::trim).filter(|t| !t.is_empty())
-    {
-        return Ok((token.to_string(), Some(file)));
+    if let Some(token) = generated_token(data_dir) {
+        return Ok((token, Some(file)));
     }
     let mut bytes = [0u8; 24];
     std::fs::File::open("/dev/urandom")
@@ -68,6 +66,13 @@ pub fn token_or_generated(
     std::fs::create_dir_all(data_dir)?;
     write_private(&file, &format!("{token}\n"))?;
     Ok((token, Some(file)))
+}
+
+/// The token a daemon generated into `<data_dir>/api.token`, if there is one.
+pub fn generated_token(data_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(data_dir.join("api.token")).ok()?;
+    let token = text.lines().next()?.trim();
+    (!token.is_empty()).then(|| token.to_string())
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
