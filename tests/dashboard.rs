@@ -128,6 +128,7 @@ async fn every_dashboard_page_shows_the_demo_and_a_flag_is_acknowledged() {
         "search",
         "connectors",
         "portfolio-da",
+        "flags-da",
     ] {
         let shot = screenshots.join(format!("{page}.png"));
         let size = std::fs::metadata(&shot)

@@ -97,6 +97,12 @@ const errors = [];
   const heading = await page.textContent("h1");
   check(heading.includes("Relationsportefølje"), `Danish heading: ${heading}`);
   await shot("portfolio-da");
+  await page.goto(`${base}/dashboard/#/flags?status=acknowledged`);
+  await page.waitForSelector("#flag-table tbody tr");
+  const danish = await page.textContent("#flag-table");
+  check(danish.includes("kvitteret") && danish.includes("Løs"), `Danish queue: ${danish.slice(0, 200)}`);
+  check((await page.textContent("h1")).includes("Flagkø"), "Danish flag heading");
+  await shot("flags-da");
 
   check(errors.length === 0, errors.join("\n"));
   await browser.close();

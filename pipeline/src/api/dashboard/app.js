@@ -83,8 +83,22 @@ const DIMENSION_NAMES = {
     commitment: "loyalitet", publicness: "offentlighed" },
 };
 
+// Values shown to people: flag kinds and reasons, statuses, severities, channels, roles.
+const VALUES = {
+  en: {},
+  da: {
+    complaint: "klage", honesty: "ærlighed", churn_risk: "risiko for at miste kunden",
+    public_escalation: "offentlig eskalering", superuser: "superbruger", allegation: "beskyldning",
+    evasive_reply: "undvigende svar", open: "åben", acknowledged: "kvitteret", resolved: "løst",
+    high: "høj", medium: "middel", low: "lav", email: "e-mail", chat: "chat", call: "opkald",
+    social: "sociale medier", customer: "kunde", agent: "medarbejder", bot: "bot", unknown: "ukendt",
+    positive: "positiv", neutral: "neutral", negative: "negativ",
+  },
+};
+
 let lang = localStorage.getItem("rapport.lang") || (/^(da|nb|no|sv)/.test(navigator.language) ? "da" : "en");
 const t = (key) => (TEXT[lang] && TEXT[lang][key]) || TEXT.en[key] || key;
+const val = (value) => esc((VALUES[lang] && VALUES[lang][value]) || value);
 const dim = (name) => DIMENSION_NAMES[lang][name] || name;
 const main = () => document.getElementById("main");
 
@@ -168,7 +182,7 @@ const pages = {
     main().innerHTML = `<h1>${t("portfolio.title")} <span class="muted">· ${total} ${t("portfolio.customers")}</span></h1>
       <div class="grid"><div class="card" id="portfolio-chart">${bars}</div>
       <div class="card"><h2 style="margin-top:0">${t("nav.flags")}</h2>${Object.entries(open).map(([k, n]) =>
-        `<a class="pill high" href="#/flags?kind=${encodeURIComponent(k)}&status=open">${esc(k)} ${n}</a>`).join(" ") || "–"}</div></div>
+        `<a class="pill high" href="#/flags?kind=${encodeURIComponent(k)}&status=open">${val(k)} ${n}</a>`).join(" ") || "–"}</div></div>
       <h2>${t("portfolio.means")}</h2><div class="card" style="overflow-x:auto">${table}</div>
       <h2>${t("portfolio.trend")}</h2><div class="card" style="overflow-x:auto">${trend}</div>
       <h2>${t("portfolio.treatment")}</h2><div class="grid">${treatments}</div>`;
@@ -192,17 +206,17 @@ const pages = {
     };
     main().innerHTML = `<h1>${t("flags.title")} <span class="muted">· ${flags.length}</span></h1>
       <form class="toolbar" id="flag-filter">
-        <label>${t("flags.kind")}<select name="kind">${kinds.map((k) => option(k, kind, k || t("flags.all"))).join("")}</select></label>
-        <label>${t("flags.status")}<select name="status">${statuses.map((s) => option(s, status, s || t("flags.all"))).join("")}</select></label>
+        <label>${t("flags.kind")}<select name="kind">${kinds.map((k) => option(k, kind, k ? (VALUES[lang][k] || k) : t("flags.all"))).join("")}</select></label>
+        <label>${t("flags.status")}<select name="status">${statuses.map((s) => option(s, status, s ? (VALUES[lang][s] || s) : t("flags.all"))).join("")}</select></label>
       </form>
       <p class="error" id="flag-error"></p>
       ${flags.length === 0 ? `<p class="muted">${t("flags.empty")}</p>` : `<table id="flag-table"><thead><tr>
         <th>${t("flags.kind")}</th><th>${t("flags.severity")}</th><th>${t("flags.customer")}</th><th>${t("flags.channel")}</th>
         <th>${t("flags.raised")}</th><th>${t("flags.excerpt")}</th><th>${t("flags.status")}</th><th></th></tr></thead><tbody>
-        ${flags.map((f) => `<tr data-row="${esc(f.id)}"><td>${esc(f.kind)}${f.reason ? `<br><span class="muted">${esc(f.reason)}</span>` : ""}</td>
-          <td><span class="pill ${esc(f.severity)}">${esc(f.severity)}</span></td><td>${customerLink(f.customer_id)}</td>
-          <td>${esc(f.channel || "–")}</td><td>${datetime(f.raised_at)}</td><td class="excerpt">${esc(f.excerpt)}</td>
-          <td><span class="pill ${esc(f.status)}">${esc(f.status)}</span>${f.status_by ? `<br><span class="muted">${t("flags.by")} ${esc(f.status_by)} ${datetime(f.status_at)}</span>` : ""}</td>
+        ${flags.map((f) => `<tr data-row="${esc(f.id)}"><td>${val(f.kind)}${f.reason ? `<br><span class="muted">${val(f.reason)}</span>` : ""}</td>
+          <td><span class="pill ${esc(f.severity)}">${val(f.severity)}</span></td><td>${customerLink(f.customer_id)}</td>
+          <td>${f.channel ? val(f.channel) : "–"}</td><td>${datetime(f.raised_at)}</td><td class="excerpt">${esc(f.excerpt)}</td>
+          <td><span class="pill ${esc(f.status)}">${val(f.status)}</span>${f.status_by ? `<br><span class="muted">${t("flags.by")} ${esc(f.status_by)} ${datetime(f.status_at)}</span>` : ""}</td>
           <td>${actions(f)}</td></tr>`).join("")}</tbody></table>`}`;
     document.getElementById("flag-filter").addEventListener("change", (e) => {
       const form = new FormData(e.currentTarget);
@@ -230,7 +244,7 @@ const pages = {
     const signals = (s) => {
       const heads = s.signals.heads || {};
       const out = [];
-      if (heads.sentiment) out.push(`<span class="pill">${esc(heads.sentiment.label)}</span>`);
+      if (heads.sentiment) out.push(`<span class="pill">${val(heads.sentiment.label)}</span>`);
       if (heads.complaint && heads.complaint.probabilities.complaint >= 0.5) out.push(`<span class="pill high">complaint ${heads.complaint.probabilities.complaint.toFixed(2)}</span>`);
       Object.entries(s.signals.prototypes || {}).filter(([, score]) => score.flagged).forEach(([label]) => out.push(`<span class="pill medium">${esc(label)}</span>`));
       return out.join("");
@@ -252,11 +266,11 @@ const pages = {
       </div>
       ${v.evidence.length ? `<h2>${t("customer.evidence")}</h2><div class="card">${v.evidence.map((s) => `<div class="hit">${esc(s.text)}
         <div class="muted">${esc(s.channel)} · ${date(s.occurred_at)}</div></div>`).join("")}</div>` : ""}
-      ${v.flags.length ? `<h2>${t("customer.flags")}</h2><div class="card">${v.flags.map((f) => `<span class="pill ${esc(f.status)}">${esc(f.kind)}${f.reason ? ` · ${esc(f.reason)}` : ""} · ${esc(f.status)}</span>`).join(" ")}</div>` : ""}
+      ${v.flags.length ? `<h2>${t("customer.flags")}</h2><div class="card">${v.flags.map((f) => `<span class="pill ${esc(f.status)}">${val(f.kind)}${f.reason ? ` · ${val(f.reason)}` : ""} · ${val(f.status)}</span>`).join(" ")}</div>` : ""}
       <h2>${t("customer.timeline")}</h2><table id="timeline"><thead><tr><th>${t("customer.when")}</th><th>${t("flags.channel")}</th>
         <th>${t("customer.who")}</th><th>${t("customer.text")}</th><th>${t("customer.signals")}</th></tr></thead><tbody>
-        ${v.timeline.map((s) => `<tr><td>${datetime(s.occurred_at)}</td><td>${esc(s.channel)}</td>
-          <td>${esc(s.author.role)}</td><td class="excerpt">${esc(s.text)}</td><td>${signals(s)}</td></tr>`).join("")}</tbody></table>
+        ${v.timeline.map((s) => `<tr><td>${datetime(s.occurred_at)}</td><td>${val(s.channel)}</td>
+          <td>${val(s.author.role)}</td><td class="excerpt">${esc(s.text)}</td><td>${signals(s)}</td></tr>`).join("")}</tbody></table>
       <h2>${t("customer.similar")}</h2><table id="similar"><tbody>${v.similar.map((s) => `<tr><td>${customerLink(s.customer_id, s.name)}</td>
         <td>${esc(s.relationship || "–")}</td><td class="num">${s.score.toFixed(3)}</td>
         <td class="muted">${Object.entries(s.channels).map(([c, n]) => `${esc(c)} ${n}`).join(", ")}</td></tr>`).join("")}</tbody></table>`;
