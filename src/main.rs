@@ -667,14 +667,24 @@ fn init_logging(config: &Config, format_flag: Option<&str>, daemon: bool) {
     }
 }
 
+/// `42s`, `7m`, `3h`, `12d`: a lag at a glance.
+fn short_duration(seconds: i64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7_200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3_600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
 pub(crate) fn print_statuses(rows: &[ConnectorRow], json: bool) {
     if json {
         println!("{}", serde_json::to_string(rows).expect("serialises"));
         return;
     }
     println!(
-        "{:<20} {:<13} {:<12} {:>9} {:>10} {:>10} {:>7}  {:<20}  LAST ERROR",
-        "CONNECTOR", "KIND", "STATE", "READ", "PUBLISHED", "DUPLICATE", "FAILED", "UPDATED"
+        "{:<20} {:<13} {:<12} {:>9} {:>10} {:>10} {:>7} {:>6}  {:<20}  LAST ERROR",
+        "CONNECTOR", "KIND", "STATE", "READ", "PUBLISHED", "DUPLICATE", "FAILED", "LAG", "UPDATED"
     );
     for ConnectorRow {
         name,
@@ -690,7 +700,7 @@ pub(crate) fn print_statuses(rows: &[ConnectorRow], json: bool) {
         };
         match status {
             Some(s) => println!(
-                "{:<20} {:<13} {:<12} {:>9} {:>10} {:>10} {:>7}  {:<20}  {}",
+                "{:<20} {:<13} {:<12} {:>9} {:>10} {:>10} {:>7} {:>6}  {:<20}  {}",
                 name,
                 kind,
                 match (s.running, s.restarts) {
@@ -702,6 +712,7 @@ pub(crate) fn print_statuses(rows: &[ConnectorRow], json: bool) {
                 s.published,
                 s.duplicates,
                 s.failed,
+                s.lag_seconds.map_or("-".to_string(), short_duration),
                 s.updated_at
                     .replace_nanosecond(0)
                     .unwrap_or(s.updated_at)
@@ -710,8 +721,8 @@ pub(crate) fn print_statuses(rows: &[ConnectorRow], json: bool) {
                 s.last_error.as_deref().unwrap_or("-")
             ),
             None => println!(
-                "{name:<20} {kind:<13} {:<12} {:>9} {:>10} {:>10} {:>7}  {:<20}  -",
-                "-", "-", "-", "-", "-", "never ran"
+                "{name:<20} {kind:<13} {:<12} {:>9} {:>10} {:>10} {:>7} {:>6}  {:<20}  -",
+                "-", "-", "-", "-", "-", "-", "never ran"
             ),
         }
     }

@@ -310,6 +310,15 @@ async fn the_api_answers_every_route_with_auth_and_clear_errors() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(connectors[0]["name"], "inbox");
+    // The newest chat message is from 2026-02-12: the connector's lag is its age.
+    assert!(
+        connectors[0]["status"]["newest_item_at"].is_string(),
+        "{connectors}"
+    );
+    assert!(
+        connectors[0]["status"]["lag_seconds"].as_i64().unwrap() > 86_400,
+        "{connectors}"
+    );
     assert_eq!(connectors[0]["kind"], "files");
     let cli = support::connectors_status(&config, &nats.url(), data.path());
     assert_eq!(cli[0]["name"], connectors[0]["name"]);

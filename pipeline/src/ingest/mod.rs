@@ -144,6 +144,7 @@ pub async fn emit_unit(
         Ok(interactions) => {
             for interaction in &interactions {
                 sink.interaction(interaction).await?;
+                counters.saw_item(interaction.occurred_at);
             }
             Ok(Ok(interactions.len() as u64))
         }

@@ -24,6 +24,8 @@ pub struct Counters {
     /// Times the daemon restarted the connector after it stopped by itself.
     pub restarts: AtomicU64,
     last_error: Mutex<Option<(String, OffsetDateTime)>>,
+    /// When the newest interaction handed on happened (at its source).
+    newest_item: Mutex<Option<OffsetDateTime>>,
 }
 
 impl Counters {
@@ -32,8 +34,18 @@ impl Counters {
             Some((message.into(), OffsetDateTime::now_utc()));
     }
 
+    /// Records an interaction handed on: the newest one's time is the connector's lag.
+    pub fn saw_item(&self, occurred_at: OffsetDateTime) {
+        let mut newest = self.newest_item.lock().expect("counters lock");
+        if newest.is_none_or(|n| occurred_at > n) {
+            *newest = Some(occurred_at);
+        }
+    }
+
     pub fn snapshot(&self, name: &str, kind: &str) -> ConnectorStatus {
         let last_error = self.last_error.lock().expect("counters lock").clone();
+        let newest_item_at = *self.newest_item.lock().expect("counters lock");
+        let now = OffsetDateTime::now_utc();
         ConnectorStatus {
             name: name.to_string(),
             kind: kind.to_string(),
@@ -45,7 +57,9 @@ impl Counters {
             restarts: self.restarts.load(Ordering::Relaxed),
             last_error: last_error.as_ref().map(|(m, _)| m.clone()),
             last_error_at: last_error.map(|(_, t)| t),
-            updated_at: OffsetDateTime::now_utc(),
+            newest_item_at,
+            lag_seconds: newest_item_at.map(|t| (now - t).whole_seconds().max(0)),
+            updated_at: now,
         }
     }
 
@@ -69,6 +83,14 @@ pub struct ConnectorStatus {
     pub last_error: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_error_at: Option<OffsetDateTime>,
+    /// When the newest interaction this connector handed on was written at its source.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub newest_item_at: Option<OffsetDateTime>,
+    /// How far the connector is behind its source: seconds from the newest interaction it
+    /// handed on to this status. It grows while the source is quiet too; read it with
+    /// `running` and `last_error`.
+    #[serde(default)]
+    pub lag_seconds: Option<i64>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }

@@ -31,7 +31,7 @@ const TEXT = {
     "connectors.title": "Connectors", "connectors.name": "Connector", "connectors.kind": "Kind",
     "connectors.state": "State", "connectors.read": "Read", "connectors.published": "Published",
     "connectors.duplicates": "Duplicates", "connectors.failed": "Failed", "connectors.restarts": "Restarts",
-    "connectors.error": "Last error", "connectors.updated": "Updated", "connectors.running": "running",
+    "connectors.error": "Last error", "connectors.lag": "Lag", "connectors.updated": "Updated", "connectors.running": "running",
     "connectors.stopped": "stopped", "connectors.off": "off", "connectors.never": "not run yet",
     "connectors.pipeline": "Pipeline", "connectors.backlog": "Waiting for analysis",
     "connectors.dlq": "Dead letters", "connectors.stored": "Stored",
@@ -64,7 +64,7 @@ const TEXT = {
     "connectors.title": "Forbindelser", "connectors.name": "Forbindelse", "connectors.kind": "Type",
     "connectors.state": "Tilstand", "connectors.read": "Læst", "connectors.published": "Udgivet",
     "connectors.duplicates": "Dubletter", "connectors.failed": "Fejlet", "connectors.restarts": "Genstarter",
-    "connectors.error": "Seneste fejl", "connectors.updated": "Opdateret", "connectors.running": "kører",
+    "connectors.error": "Seneste fejl", "connectors.lag": "Forsinkelse", "connectors.updated": "Opdateret", "connectors.running": "kører",
     "connectors.stopped": "stoppet", "connectors.off": "slået fra", "connectors.never": "ikke kørt endnu",
     "connectors.pipeline": "Pipeline", "connectors.backlog": "Venter på analyse",
     "connectors.dlq": "Døde breve", "connectors.stored": "Gemt",
@@ -313,11 +313,11 @@ const pages = {
     main().innerHTML = `<h1>${t("connectors.title")}</h1>
       <table id="connector-table"><thead><tr><th>${t("connectors.name")}</th><th>${t("connectors.kind")}</th><th>${t("connectors.state")}</th>
         <th class="num">${t("connectors.read")}</th><th class="num">${t("connectors.published")}</th><th class="num">${t("connectors.duplicates")}</th>
-        <th class="num">${t("connectors.failed")}</th><th class="num">${t("connectors.restarts")}</th><th>${t("connectors.error")}</th><th>${t("connectors.updated")}</th></tr></thead><tbody>
+        <th class="num">${t("connectors.failed")}</th><th class="num">${t("connectors.restarts")}</th><th class="num">${t("connectors.lag")}</th><th>${t("connectors.error")}</th><th>${t("connectors.updated")}</th></tr></thead><tbody>
         ${rows.map((r) => { const s = r.status || {}; return `<tr><td>${esc(r.name)}</td><td>${esc(r.kind)}</td>
           <td><span class="pill ${s.running ? "low" : "high"}">${esc(state(r))}</span></td>
           <td class="num">${s.read ?? "–"}</td><td class="num">${s.published ?? "–"}</td><td class="num">${s.duplicates ?? "–"}</td>
-          <td class="num">${s.failed ?? "–"}</td><td class="num">${s.restarts ?? "–"}</td>
+          <td class="num">${s.failed ?? "–"}</td><td class="num">${s.restarts ?? "–"}</td><td class="num">${lag(s.lag_seconds)}</td>
           <td class="excerpt error">${esc(s.last_error || "")}</td><td>${datetime(s.updated_at)}</td></tr>`; }).join("")}</tbody></table>
       <h2>${t("connectors.pipeline")}</h2><div class="card" id="pipeline-metrics">
         ${t("connectors.stored")}: <strong>${metrics.stored ?? "–"}</strong> ·
@@ -325,6 +325,14 @@ const pages = {
         ${t("connectors.dlq")}: <strong>${metrics.dlq ?? "–"}</strong></div>`;
   },
 };
+
+function lag(seconds) {
+  if (seconds == null) return "–";
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.floor(seconds / 60)} min`;
+  if (seconds < 172800) return `${Math.floor(seconds / 3600)} h`;
+  return `${Math.floor(seconds / 86400)} d`;
+}
 
 async function fetchMetrics() {
   const token = sessionStorage.getItem("rapport.token");
