@@ -428,3 +428,79 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// `rapport run --config config/rapport.toml` as shipped, on embedded defaults (its own
+/// nats-server, the edge store), with only `RAPPORT_DATA_DIR` and `RAPPORT_API_ADDR` set:
+/// the API comes up with a generated token that only the file's owner can read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_config_serves_the_api_with_a_generated_token() {
+    let Some(cache) = support::model_wheels() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let port = support::api::free_port();
+    let mut daemon = Command::new(RAPPORT)
+        .args(["run", "--config", "config/rapport.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RAPPORT_DATA_DIR", data.path())
+        .env("RAPPORT_API_ADDR", format!("127.0.0.1:{port}"))
+        .env("RAPPORT_MODELS_CACHE", &cache)
+        .env("RAPPORT_NATS_SERVER_BINARY", support::nats_binary())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while !http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(daemon.try_wait().unwrap().is_none(), "rapport run exited");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no API on {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let file = data.path().join("api.token");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let token = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    let without = http.get(format!("{base}/api/flags")).send().await.unwrap();
+    assert_eq!(without.status(), StatusCode::UNAUTHORIZED);
+    // The shipped connectors read examples/inbox; the API reports them.
+    let started = Instant::now();
+    loop {
+        let rows: Value = http
+            .get(format!("{base}/api/connectors"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let examples = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "examples")
+            .cloned()
+            .unwrap_or_default();
+        if examples["status"]["published"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{rows}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
