@@ -204,17 +204,21 @@ pub async fn dlq_list(config: &Config, stage: Option<&str>, json: bool) -> u8 {
         "SEQ", "AT", "STAGE", "CONNECTOR", "BYTES"
     );
     for l in &letters {
-        let at = l.offset.map(|o| format!(" (byte {o})")).unwrap_or_default();
+        let at = l
+            .letter
+            .offset
+            .map(|o| format!(" (byte {o})"))
+            .unwrap_or_default();
         println!(
             "{:>6}  {:<16}  {:<8}  {:<14}  {:>8}  {}{at}\n{:>52}{}",
             l.sequence,
             l.at.date().to_string() + " " + &l.at.time().to_string()[..5],
-            l.stage,
-            l.connector,
+            l.letter.stage,
+            l.letter.connector,
             l.raw_bytes,
-            l.source,
+            l.letter.source,
             "",
-            l.reason
+            l.letter.reason
         );
     }
     println!("{} dead letter(s)", letters.len());

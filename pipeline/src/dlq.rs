@@ -14,7 +14,7 @@ pub const ORIGINAL_SUBJECT: &str = "Rapport-Subject";
 pub const RAW_BYTES: &str = "Rapport-Raw-Bytes";
 pub const TRUNCATED: &str = "Rapport-Truncated";
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DeadLetter {
     /// `ingest`, `analysis`, …: the last part of the subject.
     pub stage: String,
@@ -26,10 +26,31 @@ pub struct DeadLetter {
     pub offset: Option<u64>,
     /// The subject the input was on, for messages that were already on the bus.
     pub original_subject: Option<String>,
+    #[serde(skip)]
     pub raw: Bytes,
 }
 
 impl DeadLetter {
+    /// The letter [`DeadLetter::to_message`] wrote, read back from its headers and payload
+    /// (`raw` is the kept part of the input).
+    pub fn from_message(headers: &HeaderMap, payload: Bytes) -> DeadLetter {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| v.as_str().to_string())
+                .unwrap_or_default()
+        };
+        DeadLetter {
+            stage: header(STAGE),
+            reason: header(REASON),
+            connector: header(CONNECTOR),
+            source: header(SOURCE),
+            offset: header(OFFSET).parse().ok(),
+            original_subject: Some(header(ORIGINAL_SUBJECT)).filter(|s| !s.is_empty()),
+            raw: payload,
+        }
+    }
+
     pub fn subject(&self) -> String {
         format!("rapport.dlq.{}", self.stage)
     }
@@ -93,17 +114,11 @@ pub struct StoredLetter {
     pub sequence: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub at: time::OffsetDateTime,
-    pub stage: String,
-    pub reason: String,
-    pub connector: String,
-    pub source: String,
-    pub offset: Option<u64>,
-    pub original_subject: Option<String>,
-    /// Size of the original input; `raw` holds at most `ingest.dlq_max_raw_bytes` of it.
+    #[serde(flatten)]
+    pub letter: DeadLetter,
+    /// Size of the original input; `letter.raw` holds at most `ingest.dlq_max_raw_bytes` of it.
     pub raw_bytes: usize,
     pub truncated: bool,
-    #[serde(skip)]
-    pub raw: Bytes,
 }
 
 /// The dead letters of `stage` (all stages: `None`), oldest first.
@@ -136,25 +151,15 @@ pub async fn list(
         {
             continue;
         }
-        let header = |name: &str| {
-            message
-                .headers
-                .get(name)
-                .map(|v| v.as_str().to_string())
-                .unwrap_or_default()
-        };
+        let header = |name| message.headers.get(name).map(|v| v.as_str().to_string());
         letters.push(StoredLetter {
             sequence,
             at: message.time,
-            stage: header(STAGE),
-            reason: header(REASON),
-            connector: header(CONNECTOR),
-            source: header(SOURCE),
-            offset: header(OFFSET).parse().ok(),
-            original_subject: Some(header(ORIGINAL_SUBJECT)).filter(|s| !s.is_empty()),
-            raw_bytes: header(RAW_BYTES).parse().unwrap_or(message.payload.len()),
-            truncated: header(TRUNCATED) == "true",
-            raw: message.payload.clone(),
+            raw_bytes: header(RAW_BYTES)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(message.payload.len()),
+            truncated: header(TRUNCATED).as_deref() == Some("true"),
+            letter: DeadLetter::from_message(&message.headers, message.payload.clone()),
         });
     }
     Ok(letters)
@@ -191,19 +196,20 @@ pub async fn replay(
             message: e.to_string(),
         })?;
     let mut report = Vec::with_capacity(letters.len());
-    for letter in letters {
+    for stored in letters {
+        let letter = &stored.letter;
         let kept = |detail: String| Replayed {
-            sequence: letter.sequence,
+            sequence: stored.sequence,
             stage: letter.stage.clone(),
             source: letter.source.clone(),
             outcome: "kept",
             detail,
         };
-        if letter.truncated {
+        if stored.truncated {
             report.push(kept(format!(
                 "only {} of its {} bytes were kept (ingest.dlq_max_raw_bytes): re-read the source",
                 letter.raw.len(),
-                letter.raw_bytes
+                stored.raw_bytes
             )));
             continue;
         }
@@ -231,14 +237,14 @@ pub async fn replay(
         }
         publisher.flush().await?;
         stream
-            .delete_message(letter.sequence)
+            .delete_message(stored.sequence)
             .await
             .map_err(|e| crate::BusError::Publish {
                 subject: crate::bus::DLQ_STREAM.into(),
                 message: format!("replayed, but not deleted from the DLQ: {e}"),
             })?;
         report.push(Replayed {
-            sequence: letter.sequence,
+            sequence: stored.sequence,
             stage: letter.stage.clone(),
             source: letter.source.clone(),
             outcome: "replayed",
@@ -249,7 +255,7 @@ pub async fn replay(
 }
 
 fn reparse(
-    letter: &StoredLetter,
+    letter: &DeadLetter,
     templates: &dyn Fn(&str) -> rapport_connectors::ParseContext,
 ) -> Result<Vec<rapport_connectors::Interaction>, String> {
     let path = std::path::Path::new(&letter.source);
@@ -290,5 +296,14 @@ mod tests {
         );
         let (_, again, _) = letter.to_message(10);
         assert_eq!(headers.get("Nats-Msg-Id"), again.get("Nats-Msg-Id"));
+        // Read back, it is the same letter but for the reason made one line and the
+        // payload cut at the cap.
+        let read = DeadLetter::from_message(&headers, payload);
+        assert_eq!(read.reason, "truncated JSON: EOF while parsing");
+        assert_eq!(
+            (read.stage.as_str(), read.source.as_str(), read.offset),
+            ("ingest", "/x.ndjson", Some(42))
+        );
+        assert_eq!(read.raw.len(), 10);
     }
 }
