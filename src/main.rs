@@ -50,10 +50,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the daemon: connectors and analysis workers (alerter and API as they land).
+    /// Run the daemon: connectors, analysis workers with the HTTP API, and the alerter.
     Run {
         /// Run only part of Rapport in this process.
-        #[arg(long, value_parser = ["all", "connectors", "workers"], default_value = "all")]
+        #[arg(long, value_parser = ["all", "connectors", "workers", "alerter"], default_value = "all")]
         role: String,
     },
     /// Import files once: e-mail (.eml, mbox, Maildir), chat, call and social exports.
@@ -83,6 +83,11 @@ enum Command {
     Connectors {
         #[command(subcommand)]
         command: ConnectorsCommand,
+    },
+    /// E-mail alerts: send a rule's sample mail to check the mail server and recipients.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
     },
     /// Dead letters: what could not be read or analysed, with the reason; replay after a fix.
     Dlq {
@@ -256,6 +261,12 @@ enum ConnectorsCommand {
     Test { name: String },
 }
 
+#[derive(Subcommand)]
+enum AlertsCommand {
+    /// Mail a sample alert for the rule now, through [smtp]: exit 0 once the server took it.
+    Test { rule: String },
+}
+
 /// A command's result as its exit code.
 fn code(result: Result<(), u8>) -> u8 {
     result.err().unwrap_or(0)
@@ -298,6 +309,7 @@ async fn dispatch(cli: Cli) -> u8 {
             let role = match role.as_str() {
                 "connectors" => Role::Connectors,
                 "workers" => Role::Workers,
+                "alerter" => Role::Alerter,
                 _ => Role::All,
             };
             let analyzer = if role.runs_workers() {
@@ -333,6 +345,25 @@ async fn dispatch(cli: Cli) -> u8 {
             }
             DlqCommand::Replay { stage, json } => {
                 connectors_cmd::dlq_replay(&config, stage.as_deref(), json).await
+            }
+        },
+        Command::Alerts {
+            command: AlertsCommand::Test { rule },
+        } => match rapport_pipeline::alerts::send_test(&config.settings, &rule).await {
+            Ok(recipients) => {
+                println!(
+                    "test alert for rule {rule} sent to {}",
+                    recipients.join(", ")
+                );
+                0
+            }
+            Err(e @ rapport_pipeline::alerts::AlertError::Rule { .. }) => {
+                eprintln!("rapport: {e}");
+                EXIT_CONFIG
+            }
+            Err(e) => {
+                eprintln!("rapport: alert not sent: {e}");
+                EXIT_FAILURE
             }
         },
         Command::Connectors { command } => match command {
@@ -473,9 +504,12 @@ fn config_command(command: &ConfigCommand, config_file: Option<PathBuf>) -> u8 {
             }
         }
         ConfigCommand::Env => {
-            let names: Vec<String> = match rapport_config::load(config_file.as_deref()) {
-                Ok(c) => c.connectors.iter().map(|c| c.name.clone()).collect(),
-                Err(_) => Vec::new(),
+            let names = match rapport_config::load(config_file.as_deref()) {
+                Ok(c) => rapport_config::env::Names {
+                    connectors: c.connectors.iter().map(|c| c.name.clone()).collect(),
+                    alerts: c.settings.alerts.keys().cloned().collect(),
+                },
+                Err(_) => rapport_config::env::Names::default(),
             };
             for path in rapport_config::env::overridable_paths(&names) {
                 let parts: Vec<&str> = path.iter().map(String::as_str).collect();

@@ -381,10 +381,14 @@ async fn the_api_answers_every_route_with_auth_and_clear_errors() {
         "/api/flags/{id}",
         "/api/superusers",
         "/api/connectors",
+        "/api/alerts",
         "/metrics",
     ] {
         assert!(openapi["paths"][route].is_object(), "{route} undocumented");
     }
+    // No rules configured: no alert rows (tests/alerts.rs covers a configured rule).
+    let (_, alerts) = client.get("/api/alerts").await;
+    assert_eq!(alerts, serde_json::json!([]));
     client
         .expect_error("/api/nothing-here", StatusCode::NOT_FOUND, "openapi.json")
         .await;

@@ -7,6 +7,7 @@
 //! | `data_dir` | `RAPPORT_DATA_DIR` |
 //! | `<section>.<key>` (`log`, `nats`, `ingest`, `api`, `models`) | `RAPPORT_<SECTION>_<KEY>`, e.g. `RAPPORT_NATS_URL`, `RAPPORT_API_TOKEN` |
 //! | `connectors.<name>.<key>` | `RAPPORT_CONNECTORS_<NAME>_<KEY>`, name upper-cased with `-` as `_`, e.g. `RAPPORT_CONNECTORS_SUPPORT_MAIL_PASSWORD` |
+//! | `alerts.<name>.<key>` | `RAPPORT_ALERTS_<NAME>_<KEY>`, e.g. `RAPPORT_ALERTS_SERVICE_RECIPIENTS` |
 //!
 //! Values are TOML literals where they parse as one (`true`, `8`, `["a.dk", "b.dk"]`) and
 //! plain strings otherwise. Variables that are not settings are reported, so a typo such as
@@ -16,9 +17,35 @@
 use crate::fields::fields_of;
 use crate::problem::{Origin, Problem};
 use crate::settings::{
-    AnalysisSettings, ApiSettings, ConnectorSettings, FlagsSettings, IngestSettings, LogSettings,
-    ModelsSettings, NatsSettings, PrivacySettings, ProfilesSettings, QdrantSettings, Settings,
+    AlertRuleSettings, AnalysisSettings, ApiSettings, ConnectorSettings, FlagsSettings,
+    IngestSettings, LogSettings, ModelsSettings, NatsSettings, PrivacySettings, ProfilesSettings,
+    QdrantSettings, Settings, SmtpSettings,
 };
+
+/// The names of the configured entries of the tables keyed by name (`[connectors.<name>]`,
+/// `[alerts.<name>]`): their keys can be overridden only once they are known.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Names {
+    pub connectors: Vec<String>,
+    pub alerts: Vec<String>,
+}
+
+impl Names {
+    /// The names in a parsed config file.
+    pub fn of(table: &toml::Table) -> Names {
+        let keys = |section: &str| -> Vec<String> {
+            table
+                .get(section)
+                .and_then(toml::Value::as_table)
+                .map(|t| t.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        Names {
+            connectors: keys("connectors"),
+            alerts: keys("alerts"),
+        }
+    }
+}
 
 /// `RAPPORT_*` variables read by other parts of Rapport, not settings.
 pub const NOT_SETTINGS: &[&str] = &["RAPPORT_CONFIG", "RAPPORT_CORPUS"];
@@ -59,10 +86,10 @@ pub fn var_name(path: &[&str]) -> String {
     name
 }
 
-/// Every settings path that can be overridden, for `connector_names` as configured.
-pub fn overridable_paths(connector_names: &[String]) -> Vec<Vec<String>> {
+/// Every settings path that can be overridden, for the named entries as configured.
+pub fn overridable_paths(names: &Names) -> Vec<Vec<String>> {
     let mut paths = Vec::new();
-    let sections: [(&str, &[&str]); 10] = [
+    let sections: [(&str, &[&str]); 11] = [
         ("log", fields_of::<LogSettings>()),
         ("nats", fields_of::<NatsSettings>()),
         ("ingest", fields_of::<IngestSettings>()),
@@ -73,6 +100,7 @@ pub fn overridable_paths(connector_names: &[String]) -> Vec<Vec<String>> {
         ("profiles", fields_of::<ProfilesSettings>()),
         ("flags", fields_of::<FlagsSettings>()),
         ("qdrant", fields_of::<QdrantSettings>()),
+        ("smtp", fields_of::<SmtpSettings>()),
     ];
     for field in fields_of::<Settings>() {
         if !matches!(
@@ -87,6 +115,8 @@ pub fn overridable_paths(connector_names: &[String]) -> Vec<Vec<String>> {
                 | "profiles"
                 | "flags"
                 | "qdrant"
+                | "smtp"
+                | "alerts"
                 | "connectors"
         ) {
             paths.push(vec![field.to_string()]);
@@ -97,9 +127,14 @@ pub fn overridable_paths(connector_names: &[String]) -> Vec<Vec<String>> {
             paths.push(vec![section.to_string(), field.to_string()]);
         }
     }
-    for name in connector_names {
+    for name in &names.connectors {
         for field in fields_of::<ConnectorSettings>() {
             paths.push(vec!["connectors".into(), name.clone(), field.to_string()]);
+        }
+    }
+    for name in &names.alerts {
+        for field in fields_of::<AlertRuleSettings>() {
+            paths.push(vec!["alerts".into(), name.clone(), field.to_string()]);
         }
     }
     paths
@@ -108,9 +143,9 @@ pub fn overridable_paths(connector_names: &[String]) -> Vec<Vec<String>> {
 /// Maps the `RAPPORT_*` variables in `vars` onto settings paths; unknown ones are problems.
 pub fn resolve(
     vars: impl IntoIterator<Item = (String, String)>,
-    connector_names: &[String],
+    names: &Names,
 ) -> (Vec<EnvOverride>, Vec<Problem>) {
-    let paths = overridable_paths(connector_names);
+    let paths = overridable_paths(names);
     let mut overrides = Vec::new();
     let mut problems = Vec::new();
     let mut vars: Vec<_> = vars
@@ -129,7 +164,7 @@ pub fn resolve(
                 path: String::new(),
                 origin: Origin::Env(var.clone()),
                 message: format!(
-                    "ambiguous: it names both {} and {}; rename one connector so their names differ in more than '-' versus '_' or case",
+                    "ambiguous: it names both {} and {}; rename one so their names differ in more than '-' versus '_' or case",
                     a.join("."),
                     b.join(".")
                 ),
@@ -160,7 +195,10 @@ mod tests {
 
     #[test]
     fn every_section_field_has_a_variable() {
-        let paths = overridable_paths(&["support-mail".into()]);
+        let paths = overridable_paths(&Names {
+            connectors: vec!["support-mail".into()],
+            alerts: vec!["service".into()],
+        });
         let names: Vec<String> = paths
             .iter()
             .map(|p| var_name(&p.iter().map(String::as_str).collect::<Vec<_>>()))
@@ -173,6 +211,8 @@ mod tests {
             "RAPPORT_LOG_FORMAT",
             "RAPPORT_INGEST_COMPANY_DOMAINS",
             "RAPPORT_CONNECTORS_SUPPORT_MAIL_PASSWORD",
+            "RAPPORT_SMTP_PASSWORD",
+            "RAPPORT_ALERTS_SERVICE_RECIPIENTS",
         ] {
             assert!(names.contains(&expected.to_string()), "{expected} missing");
         }
@@ -187,7 +227,7 @@ mod tests {
                 ("RAPPORT_CORPUS".to_string(), "/c".to_string()),
                 ("HOME".to_string(), "/root".to_string()),
             ],
-            &[],
+            &Names::default(),
         );
         assert_eq!(problems.len(), 1);
         assert!(problems[0].to_string().contains("RAPPORT_NATS_ULR"));
@@ -202,7 +242,10 @@ mod tests {
                 ("RAPPORT_API_TOKEN".to_string(), "\"s3cret\"".to_string()),
                 ("RAPPORT_CONNECTORS_A_B_HOST".to_string(), "h".to_string()),
             ],
-            &["a-b".into(), "a_b".into()],
+            &Names {
+                connectors: vec!["a-b".into(), "a_b".into()],
+                alerts: Vec::new(),
+            },
         );
         assert_eq!(
             overrides[0].value(),

@@ -1,6 +1,7 @@
 //! Rapport's typed settings: `rapport.toml` plus `RAPPORT_*` env overrides, validated with
 //! every problem reported by TOML path and line (`rapport config check`).
 
+mod alerts;
 pub mod connector;
 mod data_file;
 pub mod env;

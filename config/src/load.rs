@@ -73,12 +73,7 @@ pub fn load_str(
         }])
     })?;
 
-    let connector_names: Vec<String> = table
-        .get("connectors")
-        .and_then(toml::Value::as_table)
-        .map(|t| t.keys().cloned().collect())
-        .unwrap_or_default();
-    let (overrides, mut problems) = env::resolve(vars, &connector_names);
+    let (overrides, mut problems) = env::resolve(vars, &env::Names::of(&table));
     let mut env_origin: HashMap<String, EnvOverride> = HashMap::new();
     for o in overrides {
         set_path(&mut table, &o.path, o.value());
@@ -493,6 +488,7 @@ fn validate_settings(settings: &Settings, origin: &dyn Fn(&str) -> Origin) -> Ve
         &mut file_problems,
     );
     found.extend(file_problems);
+    found.extend(crate::alerts::check(settings));
     let data_dir = &settings.data_dir;
     match std::fs::metadata(data_dir) {
         Ok(meta) if !meta.is_dir() => found.push((

@@ -22,6 +22,10 @@ pub struct Settings {
     pub profiles: ProfilesSettings,
     pub flags: FlagsSettings,
     pub qdrant: QdrantSettings,
+    /// The mail server alerts are sent through.
+    pub smtp: SmtpSettings,
+    /// Alert rules by name: which flags are mailed to whom, and how often.
+    pub alerts: BTreeMap<String, AlertRuleSettings>,
     /// Connector instances by name.
     pub connectors: BTreeMap<String, ConnectorSettings>,
 }
@@ -40,6 +44,8 @@ impl Default for Settings {
             profiles: ProfilesSettings::default(),
             flags: FlagsSettings::default(),
             qdrant: QdrantSettings::default(),
+            smtp: SmtpSettings::default(),
+            alerts: BTreeMap::new(),
             connectors: BTreeMap::new(),
         }
     }
@@ -272,6 +278,134 @@ impl Default for QdrantSettings {
     }
 }
 
+/// How alert e-mail reaches the mail server.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    /// The mail server. Unset: no alert e-mail (and no `[alerts.*]` rule may be set).
+    pub host: Option<String>,
+    /// Unset: 465 for `tls`, 587 for `starttls`, 25 for `plain`.
+    pub port: Option<u16>,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    /// Inline (prefer `password_file` or `RAPPORT_SMTP_PASSWORD`).
+    pub password: Option<String>,
+    /// File whose first line is the password.
+    pub password_file: Option<PathBuf>,
+    /// Extra PEM CA certificate to trust (a self-signed relay).
+    pub ca_file: Option<PathBuf>,
+    /// The sender, `Name <address>` or a bare address.
+    pub from: String,
+    /// One SMTP conversation gives up after this many seconds.
+    pub timeout_secs: u64,
+    /// After a failed send, wait this long before the next try, doubling up to
+    /// `retry_max_secs`; alerts stay queued (on disk, in JetStream) until they are sent.
+    pub retry_initial_secs: u64,
+    pub retry_max_secs: u64,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        SmtpSettings {
+            host: None,
+            port: None,
+            security: SmtpSecurity::Starttls,
+            username: None,
+            password: None,
+            password_file: None,
+            ca_file: None,
+            from: "Rapport <rapport@localhost>".into(),
+            timeout_secs: 30,
+            retry_initial_secs: 5,
+            retry_max_secs: 600,
+        }
+    }
+}
+
+impl SmtpSettings {
+    pub fn port_or_default(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::Plain => 25,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// TLS from the first byte (SMTPS, port 465).
+    Tls,
+    /// Plain connection upgraded with STARTTLS, which is then required (port 587).
+    Starttls,
+    /// No encryption: only for a relay on the same host or a trusted network.
+    Plain,
+}
+
+/// The flag kinds a rule can name (the pipeline's `FlagKind`, kept in step by a test there).
+pub const FLAG_KINDS: [&str; 5] = [
+    "complaint",
+    "honesty",
+    "churn_risk",
+    "public_escalation",
+    "superuser",
+];
+
+/// Flag severities, lowest first.
+pub const SEVERITIES: [&str; 3] = ["low", "medium", "high"];
+
+/// Languages alert e-mail is written in.
+pub const ALERT_LANGUAGES: [&str; 2] = ["en", "da"];
+
+/// One alert rule: flags of these kinds and at least this severity are mailed to the
+/// recipients, one mail each or gathered into a digest, at most so many mails an hour.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertRuleSettings {
+    /// Of [`FLAG_KINDS`]; empty: every kind.
+    pub kinds: Vec<String>,
+    /// `low`, `medium` or `high`.
+    pub min_severity: String,
+    /// Addresses the mail goes to (at least one).
+    pub recipients: Vec<String>,
+    pub mode: AlertMode,
+    /// Digest mode: one mail with everything raised in this many minutes.
+    pub digest_minutes: u64,
+    /// At most this many mails an hour for this rule; alerts past it wait and go out
+    /// together in one mail when the hour allows. 0: no cap.
+    pub max_per_hour: u32,
+    /// Include the (already redacted) text that raised the flag; off: only who, where,
+    /// what kind and the link.
+    pub include_excerpt: bool,
+    /// `en` or `da`.
+    pub language: String,
+}
+
+impl Default for AlertRuleSettings {
+    fn default() -> Self {
+        AlertRuleSettings {
+            kinds: Vec::new(),
+            min_severity: "low".into(),
+            recipients: Vec::new(),
+            mode: AlertMode::Immediate,
+            digest_minutes: 60,
+            max_per_hour: 20,
+            include_excerpt: true,
+            language: "en".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertMode {
+    /// One mail per flag, as soon as it is raised.
+    Immediate,
+    /// One mail every `digest_minutes` with the flags raised since the last.
+    Digest,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiSettings {
@@ -285,6 +419,9 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Requests per second one client address may make (twice that in a burst); 0: no limit.
     pub requests_per_second: u32,
+    /// The dashboard's address as its users reach it (behind a proxy, say), for the links
+    /// in alert e-mail. Unset: `http://<addr>/`.
+    pub public_url: Option<String>,
 }
 
 impl Default for ApiSettings {
@@ -295,6 +432,7 @@ impl Default for ApiSettings {
             token_file: None,
             max_body_bytes: 1024 * 1024,
             requests_per_second: 100,
+            public_url: None,
         }
     }
 }
@@ -348,6 +486,19 @@ impl Default for ModelsSettings {
 }
 
 impl Settings {
+    /// Where alert links point: `api.public_url`, else the API's own address.
+    pub fn dashboard_url(&self) -> String {
+        let url = match &self.api.public_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}/", self.api.addr),
+        };
+        if url.ends_with('/') {
+            url
+        } else {
+            format!("{url}/")
+        }
+    }
+
     /// The embedded store (one directory per collection).
     pub fn store_dir(&self) -> PathBuf {
         self.data_dir.join("store")

@@ -318,3 +318,24 @@ fn a_prototype_scale_outside_zero_to_one_is_named() {
         .is_ok()
     );
 }
+
+#[test]
+fn the_shipped_alert_rule_examples_are_valid_rules() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let source = std::fs::read_to_string(root.join("config/rapport.toml")).unwrap();
+    // The commented example rules, from the first `# [alerts.` to the connectors' banner.
+    let start = source.find("# [alerts.").expect("example alert rules");
+    let examples: String = source[start..]
+        .lines()
+        .take_while(|l| !l.starts_with("# ----"))
+        .map(|l| l.strip_prefix('#').unwrap_or(l).trim_start())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let file = format!("[smtp]\nhost = \"smtp.example.dk\"\n{examples}");
+    let (settings, _) = load_str(&file, "examples.toml", no_env())
+        .unwrap_or_else(|p| panic!("example rules have problems:\n{p}\n{file}"));
+    assert_eq!(
+        settings.alerts.keys().collect::<Vec<_>>(),
+        ["marketing-digest", "service-desk"]
+    );
+}

@@ -23,6 +23,9 @@ pub const DLQ_STREAM: &str = "RAPPORT_DLQ";
 pub const ANALYSIS_CONSUMER: &str = "analysis";
 pub const CHECKPOINTS_BUCKET: &str = "rapport-checkpoints";
 pub const IDENTITIES_BUCKET: &str = "rapport-identities";
+pub const ALERTER_CONSUMER: &str = "alerter";
+pub const ALERT_OUTBOX_BUCKET: &str = "rapport-alert-outbox";
+pub const ALERTS_SENT_BUCKET: &str = "rapport-alerts-sent";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -274,6 +277,7 @@ async fn ensure_topology(
         "Rapport connector cursors and status",
         1,
         replicas,
+        Duration::ZERO,
     )
     .await?;
     let identities = ensure_bucket(
@@ -282,6 +286,7 @@ async fn ensure_topology(
         "Rapport identity key -> customer id",
         5,
         replicas,
+        Duration::ZERO,
     )
     .await?;
     Ok((checkpoints, identities))
@@ -367,6 +372,7 @@ async fn ensure_bucket(
     description: &str,
     history: i64,
     replicas: usize,
+    max_age: Duration,
 ) -> Result<kv::Store, BusError> {
     ensure_stream(
         js,
@@ -383,6 +389,7 @@ async fn ensure_bucket(
             allow_direct: true,
             num_replicas: replicas.max(1),
             discard: stream::DiscardPolicy::New,
+            max_age,
             ..Default::default()
         },
     )
@@ -425,6 +432,67 @@ pub fn redact_url(urls: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// What the alerter reads and keeps: the flags (from where it first started) and its queue.
+pub struct AlertTopology {
+    pub flags: consumer::PullConsumer,
+    /// Alerts not yet mailed, by `<rule>.<flag hash>`: they survive restarts and outages.
+    pub outbox: kv::Store,
+    /// Alerts mailed, by the same key, for as long as a flag can be redelivered.
+    pub sent: kv::Store,
+}
+
+/// Creates (or finds) the alerter's consumer and buckets. Only a process that alerts needs
+/// them, so they are not part of every start.
+pub async fn alert_topology(
+    jetstream: &jetstream::Context,
+    settings: &Settings,
+) -> Result<AlertTopology, BusError> {
+    let replicas = settings.nats.replicas;
+    let outbox = ensure_bucket(
+        jetstream,
+        ALERT_OUTBOX_BUCKET,
+        "Rapport alerts waiting to be mailed",
+        1,
+        replicas,
+        Duration::ZERO,
+    )
+    .await?;
+    // A flag lives as long as RAPPORT_FLAGS keeps it; its "sent" mark need not outlive it.
+    let sent = ensure_bucket(
+        jetstream,
+        ALERTS_SENT_BUCKET,
+        "Rapport alerts mailed (never twice)",
+        1,
+        replicas,
+        Duration::from_secs(settings.nats.stream_max_age_days.max(1) * 24 * 3600),
+    )
+    .await?;
+    let flags = jetstream
+        .get_stream(FLAGS_STREAM)
+        .await
+        .map_err(|e| topology(FLAGS_STREAM, e))?
+        .get_or_create_consumer(
+            ALERTER_CONSUMER,
+            consumer::pull::Config {
+                durable_name: Some(ALERTER_CONSUMER.into()),
+                description: Some("Rapport alerter: flags to mail".into()),
+                // From the alerter's first start on: enabling alerts on a store with a
+                // history must not mail every flag ever raised.
+                deliver_policy: consumer::DeliverPolicy::New,
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| topology("consumer alerter", e))?;
+    Ok(AlertTopology {
+        flags,
+        outbox,
+        sent,
+    })
 }
 
 /// The durable `analysis` consumer (it exists once the bus is up).

@@ -1,6 +1,6 @@
-//! `rapport run`: connectors, analysis workers and the HTTP API in one process, or one role
-//! per process (`--role connectors|workers`; the API lives with the workers, which hold
-//! the store).
+//! `rapport run`: connectors, analysis workers, the alerter and the HTTP API in one process,
+//! or one role per process (`--role connectors|workers|alerter`; the API lives with the
+//! workers, which hold the store).
 //!
 //! Each connector runs as a supervised task: one that stops by itself (a bug, a permanent
 //! error) is logged, marked in its status, and restarted with back-off; its checkpoint keeps
@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::{Id, JoinSet};
 use tracing::{error, info, warn};
 
+use crate::alerts::{AlertError, AlertStats, Alerter};
 use crate::analysis::{self, Analyzer, WorkerCounters};
 use crate::api::{self, ApiContext, ApiLimits, Metrics};
 use crate::bus::{Bus, BusError};
@@ -38,11 +39,13 @@ const MAX_RESTART_DELAY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Everything this build has: connectors and workers.
+    /// Everything: connectors, workers (with the API) and the alerter.
     All,
     Connectors,
     /// Analysis workers only: more of these share the `analysis` consumer to scale out.
     Workers,
+    /// The alerter only: one per deployment (its hourly caps and digests are its own).
+    Alerter,
 }
 
 impl Role {
@@ -52,6 +55,10 @@ impl Role {
 
     pub fn runs_workers(self) -> bool {
         matches!(self, Role::All | Role::Workers)
+    }
+
+    pub fn runs_alerter(self) -> bool {
+        matches!(self, Role::All | Role::Alerter)
     }
 }
 
@@ -72,6 +79,8 @@ pub enum DaemonError {
     Connector { name: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Alerts(#[from] AlertError),
     #[error("cannot keep the generated API token in {path}: {source}")]
     Token {
         path: PathBuf,
@@ -98,6 +107,13 @@ pub async fn run(
         embedded = bus.embedded_url().is_some(),
         "rapport running"
     );
+    // Before the workers: the alerter's consumer must exist before they raise flags.
+    let alert_stats = Arc::new(AlertStats::default());
+    let mut alerter = if role.runs_alerter() {
+        Alerter::start(&config.settings, &bus.jetstream, alert_stats.clone()).await?
+    } else {
+        None
+    };
     let (workers, api) = match analyzer.filter(|_| role.runs_workers()) {
         Some(analyzer) => {
             let dims = analyzer.classifier.encoder().spec().dims;
@@ -110,7 +126,14 @@ pub async fn run(
                 store.clone(),
                 counters.clone(),
             );
-            let api = Api::start(&config, &bus, analyzer, store, counters)?;
+            let api = Api::start(
+                &config,
+                &bus,
+                analyzer,
+                store,
+                counters,
+                alert_stats.clone(),
+            )?;
             (Some(workers), Some(api))
         }
         None => (None, None),
@@ -121,7 +144,8 @@ pub async fn run(
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = hangup.recv() => {
-                config = reload(config, role, &bus, &mut services, api.as_ref(), &mut terminate, &mut interrupt).await?;
+                let running = Running { bus: &bus, services: &mut services, api: api.as_ref(), alerter: &mut alerter, alert_stats: &alert_stats };
+                config = reload(config, role, running, &mut terminate, &mut interrupt).await?;
             }
             Some(ended) = services.tasks.join_next_with_id() => services.restart(ended, &config, &bus),
         }
@@ -131,22 +155,41 @@ pub async fn run(
     if let Some(workers) = workers {
         workers.stop(&mut terminate, &mut interrupt).await;
     }
+    // After the workers: the flags they raised while draining are queued before it stops.
+    if let Some(alerter) = alerter {
+        alerter.stop().await;
+    }
     bus.shutdown().await;
     info!("rapport stopped");
     Ok(())
 }
 
-/// SIGHUP: re-reads the file; restarts the connectors with the new configuration, or with
-/// the old one when the new one is invalid or cannot start (a port in use, say).
+/// What a reload restarts.
+struct Running<'a> {
+    bus: &'a Bus,
+    services: &'a mut Services,
+    api: Option<&'a Api>,
+    alerter: &'a mut Option<Alerter>,
+    alert_stats: &'a Arc<AlertStats>,
+}
+
+/// SIGHUP: re-reads the file; restarts the connectors and the alerter with the new
+/// configuration, or with the old one when the new one is invalid or cannot start (a port
+/// in use, say).
 async fn reload(
     config: Config,
     role: Role,
-    bus: &Bus,
-    services: &mut Services,
-    api: Option<&Api>,
+    running: Running<'_>,
     terminate: &mut Signal,
     interrupt: &mut Signal,
 ) -> Result<Config, DaemonError> {
+    let Running {
+        bus,
+        services,
+        api,
+        alerter,
+        alert_stats,
+    } = running;
     let Some(file) = config.file.clone() else {
         warn!("SIGHUP without a config file: nothing to reload");
         return Ok(config);
@@ -159,10 +202,31 @@ async fn reload(
         }
     };
     services.stop(terminate, interrupt).await;
+    if let Some(old) = alerter.take() {
+        old.stop().await;
+    }
     let counters = services.take_counters();
-    match Services::start(&new, bus, counters.clone(), api) {
-        Ok(started) => {
+    // The alerter first: it binds no port, so a failure leaves nothing to undo but itself.
+    let new_alerter = match role.runs_alerter() {
+        true => Alerter::start(&new.settings, &bus.jetstream, alert_stats.clone()).await,
+        false => Ok(None),
+    };
+    let started = match new_alerter {
+        Ok(new_alerter) => match Services::start(&new, bus, counters.clone(), api) {
+            Ok(services) => Ok((services, new_alerter)),
+            Err(e) => {
+                if let Some(new_alerter) = new_alerter {
+                    new_alerter.stop().await;
+                }
+                Err(e)
+            }
+        },
+        Err(e) => Err(DaemonError::from(e)),
+    };
+    match started {
+        Ok((started, new_alerter)) => {
             *services = started;
+            *alerter = new_alerter;
             if let Err(e) = bus.reconcile(&new.settings).await {
                 warn!(error = %e, "stream limits not updated");
             }
@@ -172,6 +236,10 @@ async fn reload(
         Err(e) => {
             error!(error = %e, "the new configuration cannot start; going back to the running one");
             *services = Services::start(&config, bus, counters, api)?;
+            if role.runs_alerter() {
+                *alerter =
+                    Alerter::start(&config.settings, &bus.jetstream, alert_stats.clone()).await?;
+            }
             Ok(config)
         }
     }
@@ -266,6 +334,7 @@ impl Api {
         analyzer: Arc<Analyzer>,
         store: ConfiguredStore,
         counters: Arc<WorkerCounters>,
+        alert_stats: Arc<AlertStats>,
     ) -> Result<Api, DaemonError> {
         let settings = &config.settings;
         let (token, generated) = api::token_or_generated(api_token(settings), &settings.data_dir)
@@ -282,7 +351,11 @@ impl Api {
             max_batch_tokens: settings.models.max_batch_tokens,
             checkpoints: Checkpoints::new(bus.checkpoints.clone()),
             connectors: std::sync::RwLock::new(config.connectors.clone()),
-            metrics: Arc::new(Metrics::new(counters, bus.handle().jetstream.clone())),
+            metrics: Arc::new(Metrics::new(
+                counters,
+                alert_stats,
+                bus.handle().jetstream.clone(),
+            )),
             token,
         });
         let limits = ApiLimits {

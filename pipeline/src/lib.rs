@@ -2,6 +2,7 @@
 //! checkpoints, dead letters, the connector runtime that feeds the bus, and the analysis
 //! worker that turns interactions into stored vectors, signals and identities.
 
+pub mod alerts;
 pub mod analysis;
 pub mod api;
 pub mod bus;

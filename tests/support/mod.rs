@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod samples;
+pub mod smtp;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,6 +1,7 @@
 //! `/metrics` in the Prometheus text format (version 0.0.4): per-connector and per-stage
 //! counters, tokens per batch and stage latencies as histograms, the analysis backlog and
-//! the dead-letter depth. Hand-written: a few atomics need no metrics framework.
+//! the dead-letter depth, and per alert rule the alerts queued, mailed and failed.
+//! Hand-written: a few atomics need no metrics framework.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream;
 
+use crate::alerts::{AlertStats, RuleStats};
 use crate::analysis::WorkerCounters;
 use crate::bus::{ANALYSIS_CONSUMER, DLQ_STREAM, INTERACTIONS_STREAM};
 use crate::ingest::Counters;
@@ -91,14 +93,29 @@ pub struct Metrics {
     pub worker: Arc<WorkerCounters>,
     /// The running connectors' counters, replaced on a reload.
     pub connectors: Mutex<HashMap<String, (String, Arc<Counters>)>>,
+    /// The alert rules' counters (none where this process does not alert).
+    pub alerts: Arc<AlertStats>,
     jetstream: jetstream::Context,
 }
 
+/// A counter or gauge per alert rule: metric name, type, help text, and how to read it.
+type AlertSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&RuleStats) -> u64,
+);
+
 impl Metrics {
-    pub fn new(worker: Arc<WorkerCounters>, jetstream: jetstream::Context) -> Metrics {
+    pub fn new(
+        worker: Arc<WorkerCounters>,
+        alerts: Arc<AlertStats>,
+        jetstream: jetstream::Context,
+    ) -> Metrics {
         Metrics {
             worker,
             connectors: Mutex::new(HashMap::new()),
+            alerts,
             jetstream,
         }
     }
@@ -112,8 +129,51 @@ impl Metrics {
         let mut out = String::with_capacity(8 * 1024);
         self.render_connectors(&mut out);
         self.render_worker(&mut out);
+        self.render_alerts(&mut out);
         self.render_bus(&mut out).await;
         out
+    }
+
+    fn render_alerts(&self, out: &mut String) {
+        let rules = self.alerts.snapshot();
+        let series: [AlertSeries; 5] = [
+            (
+                "rapport_alerts_queued_total",
+                "counter",
+                "Flags an alert rule matched and queued.",
+                |s| s.queued,
+            ),
+            (
+                "rapport_alerts_sent_total",
+                "counter",
+                "Alerts mailed (a digest mails several).",
+                |s| s.alerts_sent,
+            ),
+            (
+                "rapport_alert_mails_total",
+                "counter",
+                "Mails the mail server accepted.",
+                |s| s.mails_sent,
+            ),
+            (
+                "rapport_alert_send_failures_total",
+                "counter",
+                "Sends that failed (the alerts stay queued and are retried).",
+                |s| s.send_failures,
+            ),
+            (
+                "rapport_alerts_pending",
+                "gauge",
+                "Alerts queued and not yet mailed.",
+                |s| s.pending,
+            ),
+        ];
+        for (name, kind, help, value) in series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (rule, stats) in &rules {
+                let _ = writeln!(out, "{name}{{rule=\"{}\"}} {}", escape(rule), value(stats));
+            }
+        }
     }
 
     fn render_connectors(&self, out: &mut String) {

@@ -77,6 +77,7 @@ pub fn router(context: Arc<ApiContext>, limits: ApiLimits) -> Router {
         .route("/api/flags/{id}", post(set_flag_status))
         .route("/api/superusers", get(superusers))
         .route("/api/connectors", get(connectors))
+        .route("/api/alerts", get(alerts))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
@@ -349,6 +350,22 @@ async fn connectors(State(ctx): Ctx) -> ApiResult {
     let rows = connector_rows(&ctx.checkpoints, &connectors)
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    ok(rows)
+}
+
+/// Per alert rule: what it queued, mailed and failed, and when it retries.
+async fn alerts(State(ctx): Ctx) -> ApiResult {
+    let rows: Vec<serde_json::Value> = ctx
+        .metrics
+        .alerts
+        .snapshot()
+        .into_iter()
+        .map(|(rule, stats)| {
+            let mut row = serde_json::to_value(stats).expect("stats serialise");
+            row["rule"] = rule.into();
+            row
+        })
+        .collect();
     ok(rows)
 }
 
