@@ -103,15 +103,7 @@ async fn every_dashboard_page_shows_the_demo_and_a_flag_is_acknowledged() {
 
     // The acknowledgement made in the browser is in the store, with who did it.
     let acknowledged = report["acknowledged"].as_str().unwrap();
-    let flags: Value = reqwest::Client::new()
-        .get(format!("{}/api/flags?status=acknowledged", daemon.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flags = daemon.get_json("/api/flags?status=acknowledged").await;
     let flag = flags
         .as_array()
         .unwrap()

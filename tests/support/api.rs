@@ -110,6 +110,27 @@ impl ApiDaemon {
     }
 }
 
+impl ApiDaemon {
+    /// `GET path` with the token; the body as text, whatever the status.
+    pub async fn get_text(&self, path: &str) -> String {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// `GET path` with the token; the body as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let text = self.get_text(path).await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}"))
+    }
+}
+
 impl Drop for ApiDaemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
