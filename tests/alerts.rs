@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::api::{ApiDaemon, TOKEN};
+use support::api::ApiDaemon;
 use support::smtp::{self, SmtpServer};
 use support::{TestNats, model_wheels};
 
@@ -18,15 +18,17 @@ const MAIL_WAIT: Duration = Duration::from_secs(120);
 /// A chat transcript in the generic JSON format the files connector reads: the customer
 /// complains (with a phone number that must not reach the mail) and the agent answers.
 fn complaint_chat(conversation: &str, name: &str, email: &str, complaint: &str) -> String {
+    // Participant keys are the chat platform's user ids: one per visitor, not per transcript.
+    let visitor = format!("visitor-{}", email.split('@').next().unwrap());
     json!({
         "conversation_id": conversation,
         "started_at": "2026-11-20T10:00:00+01:00",
         "participants": {
-            "visitor": { "role": "visitor", "name": name, "email": email },
+            visitor.as_str(): { "role": "visitor", "name": name, "email": email },
             "agent-mia": { "role": "agent", "name": "Mia" }
         },
         "messages": [
-            { "id": "m1", "at": "2026-11-20T10:00:00+01:00", "from": "visitor", "text": complaint },
+            { "id": "m1", "at": "2026-11-20T10:00:00+01:00", "from": visitor, "text": complaint },
             { "id": "m2", "at": "2026-11-20T10:02:00+01:00", "from": "agent-mia",
               "text": "Det er jeg virkelig ked af. Jeg sender en ny med det samme og refunderer fragten." }
         ]
@@ -96,21 +98,9 @@ async fn wait_for_mails(server: &SmtpServer, n: usize) -> Vec<Vec<u8>> {
     }
 }
 
-async fn get(daemon: &ApiDaemon, path: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("{}{path}", daemon.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// The rule's row in `/api/alerts`.
 async fn rule_stats(daemon: &ApiDaemon) -> Value {
-    let rows = get(daemon, "/api/alerts").await;
+    let rows = daemon.get_json("/api/alerts").await;
     rows.as_array()
         .unwrap()
         .iter()
@@ -171,7 +161,7 @@ fn parse(raw: &[u8]) -> Mail {
 
 /// The customer the stored complaint flag of `conversation` names.
 async fn flagged_customer(daemon: &ApiDaemon, conversation: &str) -> String {
-    let flags = get(daemon, "/api/flags?kind=complaint").await;
+    let flags = daemon.get_json("/api/flags?kind=complaint").await;
     flags
         .as_array()
         .unwrap()
@@ -305,15 +295,7 @@ async fn a_complaint_is_mailed_exactly_once_through_outages_and_restarts() {
     );
     let stats = rule_stats(&daemon).await;
     assert_eq!(stats["pending"], 0, "{stats}");
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", daemon.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = daemon.get_text("/metrics").await;
     assert!(
         metrics.contains("rapport_alerts_pending{rule=\"service\"} 0"),
         "{metrics}"

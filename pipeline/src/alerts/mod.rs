@@ -199,10 +199,9 @@ pub struct RuleStats {
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_sent_at: Option<OffsetDateTime>,
     pub last_error: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub retry_at: Option<OffsetDateTime>,
-    #[serde(skip)]
-    delivery: Delivery,
+    /// Failures in a row and the next try (`failures`, `retry_at` in JSON).
+    #[serde(flatten)]
+    pub delivery: Delivery,
 }
 
 impl AlertStats {
@@ -232,6 +231,14 @@ fn alert_key(rule: &str, flag_id: &str) -> String {
         "{rule}.{}",
         &hex::encode(Sha256::digest(flag_id.as_bytes()))[..32]
     )
+}
+
+/// The earlier of two optional times.
+fn earliest(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The running alerter task.
@@ -505,9 +512,7 @@ impl Queue {
             let plan = self.stats.with(&rule.name, |s| {
                 schedule::plan(rule.cadence, &mut s.delivery, &queued, now)
             });
-            if let Some(at) = plan.wake_at {
-                wake = Some(wake.map_or(at, |w| w.min(at)));
-            }
+            wake = earliest(wake, plan.wake_at);
             let mut sent: BTreeSet<usize> = BTreeSet::new();
             for group in &plan.mails {
                 let alerts: Vec<&QueuedAlert> = group.iter().map(|&i| &pending[i].1).collect();
@@ -521,7 +526,6 @@ impl Queue {
                             s.alerts_sent += alerts.len() as u64;
                             s.last_sent_at = Some(at);
                             s.last_error = None;
-                            s.retry_at = None;
                         });
                         sent.extend(group.iter().copied());
                     }
@@ -535,13 +539,10 @@ impl Queue {
                             );
                             s.send_failures += 1;
                             s.last_error = Some(e.clone());
-                            s.retry_at = s.delivery.retry_at;
                             s.delivery.retry_at
                         });
                         warn!(rule = %rule.name, error = %e, retry_at = ?retry_at, alerts = alerts.len(), "alert not mailed; kept and retried");
-                        if let Some(at) = retry_at {
-                            wake = Some(wake.map_or(at, |w| w.min(at)));
-                        }
+                        wake = earliest(wake, retry_at);
                         break;
                     }
                 }

@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use serde::Serialize;
 use time::OffsetDateTime;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -29,13 +30,15 @@ impl Cadence {
 }
 
 /// What a rule's mails did lately: when they were sent, and the back-off after failures.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Delivery {
     /// Mails sent in the last hour, oldest first.
+    #[serde(skip)]
     sent_at: VecDeque<OffsetDateTime>,
     /// Failed sends in a row.
     pub failures: u32,
     /// No send before this, after a failure.
+    #[serde(with = "time::serde::rfc3339::option")]
     pub retry_at: Option<OffsetDateTime>,
 }
 
