@@ -15,12 +15,13 @@ use support::{TestNats, model_wheels};
 /// Longest wait for a mail (connector poll + analysis + SMTP); generous for a loaded CI.
 const MAIL_WAIT: Duration = Duration::from_secs(120);
 
-/// A chat transcript in the generic JSON format the files connector reads: the customer
-/// complains (with a phone number that must not reach the mail) and the agent answers.
-fn complaint_chat(conversation: &str, name: &str, email: &str, complaint: &str) -> String {
+/// Drops `<conversation>.json` into the watched inbox: a chat transcript in the generic JSON
+/// format, where the customer complains (with a phone number that must not reach the mail)
+/// and the agent answers.
+fn write_complaint(inbox: &Path, conversation: &str, name: &str, email: &str, complaint: &str) {
     // Participant keys are the chat platform's user ids: one per visitor, not per transcript.
     let visitor = format!("visitor-{}", email.split('@').next().unwrap());
-    json!({
+    let chat = json!({
         "conversation_id": conversation,
         "started_at": "2026-11-20T10:00:00+01:00",
         "participants": {
@@ -32,8 +33,8 @@ fn complaint_chat(conversation: &str, name: &str, email: &str, complaint: &str) 
             { "id": "m2", "at": "2026-11-20T10:02:00+01:00", "from": "agent-mia",
               "text": "Det er jeg virkelig ked af. Jeg sender en ny med det samme og refunderer fragten." }
         ]
-    })
-    .to_string()
+    });
+    std::fs::write(inbox.join(format!("{conversation}.json")), chat.to_string()).unwrap();
 }
 
 const COMPLAINTS: [&str; 3] = [
@@ -188,16 +189,13 @@ async fn a_complaint_is_mailed_exactly_once_through_outages_and_restarts() {
     let daemon = start().await;
 
     // 1. A complaint arrives through the connector: one mail, to both recipients.
-    std::fs::write(
-        inbox.path().join("a.json"),
-        complaint_chat(
-            "alert-a",
-            "Anders Poulsen",
-            "anders@mail.example",
-            COMPLAINTS[0],
-        ),
-    )
-    .unwrap();
+    write_complaint(
+        inbox.path(),
+        "alert-a",
+        "Anders Poulsen",
+        "anders@mail.example",
+        COMPLAINTS[0],
+    );
     let mails = wait_for_mails(&server, 1).await;
     let first = parse(&mails[0]);
     let customer = flagged_customer(&daemon, "alert-a").await;
@@ -247,16 +245,13 @@ async fn a_complaint_is_mailed_exactly_once_through_outages_and_restarts() {
     // 2. The mail server is down when the next complaint comes: the alert is tried, kept,
     // and mailed once the server is back.
     server.kill();
-    std::fs::write(
-        inbox.path().join("b.json"),
-        complaint_chat(
-            "alert-b",
-            "Beth Moreland",
-            "beth@mail.example",
-            COMPLAINTS[1],
-        ),
-    )
-    .unwrap();
+    write_complaint(
+        inbox.path(),
+        "alert-b",
+        "Beth Moreland",
+        "beth@mail.example",
+        COMPLAINTS[1],
+    );
     let failed = wait_for_failure(&daemon, 1).await;
     assert!(failed["last_error"].is_string(), "{failed}");
     server.restart();
@@ -271,11 +266,13 @@ async fn a_complaint_is_mailed_exactly_once_through_outages_and_restarts() {
     // 3. Server down again, and the daemon dies with the alert queued: after both come
     // back, it is mailed exactly once; nothing mailed before is mailed again.
     server.kill();
-    std::fs::write(
-        inbox.path().join("c.json"),
-        complaint_chat("alert-c", "Carin Lund", "carin@mail.example", COMPLAINTS[2]),
-    )
-    .unwrap();
+    write_complaint(
+        inbox.path(),
+        "alert-c",
+        "Carin Lund",
+        "carin@mail.example",
+        COMPLAINTS[2],
+    );
     wait_for_failure(&daemon, 1).await;
     drop(daemon); // SIGKILL: no drain, no goodbye
     server.restart();
