@@ -11,7 +11,7 @@ use crate::flags::Flag;
 use crate::profile::{CustomerProfile, Relationship};
 use crate::store::{
     CustomerPoint, CustomerSpace, FlagFilter, InteractionFilter, Scored, Store, StoreError,
-    StoredInteraction,
+    StoredInteraction, Terms,
 };
 
 /// A channel by its name in the data (`email`, `chat`, `call`, `social`).
@@ -117,19 +117,45 @@ pub struct CustomerHits {
     pub hits: Vec<SearchHit>,
 }
 
-/// Interactions nearest in meaning to `query` (an embedded query text), grouped by
-/// customer: up to `k` customers, best first, each with up to three hits.
+/// Fewer content words than this (after @handles and links) and a message says too little
+/// to be found by meaning alone: "@AmazonHelp I have. No luck." sits near every query about
+/// a problem. Such a message is still found by a word it shares with the query.
+pub const NEAR_EMPTY_WORDS: usize = 2;
+
+/// A message's words that say something: stop words, @handles and links left out.
+pub fn content_terms(text: &str) -> Terms {
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .filter(|w| !w.starts_with('@') && !w.starts_with("http://") && !w.starts_with("https://"))
+        .collect();
+    Terms::of_document(&words.join(" "))
+}
+
+/// Whether `hit` is too empty to show for `query` (see [`NEAR_EMPTY_WORDS`]).
+pub fn below_floor(hit: &str, query: &Terms) -> bool {
+    let terms = content_terms(hit);
+    terms.indices.len() < NEAR_EMPTY_WORDS && !terms.overlaps(query)
+}
+
+/// Interactions nearest to `text` (embedded as `query`) in meaning and in words, fused by
+/// rank, grouped by customer: up to `k` customers, best first, each with up to three hits.
+/// Near-empty messages that share no word with the query are left out.
 pub async fn search<S: Store>(
     store: &S,
     query: Vec<f32>,
+    text: &str,
     filter: &InteractionFilter,
     k: usize,
 ) -> Result<Vec<CustomerHits>, QueryError> {
     const HITS_PER_CUSTOMER: usize = 3;
+    let terms = Terms::of_query(text);
     // Enough candidates that k customers usually fill up even when some have many hits.
-    let found = store
-        .search_interactions(query, filter, (k * 8).max(32))
-        .await?;
+    let found: Vec<_> = store
+        .search_interactions(query, Some(terms.clone()), filter, (k * 8).max(32))
+        .await?
+        .into_iter()
+        .filter(|s| !below_floor(&s.item.interaction.text, &terms))
+        .collect();
     let mut groups: Vec<CustomerHits> = Vec::new();
     let mut index: HashMap<Option<String>, usize> = HashMap::new();
     for scored in found {
@@ -386,4 +412,25 @@ pub async fn superusers<S: Store>(store: &S) -> Result<Vec<Superuser>, QueryErro
             .then_with(|| a.customer_id.cmp(&b.customer_id))
     });
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_empty_messages_fall_below_the_floor_unless_they_share_a_word() {
+        let query = Terms::of_query("my package never arrived");
+        assert!(below_floor("@AmazonHelp I have. No luck.", &query));
+        assert!(!below_floor(
+            "@AmazonHelp my package never arrived and tracking says delivered",
+            &query
+        ));
+        // Short, but it names what the query asks about.
+        assert!(!below_floor("@AmazonHelp package?", &query));
+        // Danish counts the same way: stop words and handles say nothing.
+        let pakke = Terms::of_query("pakken er ikke kommet");
+        assert!(below_floor("@PostNord det er jeg", &pakke));
+        assert!(!below_floor("@PostNord min pakke er væk igen", &pakke));
+    }
 }

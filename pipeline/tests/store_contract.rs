@@ -98,6 +98,7 @@ fn flag(id: &str, kind: FlagKind, customer: &str) -> Flag {
         channel: Some("email".into()),
         evidence: vec!["i1".into()],
         excerpt: "text of i1".into(),
+        public: false,
         raised_at: datetime!(2026-03-01 10:00 UTC),
         status: FlagStatus::Open,
         status_by: None,
@@ -137,11 +138,14 @@ async fn contract<S: Store>(store: &S) {
     assert_eq!(store.count_interactions(&later).await.unwrap(), 1);
 
     // Search: nearest first, filtered, with the stored record back.
-    let found = store.search_interactions(unit(1), &all, 3).await.unwrap();
+    let found = store
+        .search_interactions(unit(1), None, &all, 3)
+        .await
+        .unwrap();
     assert_eq!(found[0].item.interaction.id, "i2");
     assert!(found[0].score > found[1].score);
     let found = store
-        .search_interactions(unit(1), &social, 3)
+        .search_interactions(unit(1), None, &social, 3)
         .await
         .unwrap();
     assert_eq!(found.len(), 1);

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::remote::RemoteConfig;
 use super::{
     CustomerPoint, CustomerSpace, EdgeStore, FlagFilter, InteractionFilter, InteractionPoint,
-    RemoteStore, Scored, Store, StoreError, StoredInteraction,
+    RemoteStore, Scored, Store, StoreError, StoredInteraction, Terms,
 };
 use crate::flags::{Flag, FlagStatus};
 use crate::profile::CustomerProfile;
@@ -102,10 +102,11 @@ impl Store for ConfiguredStore {
     async fn search_interactions(
         &self,
         vector: Vec<f32>,
+        terms: Option<Terms>,
         filter: &InteractionFilter,
         limit: usize,
     ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
-        dispatch!(self, s => s.search_interactions(vector, filter, limit))
+        dispatch!(self, s => s.search_interactions(vector, terms, filter, limit))
     }
 
     async fn interactions(&self, ids: &[String]) -> Result<Vec<StoredInteraction>, StoreError> {

@@ -23,6 +23,10 @@ use qdrant_edge::{
     QueryEnum, QueryRequest, Range, ScoringQuery, ScrollRequest, SetPayloadOp, UpdateOperation,
     ValueVariants, VectorInternal, VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
 };
+use qdrant_edge::{
+    CreateVectorName, Fusion, Modifier, Prefetch, SparseVector, SparseVectorConfig, Vector,
+    VectorNameConfig, VectorNameOperations,
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -30,9 +34,10 @@ use time::OffsetDateTime;
 use super::{
     CUSTOMER_INDEXES, CUSTOMERS, Clause, CustomerPoint, CustomerSpace, FLAG_INDEXES, FLAGS,
     FlagFilter, INTERACTION_INDEXES, INTERACTIONS, IndexKind, InteractionFilter, InteractionPoint,
-    RELATIONSHIP_VECTOR, SCROLL_PAGE, SEMANTIC_VECTOR, Scored, Store, StoreError,
-    StoredInteraction, TEXT_VECTOR, customer_point_id, flag_point_id, interaction_payload,
-    interaction_point_id, newest_first, payload_error, timeline, to_payload,
+    RELATIONSHIP_VECTOR, RRF_K, SCROLL_PAGE, SEMANTIC_VECTOR, Scored, Store, StoreError,
+    StoredInteraction, TERMS_VECTOR, TERMS_WEIGHT, TEXT_VECTOR, Terms, customer_point_id,
+    flag_point_id, interaction_payload, interaction_point_id, newest_first, payload_error,
+    timeline, to_payload,
 };
 use crate::flags::{Flag, FlagStatus};
 use crate::profile::CustomerProfile;
@@ -65,6 +70,7 @@ impl EdgeStore {
             &[(TEXT_VECTOR, dims, Distance::Cosine)],
             &INTERACTION_INDEXES,
         )?;
+        ensure_terms_vector(&dir.join(INTERACTIONS), &interactions)?;
         let customers = open_shard(
             &dir.join(CUSTOMERS),
             &[
@@ -187,6 +193,73 @@ fn open_shard(
             .map_err(|e| open_error(path, format!("payload index {field}: {e}")))?;
     }
     Ok(shard)
+}
+
+/// The interactions' sparse `terms` vector with IDF: created with a new store, added to a
+/// store made before keyword search (its points gain terms as they are written again).
+fn ensure_terms_vector(path: &Path, shard: &EdgeShard) -> Result<(), StoreError> {
+    // Read into a value first: `config()` holds a read lock `update` would wait on.
+    let modifier = shard
+        .config()
+        .sparse_vectors
+        .get(TERMS_VECTOR)
+        .map(|params| params.modifier);
+    match modifier {
+        Some(Some(Modifier::Idf)) => Ok(()),
+        Some(other) => Err(open_error(
+            path,
+            format!("its {TERMS_VECTOR:?} vector has modifier {other:?}, not idf"),
+        )),
+        None => {
+            shard
+                .update(UpdateOperation::VectorNameOperation(
+                    VectorNameOperations::CreateVectorName(CreateVectorName {
+                        vector_name: TERMS_VECTOR.into(),
+                        config: VectorNameConfig::sparse(SparseVectorConfig {
+                            modifier: Some(Modifier::Idf),
+                            datatype: None,
+                        }),
+                    }),
+                ))
+                .map_err(|e| open_error(path, format!("adding the {TERMS_VECTOR} vector: {e}")))?;
+            shard.flush();
+            Ok(())
+        }
+    }
+}
+
+/// The one tokeniser both backends' `terms` come from: qdrant's BM25 (Unicode words,
+/// lower case, the stop words of all four languages, Snowball stemming). One stemmer per
+/// collection, because a query's language is unknown: Danish, whose suffixes Norwegian and
+/// Swedish largely share. `avg_len` is a short message's length, not the server's 256.
+fn bm25() -> &'static qdrant_edge::bm25_embed::EdgeBm25 {
+    static BM25: std::sync::LazyLock<qdrant_edge::bm25_embed::EdgeBm25> =
+        std::sync::LazyLock::new(|| {
+            let config: qdrant_edge::bm25_embed::EdgeBm25Config =
+                serde_json::from_value(serde_json::json!({
+                    "language": "danish",
+                    "stopwords": { "languages": ["danish", "norwegian", "swedish", "english"] },
+                    "avg_len": 30.0
+                }))
+                .expect("a valid BM25 configuration");
+            qdrant_edge::bm25_embed::EdgeBm25::new(config).expect("a valid BM25 configuration")
+        });
+    &BM25
+}
+
+fn terms_of(sparse: SparseVector) -> Terms {
+    Terms {
+        indices: sparse.indices,
+        values: sparse.values,
+    }
+}
+
+pub(super) fn document_terms(text: &str) -> Terms {
+    terms_of(bm25().embed_document(text))
+}
+
+pub(super) fn query_terms(text: &str) -> Terms {
+    terms_of(bm25().embed_query(text))
 }
 
 fn failed(operation: &'static str) -> impl Fn(qdrant_edge::OperationError) -> StoreError {
@@ -347,6 +420,53 @@ fn nearest(
         .map_err(failed("search"))
 }
 
+/// The `limit` best by reciprocal rank over the `candidates` nearest by meaning and the
+/// `candidates` best keyword matches (the filter applies to both).
+fn hybrid(
+    shard: &EdgeShard,
+    vector: Vec<f32>,
+    terms: Terms,
+    filter: Option<Filter>,
+    limit: usize,
+) -> Result<Vec<qdrant_edge::ScoredPoint>, StoreError> {
+    let candidates = limit.max(64);
+    let leg = |query: VectorInternal, using: &str| Prefetch {
+        prefetches: vec![],
+        query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+            query,
+            using: Some(using.into()),
+        }))),
+        limit: candidates,
+        params: None,
+        // The root filter reaches every prefetch.
+        filter: None,
+        score_threshold: None,
+    };
+    let sparse = SparseVector {
+        indices: terms.indices,
+        values: terms.values,
+    };
+    shard
+        .query(QueryRequest {
+            prefetches: vec![
+                leg(VectorInternal::Dense(vector), TEXT_VECTOR),
+                leg(VectorInternal::Sparse(sparse), TERMS_VECTOR),
+            ],
+            query: Some(ScoringQuery::Fusion(Fusion::Rrf {
+                k: RRF_K,
+                weights: Some(vec![OrderedFloat(1.0), OrderedFloat(TERMS_WEIGHT)]),
+            })),
+            filter,
+            score_threshold: None,
+            limit,
+            offset: 0,
+            params: None,
+            with_vector: WithVector::Bool(false),
+            with_payload: WithPayloadInterface::Bool(true),
+        })
+        .map_err(failed("search"))
+}
+
 /// Search hits with their payloads read as `T`.
 fn scored<T: DeserializeOwned>(
     points: Vec<qdrant_edge::ScoredPoint>,
@@ -372,7 +492,17 @@ impl Store for EdgeStore {
             .map(|p| {
                 let id = &p.stored.interaction.id;
                 let payload = interaction_payload(&p.stored)?;
-                let vectors = Vectors::new_named([(TEXT_VECTOR, p.vector.clone())]);
+                let terms = document_terms(&p.stored.interaction.text);
+                let vectors = Vectors::new_named([
+                    (TEXT_VECTOR, Vector::new_dense(p.vector.clone())),
+                    (
+                        TERMS_VECTOR,
+                        Vector::from(SparseVector {
+                            indices: terms.indices,
+                            values: terms.values,
+                        }),
+                    ),
+                ]);
                 Ok(PointStruct::new(
                     PointId::Uuid(interaction_point_id(id)),
                     vectors,
@@ -404,18 +534,17 @@ impl Store for EdgeStore {
     async fn search_interactions(
         &self,
         vector: Vec<f32>,
+        terms: Option<Terms>,
         filter: &InteractionFilter,
         limit: usize,
     ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
         let filter = engine_filter(filter.clauses());
         self.blocking("search", move |inner| {
-            scored(nearest(
-                &inner.interactions,
-                vector,
-                TEXT_VECTOR,
-                filter,
-                limit,
-            )?)
+            let shard = &inner.interactions;
+            scored(match terms.filter(|t| !t.is_empty()) {
+                Some(terms) => hybrid(shard, vector, terms, filter, limit)?,
+                None => nearest(shard, vector, TEXT_VECTOR, filter, limit)?,
+            })
         })
         .await
     }
@@ -657,6 +786,7 @@ impl Store for EdgeStore {
     }
 
     async fn flags(&self, filter: &FlagFilter) -> Result<Vec<Flag>, StoreError> {
+        let wanted = filter.clone();
         let filter = engine_filter(filter.clauses());
         let flags: Vec<Flag> = self
             .blocking("scroll", move |inner| {
@@ -666,7 +796,9 @@ impl Store for EdgeStore {
                     .collect::<Result<_, _>>()
             })
             .await?;
-        Ok(newest_first(flags))
+        Ok(newest_first(
+            flags.into_iter().filter(|f| wanted.keeps(f)).collect(),
+        ))
     }
 
     async fn set_flag_status(

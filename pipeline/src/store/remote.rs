@@ -20,6 +20,10 @@ use qdrant_client::qdrant::{
     ScrollPointsBuilder, SetPayloadPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
     VectorsConfigBuilder, VectorsOutput,
 };
+use qdrant_client::qdrant::{
+    CreateVectorNameRequestBuilder, Modifier, NamedVectors, PrefetchQueryBuilder, RrfBuilder,
+    SparseVectorCreationConfigBuilder, Vector, VectorInput,
+};
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
@@ -27,9 +31,10 @@ use time::OffsetDateTime;
 use super::{
     CUSTOMER_INDEXES, CUSTOMERS, Clause, CustomerPoint, CustomerSpace, FLAG_INDEXES, FLAGS,
     FlagFilter, INTERACTION_INDEXES, INTERACTIONS, IndexKind, InteractionFilter, InteractionPoint,
-    RELATIONSHIP_VECTOR, SCROLL_PAGE, SEMANTIC_VECTOR, Scored, Store, StoreError,
-    StoredInteraction, TEXT_VECTOR, customer_point_id, flag_point_id, interaction_payload,
-    interaction_point_id, newest_first, payload_error, timeline, to_payload,
+    RELATIONSHIP_VECTOR, RRF_K, SCROLL_PAGE, SEMANTIC_VECTOR, Scored, Store, StoreError,
+    StoredInteraction, TERMS_VECTOR, TERMS_WEIGHT, TEXT_VECTOR, Terms, customer_point_id,
+    flag_point_id, interaction_payload, interaction_point_id, newest_first, payload_error,
+    timeline, to_payload,
 };
 use crate::flags::{Flag, FlagStatus};
 use crate::profile::CustomerProfile;
@@ -92,6 +97,7 @@ impl RemoteStore {
                 &INTERACTION_INDEXES,
             )
             .await?;
+        store.ensure_terms_vector().await?;
         store
             .ensure_collection(
                 &store.customers,
@@ -111,6 +117,100 @@ impl RemoteStore {
             )
             .await?;
         Ok(store)
+    }
+
+    /// The interactions' sparse `terms` vector with IDF, added where missing (a collection
+    /// made before keyword search; adding a vector name needs Qdrant 1.18). Another worker
+    /// adding it at the same moment is fine.
+    async fn ensure_terms_vector(&self) -> Result<(), StoreError> {
+        let name = &self.interactions;
+        let location = format!("{}/{name}", self.url);
+        let open_error = |message: String| StoreError::Open {
+            path: location.clone(),
+            message,
+        };
+        match self.terms_modifier().await.map_err(open_error)? {
+            Some(Some(m)) if m == Modifier::Idf as i32 => Ok(()),
+            Some(other) => Err(open_error(format!(
+                "its {TERMS_VECTOR:?} vector has modifier {other:?}, not idf"
+            ))),
+            None => {
+                let created = self
+                    .client
+                    .create_vector_name(
+                        CreateVectorNameRequestBuilder::new(
+                            name.as_str(),
+                            TERMS_VECTOR,
+                            SparseVectorCreationConfigBuilder::new().modifier(Modifier::Idf),
+                        )
+                        .wait(true),
+                    )
+                    .await;
+                match created {
+                    Ok(_) => Ok(()),
+                    Err(e) => match self.terms_modifier().await {
+                        Ok(Some(_)) => Ok(()),
+                        _ => Err(open_error(format!(
+                            "adding the {TERMS_VECTOR} vector (Qdrant 1.18 or newer): {e}"
+                        ))),
+                    },
+                }
+            }
+        }
+    }
+
+    /// The interactions' `terms` vector's modifier: `None` without the vector.
+    async fn terms_modifier(&self) -> Result<Option<Option<i32>>, String> {
+        let info = self
+            .client
+            .collection_info(self.interactions.as_str())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(info
+            .result
+            .and_then(|i| i.config)
+            .and_then(|c| c.params)
+            .and_then(|p| p.sparse_vectors_config)
+            .and_then(|sparse| sparse.map.get(TERMS_VECTOR).cloned())
+            .map(|params| params.modifier))
+    }
+
+    /// The `limit` best by reciprocal rank over the nearest by meaning and the best keyword
+    /// matches (the filter applies to both), as the edge store does.
+    async fn hybrid(
+        &self,
+        vector: Vec<f32>,
+        terms: Terms,
+        filter: Option<Filter>,
+        limit: usize,
+    ) -> Result<Vec<ScoredPoint>, StoreError> {
+        let candidates = limit.max(64) as u64;
+        let mut request = QueryPointsBuilder::new(&self.interactions)
+            .add_prefetch(
+                PrefetchQueryBuilder::default()
+                    .query(Query::new_nearest(vector))
+                    .using(TEXT_VECTOR)
+                    .limit(candidates),
+            )
+            .add_prefetch(
+                PrefetchQueryBuilder::default()
+                    .query(Query::new_nearest(VectorInput::new_sparse(
+                        terms.indices,
+                        terms.values,
+                    )))
+                    .using(TERMS_VECTOR)
+                    .limit(candidates),
+            )
+            .query(Query::new_rrf(
+                RrfBuilder::with_k(RRF_K as u32).weights(vec![1.0, TERMS_WEIGHT]),
+            ))
+            .limit(limit as u64)
+            .with_payload(true);
+        if let Some(filter) = filter {
+            request = request.filter(filter);
+        }
+        let found = self.client.query(request).await.map_err(failed("search"))?;
+        Ok(found.result)
     }
 
     /// Removes this store's collections (the contract suite's clean-up).
@@ -396,9 +496,16 @@ impl Store for RemoteStore {
             .map(|p| {
                 let id = &p.stored.interaction.id;
                 let payload = json_payload(id, interaction_payload(&p.stored)?)?;
+                let terms = Terms::of_document(&p.stored.interaction.text);
+                let vectors = NamedVectors::default()
+                    .add_vector(TEXT_VECTOR, Vector::new_dense(p.vector))
+                    .add_vector(
+                        TERMS_VECTOR,
+                        Vector::new_sparse(terms.indices, terms.values),
+                    );
                 Ok(PointStruct::new(
                     point_id(interaction_point_id(id)),
-                    text_vector(p.vector),
+                    vectors,
                     payload,
                 ))
             })
@@ -418,19 +525,18 @@ impl Store for RemoteStore {
     async fn search_interactions(
         &self,
         vector: Vec<f32>,
+        terms: Option<Terms>,
         filter: &InteractionFilter,
         limit: usize,
     ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
-        scored(
-            self.nearest(
-                &self.interactions,
-                vector,
-                TEXT_VECTOR,
-                engine_filter(filter.clauses()),
-                limit,
-            )
-            .await?,
-        )
+        let filter = engine_filter(filter.clauses());
+        scored(match terms.filter(|t| !t.is_empty()) {
+            Some(terms) => self.hybrid(vector, terms, filter, limit).await?,
+            None => {
+                self.nearest(&self.interactions, vector, TEXT_VECTOR, filter, limit)
+                    .await?
+            }
+        })
     }
 
     async fn interactions(&self, ids: &[String]) -> Result<Vec<StoredInteraction>, StoreError> {
@@ -625,13 +731,16 @@ impl Store for RemoteStore {
     }
 
     async fn flags(&self, filter: &FlagFilter) -> Result<Vec<Flag>, StoreError> {
+        let wanted = filter.clone();
         let flags = self
             .scroll_all(&self.flags, engine_filter(filter.clauses()), false)
             .await?
             .into_iter()
             .map(|point| from_payload(&point.id, point.payload))
             .collect::<Result<Vec<Flag>, _>>()?;
-        Ok(newest_first(flags))
+        Ok(newest_first(
+            flags.into_iter().filter(|f| wanted.keeps(f)).collect(),
+        ))
     }
 
     async fn set_flag_status(
