@@ -34,6 +34,17 @@ const LEAVING: &[&str] = &[
     r"\b(transfer|transferring|move|moving) (my|our|everything)\b[^.!?]{0,30}\b(elsewhere|to another|to a different)",
     r"\bgo(ing)? (to|with) (your|a|another) (competitor|rival)|\bgo with someone (else|who)",
     r"\b(that was|this is|this was) the last time (i|we)\b",
+    // As support tweets say it (models/eval/flags-dev, its dev half): never … again,
+    // the last time I buy, gone to a competitor (often by @handle), shopping around.
+    r"\bnever (buy|buying|shop|shopping|use|using|order|ordering|fly|flying|eat|eating|go|going|book|booking)\b[^.!?]{0,40}\bagain\b",
+    r"(\bnot|n'?t|\bnever)\b[^.!?]{0,20}\bever (buy|buying|shop|shopping|use|using|order|ordering|fly|flying|book|booking)\b[^.!?]{0,30}\bagain\b",
+    r"\blast time (i|we)('?ll)? (buy|use|order|fly|shop|eat|book)\b",
+    r"\b(went|go|going|gone) (to|with) (another|a different|a new|an other) (service|company|provider|store|shop|bank|carrier|airline|insurer)\b",
+    r"\b(switched|switching|moved|moving|went) (over )?to @\w+",
+    r"\bfrom now on (i|we)('ll| will)? (get|use|go (to|with)|order (from|with)|buy (from|at)|shop (at|with)|fly with|book with) @?\w+",
+    r"\btak(e|ing) (my|our) (\$+|money\b|business\b|custom\b)[^.!?]{0,10}\bto @?\w+",
+    r"\bshopping around\b",
+    r"\b(close to|about to|ready to|thinking (of|about)) cancel",
     // "Never again": a sentence of its own ...
     r"\b(aldrig|aldri) (igen|igjen|mere|mer)\s*([.!?]|$)",
     // ... or around a buying verb (a bare "aldri mer" is as often "never more than")
@@ -188,6 +199,14 @@ mod tests {
             "Bliver det ikke bedre, opsiger jeg og går over til en anden udbyder.",
             "Har allerede sagt opp. Ha det.",
             "Får ni inte ordning på det byter jag elbolag.",
+            "Never buying a Volkswagen again after this.",
+            "I don't think I'm ever using your company again.",
+            "Couldn't figure it out so I went to another service.",
+            "Hey @Insurer I switched to @OtherInsurer and saved 50%",
+            "From now on we get @pizzaplace",
+            "I'll take my $$ to @OtherStore",
+            "Terrible claim experience. Shopping around, any suggestions?",
+            "This is the last time I buy this beer.",
         ] {
             assert!(says_leaving(text), "{text}");
         }
@@ -207,6 +226,10 @@ mod tests {
             "Hur lång är uppsägningstiden? Jag ska inte säga upp, vill bara veta.",
             "Jeg blir aldri mer enn passe imponert av slike tilbud.",
             "Kan jeg bytte varen til en anden farve?",
+            "I'll never forget how kind your staff was. Will buy again!",
+            "Went to the store again today, great selection.",
+            "Can I switch to the yearly plan?",
+            "From now on I'll order online, much easier than the phone line.",
         ] {
             assert!(!says_leaving(text), "{text}");
         }

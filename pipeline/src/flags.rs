@@ -7,8 +7,12 @@
 //! | `honesty` | conversation + `allegation` | the customer says they were misled (`allegation` label) |
 //! | `honesty` | conversation + `evasive_reply` | the first agent reply after a complaint neither acknowledges nor answers it |
 //! | `churn_risk` | conversation | the customer threatens to leave (`churn_threat` label or a phrase, see `cues`) |
-//! | `public_escalation` | conversation | a complaint in a public post |
 //! | `superuser` | customer | the customer has publicly answered ≥ `superuser_min_answers` other customers' questions |
+//!
+//! A complaint made in public is the same complaint, not a second flag: it is raised at
+//! severity `high` with `public = true`, and `public_escalation` selects such complaints
+//! wherever flags are filtered (API, CLI, alert rules), so one cause is one item in the
+//! queue.
 //!
 //! The id is derived from the cause, so a redelivered or replayed interaction re-raises
 //! the same flag: it is published on `rapport.flags.<kind>` with that id as `Nats-Msg-Id`
@@ -29,6 +33,8 @@ pub enum FlagKind {
     Complaint,
     Honesty,
     ChurnRisk,
+    /// Not raised: selects the complaints raised from a public message (`Flag::public`).
+    /// Stores written before that change may still hold flags of this kind.
     PublicEscalation,
     Superuser,
 }
@@ -130,6 +136,9 @@ pub struct Flag {
     pub evidence: Vec<String>,
     /// The first evidence text (already redacted), for the queue and alerts.
     pub excerpt: String,
+    /// Raised from a message other people can see (a complaint in a public post).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub raised_at: OffsetDateTime,
     pub status: FlagStatus,
@@ -137,6 +146,16 @@ pub struct Flag {
     pub status_by: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub status_at: Option<OffsetDateTime>,
+}
+
+impl Flag {
+    /// Whether the flag is of `kind`, where `public_escalation` means a public complaint.
+    pub fn is(&self, kind: FlagKind) -> bool {
+        self.kind == kind
+            || (kind == FlagKind::PublicEscalation
+                && self.kind == FlagKind::Complaint
+                && self.public)
+    }
 }
 
 /// Thresholds for raising flags (`[flags]` in config).
@@ -281,6 +300,7 @@ fn new_flag(
         channel: Some(first.interaction.channel.as_str().to_string()),
         evidence: evidence.iter().map(|s| s.interaction.id.clone()).collect(),
         excerpt: excerpt(&first.interaction.text),
+        public: false,
         raised_at: evidence
             .iter()
             .map(|s| s.interaction.occurred_at)
@@ -348,27 +368,15 @@ pub fn conversation_flags(
     if !complaints.is_empty() {
         let top = complaints.iter().map(|(_, p)| *p).fold(0.0, f32::max);
         let evidence: Vec<&StoredInteraction> = complaints.iter().map(|(s, _)| *s).collect();
-        flags.push(new_flag(
-            FlagKind::Complaint,
-            "",
-            &cause,
-            severity_of(top),
-            &evidence,
-        ));
-        let public: Vec<&StoredInteraction> = evidence
-            .iter()
-            .copied()
-            .filter(|s| s.interaction.public)
-            .collect();
-        if !public.is_empty() {
-            flags.push(new_flag(
-                FlagKind::PublicEscalation,
-                "",
-                &cause,
-                Severity::High,
-                &public,
-            ));
-        }
+        let public = evidence.iter().any(|s| s.interaction.public);
+        let severity = if public {
+            Severity::High
+        } else {
+            severity_of(top)
+        };
+        let mut flag = new_flag(FlagKind::Complaint, "", &cause, severity, &evidence);
+        flag.public = public;
+        flags.push(flag);
     }
 
     let allegations: Vec<&StoredInteraction> = items
@@ -538,15 +546,33 @@ mod tests {
     }
 
     #[test]
-    fn a_public_complaint_escalates_and_ids_are_stable() {
-        let messages = vec![(complaint(true), vec![1.0, 0.0])];
+    fn a_public_complaint_is_one_high_flag_and_ids_are_stable() {
+        let private = stored(Message {
+            id: "c1",
+            text: "I was charged twice, refund me now",
+            complaint: 0.86,
+            ..Default::default()
+        });
+        let flags = conversation(vec![(private.clone(), vec![1.0, 0.0])]);
+        assert_eq!(kinds(&flags), [(FlagKind::Complaint, "")]);
+        assert_eq!(flags[0].severity, Severity::Medium);
+        assert!(!flags[0].public && !flags[0].is(FlagKind::PublicEscalation));
+
+        let mut public = private;
+        public.interaction.public = true;
+        let messages = vec![(public, vec![1.0, 0.0])];
         let first = conversation(messages.clone());
         assert_eq!(
             kinds(&first),
-            [(FlagKind::Complaint, ""), (FlagKind::PublicEscalation, "")]
+            [(FlagKind::Complaint, "")],
+            "one flag, not two"
         );
+        assert_eq!(first[0].severity, Severity::High);
+        assert!(first[0].public);
+        assert!(first[0].is(FlagKind::PublicEscalation) && first[0].is(FlagKind::Complaint));
+        assert!(!first[0].is(FlagKind::ChurnRisk));
         assert_eq!(first, conversation(messages), "same cause, same flags");
-        assert_eq!(first[1].id, "public_escalation:c");
+        assert_eq!(first[0].id, "complaint:c");
     }
 
     #[test]
@@ -621,7 +647,7 @@ mod tests {
         // A reply to a statement, not a question, is judged like any other message.
         assert_eq!(
             kinds(&answer("My Polaris 55 arrived today.")),
-            [(FlagKind::Complaint, ""), (FlagKind::PublicEscalation, "")]
+            [(FlagKind::Complaint, "")]
         );
     }
 }

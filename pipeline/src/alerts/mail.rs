@@ -48,6 +48,8 @@ struct Words {
     digest_intro: &'static str,
     footer: &'static str,
     unknown: &'static str,
+    /// Said beside the severity of a flag raised from a public post.
+    public: &'static str,
 }
 
 const ENGLISH: Words = Words {
@@ -74,6 +76,7 @@ const ENGLISH: Words = Words {
     digest_intro: "Flags raised since the last mail",
     footer: "Sent by Rapport for the alert rule",
     unknown: "unknown",
+    public: "public",
 };
 
 const DANISH: Words = Words {
@@ -107,6 +110,7 @@ const DANISH: Words = Words {
     digest_intro: "Flag rejst siden sidste mail",
     footer: "Sendt af Rapport for alarmreglen",
     unknown: "ukendt",
+    public: "offentlig",
 };
 
 /// Everything about a mail but its flags.
@@ -132,7 +136,7 @@ pub fn compose(envelope: &Envelope, flags: &[&Flag]) -> Result<Message, lettre::
         [flag] => format!(
             "[Rapport] {} ({}): {} {}",
             (words.kind)(flag.kind),
-            (words.value)(flag.severity.as_str()),
+            severity(flag, words),
             flag.customer_id.as_deref().unwrap_or(words.unknown),
             flag.channel
                 .as_deref()
@@ -177,13 +181,23 @@ pub fn compose(envelope: &Envelope, flags: &[&Flag]) -> Result<Message, lettre::
         .body(body)
 }
 
+/// "high", or "high, public" for a flag raised from a public post.
+fn severity(flag: &Flag, words: &Words) -> String {
+    let severity = (words.value)(flag.severity.as_str());
+    if flag.public {
+        format!("{severity}, {}", words.public)
+    } else {
+        severity.to_string()
+    }
+}
+
 fn describe(body: &mut String, flag: &Flag, words: &Words, envelope: &Envelope) {
     let _ = writeln!(
         body,
         "{} {} ({})",
         (words.kind)(flag.kind),
         words.raised,
-        (words.value)(flag.severity.as_str())
+        severity(flag, words)
     );
     let customer = flag.customer_id.as_deref().unwrap_or(words.unknown);
     let _ = writeln!(body, "  {}: {customer}", words.customer);
@@ -271,6 +285,7 @@ mod tests {
             channel: Some("email".into()),
             evidence: vec!["i-1".into()],
             excerpt: excerpt.into(),
+            public: false,
             raised_at: time::macros::datetime!(2026-11-29 10:15 UTC),
             status: FlagStatus::Open,
             status_by: None,

@@ -111,7 +111,7 @@ impl AlertRule {
     }
 
     pub fn matches(&self, flag: &Flag) -> bool {
-        (self.kinds.is_empty() || self.kinds.contains(&flag.kind))
+        (self.kinds.is_empty() || self.kinds.iter().any(|&kind| flag.is(kind)))
             && flag.severity >= self.min_severity
     }
 }
@@ -160,6 +160,7 @@ pub async fn send_test(settings: &Settings, name: &str) -> Result<Vec<String>, A
         channel: Some("email".into()),
         evidence: Vec::new(),
         excerpt: "This is a test alert from `rapport alerts test`: no customer wrote this.".into(),
+        public: false,
         raised_at: now,
         status: crate::flags::FlagStatus::Open,
         status_by: None,
@@ -629,6 +630,7 @@ mod tests {
             channel: None,
             evidence: Vec::new(),
             excerpt: String::new(),
+            public: false,
             raised_at: OffsetDateTime::UNIX_EPOCH,
             status: FlagStatus::Open,
             status_by: None,

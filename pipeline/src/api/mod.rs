@@ -244,11 +244,12 @@ async fn search(State(ctx): Ctx, params: Result<Query<SearchParams>, QueryReject
     // The encoder is CPU-bound; off the async threads, beside the workers' batches.
     let analyzer = ctx.analyzer.clone();
     let max_batch_tokens = ctx.max_batch_tokens;
+    let embedded_text = text.clone();
     let query = tokio::task::spawn_blocking(move || {
         analyzer
             .classifier
             .encoder()
-            .embed(&[text.as_str()], max_batch_tokens)
+            .embed(&[embedded_text.as_str()], max_batch_tokens)
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -260,7 +261,7 @@ async fn search(State(ctx): Ctx, params: Result<Query<SearchParams>, QueryReject
         since,
         ..Default::default()
     };
-    ok(queries::search(&ctx.store, query, &filter, k).await?)
+    ok(queries::search(&ctx.store, query, &text, &filter, k).await?)
 }
 
 async fn portfolio(State(ctx): Ctx) -> ApiResult {

@@ -88,7 +88,7 @@ const VALUES = {
   en: {},
   da: {
     complaint: "klage", honesty: "ærlighed", churn_risk: "risiko for at miste kunden",
-    public_escalation: "offentlig eskalering", superuser: "superbruger", allegation: "beskyldning",
+    public_escalation: "offentlig klage", public: "offentlig", superuser: "superbruger", allegation: "beskyldning",
     evasive_reply: "undvigende svar", open: "åben", acknowledged: "kvitteret", resolved: "løst",
     high: "høj", medium: "middel", low: "lav", email: "e-mail", chat: "chat", call: "opkald",
     social: "sociale medier", customer: "kunde", agent: "medarbejder", bot: "bot", unknown: "ukendt",
@@ -213,7 +213,7 @@ const pages = {
       ${flags.length === 0 ? `<p class="muted">${t("flags.empty")}</p>` : `<table id="flag-table"><thead><tr>
         <th>${t("flags.kind")}</th><th>${t("flags.severity")}</th><th>${t("flags.customer")}</th><th>${t("flags.channel")}</th>
         <th>${t("flags.raised")}</th><th>${t("flags.excerpt")}</th><th>${t("flags.status")}</th><th></th></tr></thead><tbody>
-        ${flags.map((f) => `<tr data-row="${esc(f.id)}"><td>${val(f.kind)}${f.reason ? `<br><span class="muted">${val(f.reason)}</span>` : ""}</td>
+        ${flags.map((f) => `<tr data-row="${esc(f.id)}"><td>${val(f.kind)}${f.reason ? `<br><span class="muted">${val(f.reason)}</span>` : ""}${f.public ? `<br><span class="muted">${val("public")}</span>` : ""}</td>
           <td><span class="pill ${esc(f.severity)}">${val(f.severity)}</span></td><td>${customerLink(f.customer_id)}</td>
           <td>${f.channel ? val(f.channel) : "–"}</td><td>${datetime(f.raised_at)}</td><td class="excerpt">${esc(f.excerpt)}</td>
           <td><span class="pill ${esc(f.status)}">${val(f.status)}</span>${f.status_by ? `<br><span class="muted">${t("flags.by")} ${esc(f.status_by)} ${datetime(f.status_at)}</span>` : ""}</td>
