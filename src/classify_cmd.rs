@@ -4,12 +4,26 @@
 use std::io::Write;
 
 use rapport_config::Config;
-use rapport_models::heads::Head;
-use rapport_models::signals;
+use rapport_models::signal_branch::SignalBranch;
 
-use crate::models_cmd::load_encoder;
-use crate::signals_cmd::{fail, head_in_use};
+use crate::models_cmd::load_encoder_with_branch;
+use crate::signals_cmd::fail;
 use crate::{EXIT_CONFIG, EXIT_FAILURE};
+
+/// The signal branch `rapport classify`, `eval` and the workers use: from `models.heads`
+/// when set, else the one built into the binary.
+pub(crate) fn branch_in_use(config: &Config) -> Result<SignalBranch, String> {
+    match &config.settings.models.heads {
+        Some(dir) => SignalBranch::load(dir).map_err(|e| e.to_string()),
+        None => SignalBranch::built_in()
+            .unwrap_or_else(|| {
+                Err(rapport_models::signal_branch::BranchError::Missing {
+                    dir: "the binary (no branch was committed)".into(),
+                })
+            })
+            .map_err(|e| e.to_string()),
+    }
+}
 
 #[derive(clap::Args, Debug)]
 pub struct ClassifyArgs {
@@ -64,14 +78,11 @@ pub(crate) fn label_speaker(
     }
 }
 
-/// The encoder the heads were trained on, every head in use, and the prototypes.
+/// The signal branch in use (`models.heads`, else the one built into the binary), the
+/// encoder it was tuned from running it, and the prototypes.
 pub(crate) fn load_classifier(config: &Config) -> Result<rapport_models::classify::Classifier, u8> {
-    let heads: Vec<Head> = signals::SIGNALS
-        .iter()
-        .map(|spec| head_in_use(config, spec.name))
-        .collect::<Result<_, _>>()
-        .map_err(fail(EXIT_CONFIG))?;
-    let encoder = load_encoder(config, Some(&heads[0].card.encoder), None, None)?;
+    let branch = branch_in_use(config).map_err(fail(EXIT_CONFIG))?;
+    let encoder = load_encoder_with_branch(config, &branch)?;
     let signals = prototype_signals(config)?;
     let prototypes = rapport_models::prototypes::PrototypeScorer::build(
         &prototype_specs(&signals),
@@ -86,7 +97,7 @@ pub(crate) fn load_classifier(config: &Config) -> Result<rapport_models::classif
         .collect();
     rapport_models::classify::Classifier::new(
         encoder,
-        heads,
+        branch,
         prototypes,
         speakers,
         config.settings.models.max_batch_tokens,

@@ -19,12 +19,16 @@ use rapport_pipeline::{Bus, Checkpoints};
 
 mod analysis_cmd;
 mod api_client;
+mod branch_cmd;
 mod calibrate_cmd;
 mod classify_cmd;
 mod connectors_cmd;
 mod demo_cmd;
+mod flags_eval_cmd;
+mod labels_eval_cmd;
 mod models_cmd;
 mod query_cmd;
+mod search_eval_cmd;
 mod signals_cmd;
 
 const EXIT_FAILURE: u8 = 1;
@@ -279,6 +283,13 @@ fn format_names() -> Vec<&'static str> {
 }
 
 fn main() -> ExitCode {
+    // candle's element-wise thread pool spins while it waits for work; on two cores the
+    // spinning thread competes with the GEMM threads (fine-tuning ran at half speed).
+    // Parking at once costs nothing measurable elsewhere.
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+        // SAFETY: no other thread exists yet; the runtime starts below.
+        unsafe { std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "1") };
+    }
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -142,6 +142,30 @@ pub(crate) fn load_encoder(
     threads: Option<usize>,
     matmul: Option<&str>,
 ) -> Result<Encoder, u8> {
+    load_encoder_options(config, model, threads, matmul, None)
+}
+
+/// The encoder the branch was tuned from, with the branch beside its top layers.
+pub(crate) fn load_encoder_with_branch(
+    config: &Config,
+    branch: &rapport_models::signal_branch::SignalBranch,
+) -> Result<Encoder, u8> {
+    load_encoder_options(
+        config,
+        Some(&branch.card.encoder),
+        None,
+        None,
+        Some(branch.encoder_layers()),
+    )
+}
+
+fn load_encoder_options(
+    config: &Config,
+    model: Option<&str>,
+    threads: Option<usize>,
+    matmul: Option<&str>,
+    branch: Option<rapport_models::encoder::BranchLayers>,
+) -> Result<Encoder, u8> {
     let settings = &config.settings.models;
     let name = model.unwrap_or(&settings.default);
     let Some(spec) = catalogue::by_name(name) else {
@@ -173,6 +197,7 @@ pub(crate) fn load_encoder(
         matmul,
         padded: false,
         simd: Isa::parse(&settings.simd),
+        branch,
     };
     Encoder::load(spec, &config.settings.models_dir(), &options).map_err(|e| {
         eprintln!("rapport: {e}");
@@ -200,6 +225,11 @@ pub struct BenchArgs {
     /// Timed passes over the texts after one warm-up pass; the best pass is reported.
     #[arg(long, default_value_t = 1)]
     pub passes: usize,
+    /// Time the whole classify path instead (embedding, signal branch, heads and
+    /// prototype labels, as `rapport classify` and the workers run it), beside the
+    /// embedding alone on the same encoder load, and report the ratio.
+    #[arg(long)]
+    pub classify: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -225,6 +255,9 @@ pub fn bench(config: &Config, args: BenchArgs) -> u8 {
     if texts.is_empty() {
         eprintln!("rapport: no texts to embed (one per line)");
         return EXIT_FAILURE;
+    }
+    if args.classify {
+        return bench_classify(config, &args, &texts);
     }
     let loading = std::time::Instant::now();
     let encoder = match load_encoder(
@@ -321,6 +354,93 @@ pub fn bench(config: &Config, args: BenchArgs) -> u8 {
                 encoder.spec().max_tokens
             );
         }
+    }
+    0
+}
+
+/// `rapport models bench --classify`: the classify path against the embedding alone, on
+/// one load of the encoder (with its signal branch), passes interleaved so both see the
+/// same machine; the best pass of each.
+fn bench_classify(config: &Config, args: &BenchArgs, texts: &[&str]) -> u8 {
+    let mut config = config.clone();
+    if let Some(threads) = args.threads {
+        config.settings.models.threads = threads;
+    }
+    if let Some(matmul) = &args.matmul {
+        config.settings.models.matmul = matmul.clone();
+    }
+    if let Some(budget) = args.max_batch_tokens {
+        config.settings.models.max_batch_tokens = budget;
+    }
+    let budget = config.settings.models.max_batch_tokens;
+    let classifier = match crate::classify_cmd::load_classifier(&config) {
+        Ok(classifier) => classifier,
+        Err(code) => return code,
+    };
+    let encoder = classifier.encoder();
+    let speakers = vec![None; texts.len()];
+    let warm_up = texts.len().min(64);
+    if let Err(e) = classifier.classify(&texts[..warm_up], &speakers[..warm_up]) {
+        eprintln!("rapport: {e}");
+        return EXIT_FAILURE;
+    }
+    let (mut embed_best, mut classify_best) = (f64::INFINITY, f64::INFINITY);
+    let mut tokens = 0;
+    for _ in 0..args.passes.max(1) {
+        let started = std::time::Instant::now();
+        match encoder.embed(texts, budget) {
+            Ok(embedded) => tokens = embedded.tokens,
+            Err(e) => {
+                eprintln!("rapport: {e}");
+                return EXIT_FAILURE;
+            }
+        }
+        embed_best = embed_best.min(started.elapsed().as_secs_f64());
+        let started = std::time::Instant::now();
+        if let Err(e) = classifier.classify(texts, &speakers) {
+            eprintln!("rapport: {e}");
+            return EXIT_FAILURE;
+        }
+        classify_best = classify_best.min(started.elapsed().as_secs_f64());
+    }
+    let branch = classifier.branch();
+    let report = serde_json::json!({
+        "impl": "rapport",
+        "model": encoder.spec().name,
+        "matmul": encoder.matmul().name(),
+        "simd": encoder.simd().map_or("candle", Isa::name),
+        "threads": encoder.threads(),
+        "max_batch_tokens": budget,
+        "branch_layers": branch.card.layers,
+        "branch_from_layer": branch.card.from_layer,
+        "texts": texts.len(),
+        "tokens": tokens,
+        "embed_seconds": embed_best,
+        "classify_seconds": classify_best,
+        "embed_texts_per_s": texts.len() as f64 / embed_best,
+        "classify_texts_per_s": texts.len() as f64 / classify_best,
+        "ratio": classify_best / embed_best,
+        "peak_rss_mb": peak_rss_bytes().map(|b| b as f64 / 1e6),
+    });
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let _ = writeln!(out, "{report}");
+    } else {
+        let _ = writeln!(
+            out,
+            "{} ({} matmul, {} threads), {} texts, {tokens} tokens: embed {:.3} s ({:.1} texts/s), classify {:.3} s ({:.1} texts/s): classify / embed = {:.3} ({} tuned layers from layer {})",
+            encoder.spec().name,
+            encoder.matmul().name(),
+            encoder.threads(),
+            texts.len(),
+            embed_best,
+            texts.len() as f64 / embed_best,
+            classify_best,
+            texts.len() as f64 / classify_best,
+            classify_best / embed_best,
+            branch.card.layers,
+            branch.card.from_layer
+        );
     }
     0
 }

@@ -63,17 +63,16 @@ pub(crate) async fn open_source(config: &Config) -> Result<Source, u8> {
     }
 }
 
-/// The encoder behind the stored text vectors: the one the signal heads were trained on.
+/// The encoder behind the stored text vectors: the one the signal branch was tuned from.
 fn text_encoder(config: &Config) -> Result<&'static rapport_models::ModelSpec, u8> {
-    let head = crate::signals_cmd::head_in_use(config, rapport_models::signals::SIGNALS[0].name)
-        .map_err(|e| {
-            eprintln!("rapport: {e}");
-            EXIT_CONFIG
-        })?;
-    rapport_models::by_name(&head.card.encoder).ok_or_else(|| {
+    let branch = crate::classify_cmd::branch_in_use(config).map_err(|e| {
+        eprintln!("rapport: {e}");
+        EXIT_CONFIG
+    })?;
+    rapport_models::by_name(&branch.card.encoder).ok_or_else(|| {
         eprintln!(
-            "rapport: the signal heads name an unknown encoder {}",
-            head.card.encoder
+            "rapport: the signal branch names an unknown encoder {}",
+            branch.card.encoder
         );
         EXIT_CONFIG
     })
@@ -218,7 +217,7 @@ pub async fn search(
         since,
         ..Default::default()
     };
-    let found = queries::search(&store, query, &filter, k)
+    let found = queries::search(&store, query, text, &filter, k)
         .await
         .map_err(query_failed)?;
     print_found(&found, json)

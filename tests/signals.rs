@@ -319,32 +319,26 @@ fn train_writes_a_head_with_its_card_that_classify_then_uses() {
     assert_eq!(evaluation["metric"], "macro_f1");
     assert_eq!(evaluation["scores"]["examples"], 20);
 
-    // The retrained heads directory must hold every head; copy the others in.
-    for signal in ["sentiment", "emotion"] {
-        for ext in ["safetensors", "json"] {
-            let name = format!("{signal}.{ext}");
-            std::fs::copy(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("models/heads")
-                    .join(&name),
-                out_dir.path().join(&name),
-            )
-            .unwrap();
-        }
-    }
-    let heads = out_dir.path().to_str().unwrap();
-    let rows = json_lines(&run(
+    // A frozen head is a baseline: `eval --cv` and the card; classify runs the branch.
+    let eval = run(
         data,
-        &["classify", "--json"],
-        "You charged me twice and nobody answers. Terrible.\nThanks, the delivery was quick!\n",
-        &[("RAPPORT_MODELS_HEADS", heads)],
-    ));
-    let complaint = |row: &serde_json::Value| {
-        row["complaint"]["probabilities"]["complaint"]
-            .as_f64()
-            .unwrap()
-    };
-    assert!(complaint(&rows[0]) > complaint(&rows[1]), "{rows:?}");
+        &[
+            "eval",
+            fixture("corpus/labelled/complaints/train.csv")
+                .to_str()
+                .unwrap(),
+            "--signal",
+            "complaint",
+            "--json",
+        ],
+        "",
+        &[],
+    );
+    let report = &json_lines(&eval)[0];
+    assert!(
+        report["method"].as_str().unwrap().contains("signal branch"),
+        "{report}"
+    );
 
     let missing = run(
         data,
@@ -358,6 +352,106 @@ fn train_writes_a_head_with_its_card_that_classify_then_uses() {
         "{}",
         stderr(&missing)
     );
+}
+
+/// The branch recipe end to end on a few examples of every source (`--limit`): cached
+/// activations, tuning, the artefact and its card, its measurements through the encoder,
+/// and `classify` running it from `models.heads`; twice, for the same bytes.
+#[test]
+fn train_all_tunes_a_branch_that_classify_then_runs() {
+    let Some(data) = data_dir() else { return };
+    let Some(corpus) = support::corpus("labelled") else {
+        return;
+    };
+    let corpus = corpus.parent().unwrap().to_path_buf();
+    let train = |out: &Path| {
+        let output = run(
+            data,
+            &[
+                "train",
+                "--signal",
+                "all",
+                "--limit",
+                "10",
+                "--epochs",
+                "1",
+                "--corpus",
+                corpus.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            "",
+            &[],
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        std::fs::read(out.join("signal-branch.safetensors")).unwrap()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let weights = train(out.path());
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("signal-branch.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(card["encoder"], "e5-small");
+    assert_eq!(
+        (card["from_layer"].as_u64(), card["layers"].as_u64()),
+        (Some(9), Some(3))
+    );
+    let tasks: Vec<&str> = card["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tasks, ["sentiment", "emotion", "complaint", "labels"]);
+    assert_eq!(card["history"].as_array().unwrap().len(), 1);
+    assert_eq!(card["candidates"].as_array().unwrap().len(), 1);
+    // Every source is on the card with its splits; the test splits were never trained on.
+    let data_cards = card["data"].as_array().unwrap();
+    assert!(data_cards.iter().any(|d| {
+        d["source"]
+            .as_str()
+            .unwrap()
+            .contains("sentiment-tweeteval")
+            && d["splits"]["train"].is_null()
+    }));
+    let evaluations = card["evaluations"].as_array().unwrap();
+    for wanted in [
+        "TweetEval sentiment",
+        "NoReC",
+        "complaints corpus",
+        "label churn_threat",
+    ] {
+        assert!(
+            evaluations
+                .iter()
+                .any(|e| e["name"].as_str().unwrap().contains(wanted)),
+            "no evaluation of {wanted}: {evaluations:?}"
+        );
+    }
+    let rows = json_lines(&run(
+        data,
+        &["classify", "--json", "--speaker", "customer"],
+        "You charged me twice and nobody answers.\nTak, det virker nu!\n",
+        &[("RAPPORT_MODELS_HEADS", out.path().to_str().unwrap())],
+    ));
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        for head in ["sentiment", "emotion", "complaint"] {
+            assert!(row[head]["label"].is_string(), "{head}: {row}");
+        }
+        assert!(
+            row["prototypes"]["churn_threat"]["score"].is_number(),
+            "{row}"
+        );
+        assert!(
+            row["prototypes"].get("hype").is_none(),
+            "hype is the agent's: {row}"
+        );
+    }
+    // Seeded: the same recipe gives the same bytes.
+    let again = tempfile::tempdir().unwrap();
+    assert!(train(again.path()) == weights, "a second run differs");
 }
 
 #[test]

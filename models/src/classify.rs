@@ -1,11 +1,13 @@
-//! Every per-message signal at once: the trained heads (sentiment, emotion, complaint) and
-//! the prototype labels (honesty, expectations), from one embedding per message. What
+//! Every per-message signal at once, from one pass of the encoder per message: the
+//! signal branch's heads (sentiment, emotion, complaint, and the prototype labels it was
+//! chosen for) and the phrase prototypes (the other labels, on the general vector). What
 //! `rapport classify` prints and what the pipeline stores.
 
 use std::collections::BTreeMap;
 
-use crate::heads::{Head, HeadError};
 use crate::prototypes::{PrototypeScore, PrototypeScorer};
+use crate::signal_branch::recipe::LABELS_TASK;
+use crate::signal_branch::{BranchError, SignalBranch};
 use crate::{Encoder, ModelError};
 
 /// A head's verdict: the most probable class and every class's probability.
@@ -33,10 +35,10 @@ pub enum Speaker {
     Agent,
 }
 
-/// The encoder, heads and prototypes, loaded once.
+/// The encoder (with the signal branch), its heads and the prototypes, loaded once.
 pub struct Classifier {
     encoder: Encoder,
-    heads: Vec<Head>,
+    branch: SignalBranch,
     prototypes: PrototypeScorer,
     /// Per prototype label, who it applies to (`None`: anyone).
     label_speakers: Vec<Option<Speaker>>,
@@ -46,20 +48,27 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    /// Fails if a head was trained on another encoder's vectors.
+    /// Fails if the branch was tuned from another encoder, or the encoder runs without it.
     pub fn new(
         encoder: Encoder,
-        heads: Vec<Head>,
+        branch: SignalBranch,
         prototypes: PrototypeScorer,
         label_speakers: Vec<Option<Speaker>>,
         max_batch_tokens: usize,
-    ) -> Result<Classifier, HeadError> {
-        for head in &heads {
-            head.check_encoder(encoder.spec().name)?;
+    ) -> Result<Classifier, BranchError> {
+        branch.check_encoder(encoder.spec().name)?;
+        if !encoder.has_branch() {
+            return Err(BranchError::Invalid {
+                what: "the classifier".into(),
+                problem: format!(
+                    "{} was loaded without the signal branch",
+                    encoder.spec().name
+                ),
+            });
         }
         Ok(Classifier {
             encoder,
-            heads,
+            branch,
             prototypes,
             label_speakers,
             max_batch_tokens,
@@ -77,62 +86,103 @@ impl Classifier {
         &self.encoder
     }
 
+    pub fn branch(&self) -> &SignalBranch {
+        &self.branch
+    }
+
     /// Signals for each text, with its embedding.
     pub fn classify(
         &self,
         texts: &[&str],
         speakers: &[Option<Speaker>],
     ) -> Result<Vec<(Vec<f32>, MessageSignals)>, ModelError> {
-        let embedded = self.encoder.embed(texts, self.max_batch_tokens)?;
+        let embedded = self
+            .encoder
+            .embed_with_signals(texts, self.max_batch_tokens)?;
         self.tokens_classified
             .fetch_add(embedded.tokens as u64, std::sync::atomic::Ordering::Relaxed);
-        let vectors = embedded.vectors;
         let inference = |e: candle_core::Error| ModelError::Inference(e.to_string());
         let head_outputs: Vec<Vec<Vec<f32>>> = self
-            .heads
+            .branch
+            .heads()
             .iter()
-            .map(|h| h.probabilities(&vectors))
+            .map(|h| h.probabilities(&embedded.signals))
             .collect::<Result<_, _>>()
             .map_err(inference)?;
-        let prototype_scores = self.prototypes.score(&vectors).map_err(inference)?;
+        let prototype_scores = self
+            .prototypes
+            .score(&embedded.vectors)
+            .map_err(inference)?;
         let names: Vec<&str> = self.prototypes.label_names().collect();
-        Ok(vectors
+        // Labels the branch was chosen for: their output index and threshold.
+        let trained: Vec<Option<(usize, usize, f32)>> = names
+            .iter()
+            .map(|name| {
+                self.branch
+                    .heads()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, h)| h.name() == LABELS_TASK)
+                    .find_map(|(at, h)| {
+                        let threshold = *h.card.thresholds.get(*name)?;
+                        let output = h.outputs().iter().position(|o| o == name)?;
+                        Some((at, output, threshold))
+                    })
+            })
+            .collect();
+        Ok(embedded
+            .vectors
             .into_iter()
             .enumerate()
             .map(|(at, vector)| {
                 let heads = self
-                    .heads
+                    .branch
+                    .heads()
                     .iter()
                     .zip(&head_outputs)
+                    .filter(|(head, _)| head.name() != LABELS_TASK)
                     .map(|(head, outputs)| {
                         let p = &outputs[at];
                         let best = (0..p.len())
                             .max_by(|&a, &b| p[a].total_cmp(&p[b]))
                             .unwrap_or(0);
                         let verdict = HeadVerdict {
-                            label: head.card.classes[best].clone(),
+                            label: head.outputs()[best].clone(),
                             probability: p[best],
                             probabilities: head
-                                .card
-                                .classes
+                                .outputs()
                                 .iter()
                                 .cloned()
                                 .zip(p.iter().copied())
                                 .collect(),
                         };
-                        (head.card.signal.clone(), verdict)
+                        (head.name().to_string(), verdict)
                     })
                     .collect();
                 let speaker = speakers.get(at).copied().flatten();
                 let prototypes = names
                     .iter()
                     .zip(&prototype_scores[at])
+                    .zip(&trained)
                     .zip(&self.label_speakers)
                     .filter(|(_, only)| match (only, speaker) {
                         (Some(only), Some(speaker)) => *only == speaker,
                         _ => true,
                     })
-                    .map(|((name, score), _)| (name.to_string(), *score))
+                    .map(|(((name, phrase_score), trained), _)| {
+                        let score = match trained {
+                            Some((head, output, threshold)) => {
+                                let p = head_outputs[*head][at][*output];
+                                PrototypeScore {
+                                    score: p,
+                                    flagged: p >= *threshold,
+                                    above_threshold: Some(p - threshold),
+                                }
+                            }
+                            None => *phrase_score,
+                        };
+                        (name.to_string(), score)
+                    })
                     .collect();
                 (vector, MessageSignals { heads, prototypes })
             })

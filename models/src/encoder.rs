@@ -50,6 +50,29 @@ pub struct Embedded {
     pub batches: usize,
     /// Wall-clock seconds of each forward pass, in the order run.
     pub batch_seconds: Vec<f64>,
+    /// The signal branch's vector per text, in input order
+    /// ([`Encoder::embed_with_signals`]); empty otherwise.
+    pub signals: Vec<Vec<f32>>,
+}
+
+/// The signal branch's layers as the encoder loads them: tuned copies of its top `count`
+/// layers, which read the hidden state after layer `from` (`signal_branch`).
+#[derive(Clone)]
+pub struct BranchLayers {
+    pub from: usize,
+    pub count: usize,
+    /// Under Hugging Face names, `encoder.layer.<from>…` to the last layer.
+    pub weights: std::sync::Arc<Weights>,
+}
+
+impl std::fmt::Debug for BranchLayers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "BranchLayers {{ from: {}, count: {} }}",
+            self.from, self.count
+        )
+    }
 }
 
 /// How to run an encoder: `[models]` in the config.
@@ -66,6 +89,8 @@ pub struct EncoderOptions {
     pub padded: bool,
     /// The widest CPU kernels to use (`models.simd`); None: the CPU's widest.
     pub simd: Option<crate::kernels::simd::Isa>,
+    /// The signal branch to run beside the encoder's own top layers (packed backend).
+    pub branch: Option<BranchLayers>,
 }
 
 impl Default for EncoderOptions {
@@ -76,6 +101,7 @@ impl Default for EncoderOptions {
             matmul: None,
             padded: false,
             simd: None,
+            branch: None,
         }
     }
 }
@@ -157,18 +183,39 @@ impl Encoder {
                 // An f32 copy of the model shows the int8 one its input ranges; it is
                 // dropped before the weights are read again for the int8 copy, which
                 // bounds peak memory.
-                let reference = PackedBert::load(weights, &config, MatmulKind::F32, None, isa)
+                let mut reference = PackedBert::load(weights, &config, MatmulKind::F32, None, isa)
                     .map_err(|problem| file_error(&dir, problem))?;
+                if let Some(branch) = &options.branch {
+                    reference
+                        .load_branch(&branch.weights, branch.from, branch.count, None)
+                        .map_err(|problem| file_error(&dir, problem))?;
+                }
                 let maxima = calibrate(&reference, &tokenizer, spec, &pool)?;
                 drop(reference);
                 (Weights::imported(spec, models_dir)?, Some(maxima))
             } else {
                 (weights, None)
             };
-            let model = PackedBert::load(weights, &config, matmul, calibration.as_ref(), isa)
+            let mut model = PackedBert::load(weights, &config, matmul, calibration.as_ref(), isa)
                 .map_err(|problem| file_error(&dir, problem))?;
+            if let Some(branch) = &options.branch {
+                model
+                    .load_branch(
+                        &branch.weights,
+                        branch.from,
+                        branch.count,
+                        calibration.as_ref(),
+                    )
+                    .map_err(|problem| file_error(&dir, problem))?;
+            }
             Backend::Packed(model)
         } else {
+            if options.branch.is_some() {
+                return Err(ModelError::Unsupported(format!(
+                    "the signal branch runs on the CPU's packed backend only; {} was asked for the padded one (models.device or models.padded)",
+                    spec.name
+                )));
+            }
             let config: Config = serde_json::from_slice(&config_bytes)
                 .map_err(|e| file_error(&config_path, format!("not a BERT config: {e}")))?;
             let vb = VarBuilder::from_tensors(weights.to_tensors(device)?, DType::F32, device);
@@ -211,16 +258,110 @@ impl Encoder {
     /// Embeds `texts`, sorted by length into batches of at most `max_batch_tokens` padded
     /// tokens (a single longer text still forms a batch of its own).
     pub fn embed(&self, texts: &[&str], max_batch_tokens: usize) -> Result<Embedded, ModelError> {
-        let inputs: Vec<String> = texts
+        self.run(texts, self.spec.prefix, max_batch_tokens, false)
+    }
+
+    /// [`Encoder::embed`] in the model's document role (`passage: ` for e5), for
+    /// measuring asymmetric search; what Rapport stores is always [`Encoder::embed`]'s.
+    pub fn embed_passages(
+        &self,
+        texts: &[&str],
+        max_batch_tokens: usize,
+    ) -> Result<Embedded, ModelError> {
+        self.run(texts, self.spec.passage_prefix, max_batch_tokens, false)
+    }
+
+    /// [`Encoder::embed`], plus each text's signal-branch vector (`Embedded::signals`)
+    /// from the same pass over the shared layers. Fails without a loaded branch.
+    pub fn embed_with_signals(
+        &self,
+        texts: &[&str],
+        max_batch_tokens: usize,
+    ) -> Result<Embedded, ModelError> {
+        if !self.has_branch() {
+            return Err(ModelError::Unsupported(format!(
+                "{} was loaded without a signal branch",
+                self.spec.name
+            )));
+        }
+        self.run(texts, self.spec.prefix, max_batch_tokens, true)
+    }
+
+    /// Whether a signal branch is loaded.
+    pub fn has_branch(&self) -> bool {
+        matches!(&self.backend, Backend::Packed(model) if model.has_branch())
+    }
+
+    /// Each text's token ids (with the model's prefix, truncated at its limit), as the
+    /// encoder runs them.
+    pub fn token_ids(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, ModelError> {
+        Ok(self
+            .encode(texts, self.spec.prefix)?
             .iter()
-            .map(|t| format!("{}{}", self.spec.prefix, t))
-            .collect();
-        let encodings = self
-            .tokenizer
+            .map(|e| e.get_ids().to_vec())
+            .collect())
+    }
+
+    /// The hidden state after the first `layers` layers for texts given as token ids
+    /// ([`Encoder::token_ids`]): per text, one row of `dims` values per token. What the
+    /// signal branch is fine-tuned on (packed backend only).
+    pub fn hidden_after(
+        &self,
+        ids: &[Vec<u32>],
+        layers: usize,
+        max_batch_tokens: usize,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let Backend::Packed(model) = &self.backend else {
+            return Err(ModelError::Unsupported(
+                "hidden states come from the CPU's packed backend only".into(),
+            ));
+        };
+        let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+        let dims = self.spec.dims;
+        let mut out = vec![Vec::new(); ids.len()];
+        for batch in packed_batches(&lengths, max_batch_tokens) {
+            let flat: Vec<u32> = batch.iter().flat_map(|&i| ids[i].iter().copied()).collect();
+            let batch_lengths: Vec<usize> = batch.iter().map(|&i| lengths[i]).collect();
+            let hidden = self
+                .pool
+                .install(|| model.hidden_after(&flat, &batch_lengths, layers))
+                .map_err(ModelError::Inference)?;
+            let mut start = 0;
+            for &i in &batch {
+                let end = start + lengths[i] * dims;
+                out[i] = hidden[start..end].to_vec();
+                start = end;
+            }
+        }
+        Ok(out)
+    }
+
+    fn encode(
+        &self,
+        texts: &[&str],
+        prefix: &str,
+    ) -> Result<Vec<tokenizers::Encoding>, ModelError> {
+        let inputs: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
+        self.tokenizer
             .encode_batch(inputs, true)
-            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))
+    }
+
+    fn run(
+        &self,
+        texts: &[&str],
+        prefix: &str,
+        max_batch_tokens: usize,
+        with_signals: bool,
+    ) -> Result<Embedded, ModelError> {
+        let encodings = self.encode(texts, prefix)?;
         let mut embedded = Embedded {
             vectors: vec![Vec::new(); texts.len()],
+            signals: if with_signals {
+                vec![Vec::new(); texts.len()]
+            } else {
+                Vec::new()
+            },
             truncated: encodings
                 .iter()
                 .filter(|e| !e.get_overflowing().is_empty())
@@ -235,7 +376,7 @@ impl Encoder {
         };
         for batch in batches {
             let started = std::time::Instant::now();
-            let vectors = match &self.backend {
+            let (vectors, signals) = match &self.backend {
                 Backend::Packed(model) => {
                     let ids: Vec<u32> = batch
                         .iter()
@@ -243,7 +384,15 @@ impl Encoder {
                         .collect();
                     let batch_lengths: Vec<usize> = batch.iter().map(|&i| lengths[i]).collect();
                     self.pool
-                        .install(|| model.forward(&ids, &batch_lengths))
+                        .install(|| {
+                            if with_signals {
+                                model
+                                    .forward_with_signals(&ids, &batch_lengths)
+                                    .map(|out| (out.vectors, out.signals))
+                            } else {
+                                model.forward(&ids, &batch_lengths).map(|v| (v, Vec::new()))
+                            }
+                        })
                         .map_err(ModelError::Inference)?
                 }
                 Backend::Padded(model) => {
@@ -257,13 +406,18 @@ impl Encoder {
                         mask.extend(std::iter::repeat_n(1u32, real.len()));
                         mask.extend(std::iter::repeat_n(0u32, width - real.len()));
                     }
-                    self.pool
-                        .install(|| self.forward_padded(model, ids, mask, batch.len(), width))?
+                    let vectors = self
+                        .pool
+                        .install(|| self.forward_padded(model, ids, mask, batch.len(), width))?;
+                    (vectors, Vec::new())
                 }
             };
             embedded.batch_seconds.push(started.elapsed().as_secs_f64());
             for (&i, vector) in batch.iter().zip(vectors) {
                 embedded.vectors[i] = vector;
+            }
+            for (&i, signal) in batch.iter().zip(signals) {
+                embedded.signals[i] = signal;
             }
             embedded.batches += 1;
         }

@@ -1,8 +1,9 @@
-//! Signal heads as they are committed: `<signal>.safetensors` (the layers, `layer<i>.weight`
+//! Frozen-vector signal heads: `<signal>.safetensors` (the layers, `layer<i>.weight`
 //! `[out × in]` and `layer<i>.bias`) beside `<signal>.json`, the card that says what the
-//! head was trained on, how it was chosen and what it scored. The heads in
-//! `models/heads/` are built into the binary, so a fresh install classifies without a
-//! training run; `models.heads` in the config points at retrained ones instead.
+//! head was trained on, how it was chosen and what it scored. `rapport train --signal
+//! <one>` makes them on the general e5 vector: the baseline the signal branch
+//! (`signal_branch`) is measured against, and the probe `rapport eval --cv` trains. What
+//! Rapport classifies with is the branch.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -103,40 +104,9 @@ pub enum HeadError {
     Missing { signal: String, dir: PathBuf },
 }
 
-/// The heads committed under `models/heads/`, compiled in.
-const BUILT_IN: &[(&str, &[u8], &str)] = &[
-    (
-        "sentiment",
-        include_bytes!("../heads/sentiment.safetensors"),
-        include_str!("../heads/sentiment.json"),
-    ),
-    (
-        "emotion",
-        include_bytes!("../heads/emotion.safetensors"),
-        include_str!("../heads/emotion.json"),
-    ),
-    (
-        "complaint",
-        include_bytes!("../heads/complaint.safetensors"),
-        include_str!("../heads/complaint.json"),
-    ),
-];
-
 impl Head {
     pub fn new(card: HeadCard, parameters: Parameters) -> Head {
         Head { card, parameters }
-    }
-
-    /// The head compiled into this binary for `signal`.
-    pub fn built_in(signal: &str) -> Result<Head, HeadError> {
-        let (_, weights, card) = BUILT_IN
-            .iter()
-            .find(|(name, _, _)| *name == signal)
-            .ok_or_else(|| HeadError::Invalid {
-                what: format!("signal {signal:?}"),
-                problem: "has no built-in head".into(),
-            })?;
-        Head::from_parts(&format!("built-in {signal} head"), weights, card)
     }
 
     /// `<dir>/<signal>.safetensors` with its card `<dir>/<signal>.json`.
@@ -276,31 +246,41 @@ impl Head {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signals::SIGNALS;
+    use crate::train::{Architecture, Parameters};
 
-    #[test]
-    fn built_in_heads_load_with_their_documented_classes_and_cards() {
-        for spec in SIGNALS {
-            let head = Head::built_in(spec.name).unwrap();
-            assert_eq!(head.card.classes, spec.class_names(), "{}", spec.name);
-            assert_eq!(head.card.encoder, "e5-small");
-            assert_eq!(head.card.data.len(), spec.training.len(), "{}", spec.name);
-            assert_eq!(
-                head.card.evaluations.len(),
-                spec.measures.len(),
-                "{}",
-                spec.name
-            );
-            let p = head.probabilities(&[vec![0.05; head.card.dims]]).unwrap();
-            assert_eq!(p[0].len(), spec.classes.len());
-            assert!((p[0].iter().sum::<f32>() - 1.0).abs() < 1e-5);
-        }
-        assert!(Head::built_in("mood").is_err());
+    fn head() -> Head {
+        let card: HeadCard = serde_json::from_value(serde_json::json!({
+            "signal": "emotion",
+            "classes": ["anger", "joy", "optimism", "sadness"],
+            "architecture": {"kind": "linear"},
+            "encoder": "e5-small",
+            "dims": 384,
+            "matmul": "int8",
+            "data": [],
+            "split": "",
+            "options": crate::train::TrainOptions::default(),
+            "candidates": [],
+            "evaluations": [],
+            "trained_at": "",
+            "rapport_version": "",
+        }))
+        .unwrap();
+        let w: Vec<f32> = (0..4 * 384)
+            .map(|i| ((i % 7) as f32 - 3.0) / 100.0)
+            .collect();
+        let parameters = Parameters {
+            architecture: Architecture::Linear,
+            layers: vec![(
+                Tensor::from_vec(w, (4, 384), &Device::Cpu).unwrap(),
+                Tensor::zeros(4, candle_core::DType::F32, &Device::Cpu).unwrap(),
+            )],
+        };
+        Head::new(card, parameters)
     }
 
     #[test]
     fn a_saved_head_loads_back_identically_and_refuses_other_encoders() {
-        let head = Head::built_in("emotion").unwrap();
+        let head = head();
         let dir = tempfile::tempdir().unwrap();
         head.save(dir.path()).unwrap();
         let loaded = Head::load(dir.path(), "emotion").unwrap();
@@ -309,6 +289,8 @@ mod tests {
             head.probabilities(&x).unwrap(),
             loaded.probabilities(&x).unwrap()
         );
+        let p = loaded.probabilities(&x).unwrap();
+        assert!((p[0].iter().sum::<f32>() - 1.0).abs() < 1e-5);
         let err = loaded.check_encoder("minilm").unwrap_err().to_string();
         assert!(
             err.contains("trained on e5-small vectors, not minilm"),

@@ -16,6 +16,7 @@ pub mod package;
 pub mod packed;
 pub mod prototypes;
 pub mod sgemm;
+pub mod signal_branch;
 pub mod signals;
 pub mod train;
 pub mod vector_cache;

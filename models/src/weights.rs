@@ -144,6 +144,15 @@ impl Weights {
         })
     }
 
+    /// Tensors already in memory (a signal branch's tuned layers), `origin` naming where
+    /// they came from in errors.
+    pub fn from_map(origin: &str, tensors: HashMap<String, StoredTensor>) -> Weights {
+        Weights {
+            tensors,
+            origin: origin.to_string(),
+        }
+    }
+
     pub fn get(&self, name: &str) -> Result<&StoredTensor, ModelError> {
         self.tensors.get(name).ok_or_else(|| ModelError::File {
             path: self.origin.clone().into(),
