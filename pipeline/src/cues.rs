@@ -43,7 +43,9 @@ const LEAVING: &[&str] = &[
     r"\b(switched|switching|moved|moving|went) (over )?to @\w+",
     r"\bfrom now on (i|we)('ll| will)? (get|use|go (to|with)|order (from|with)|buy (from|at)|shop (at|with)|fly with|book with) @?\w+",
     r"\btak(e|ing) (my|our) (\$+|money\b|business\b|custom\b)[^.!?]{0,10}\bto @?\w+",
-    r"\bshopping around\b",
+    // Shopping around, said of oneself and not negated ("I'm not about to start shopping
+    // around now" is loyalty): the regex crate has no look-behind, so the forms are spelled.
+    r"(^|[.!?]\s*|\b(i'?m|i am|we'?re|we are|i'?ll|i will|we'?ll|been|time to( start)?|started|go) (be )?)shopping around\b",
     r"\b(close to|about to|ready to|thinking (of|about)) cancel",
     // "Never again": a sentence of its own ...
     r"\b(aldrig|aldri) (igen|igjen|mere|mer)\s*([.!?]|$)",
@@ -195,6 +197,8 @@ mod tests {
             "Jag kommer aldrig att handla där igen.",
             "Jag flyttar mina köp till en annan butik.",
             "Match it or I'm switching.",
+            "Feel very unvalued as a customer.... Shopping around, any suggestions?",
+            "Three price rises this year, so I'm shopping around.",
             "I'm moving everything to another bank this month.",
             "Bliver det ikke bedre, opsiger jeg og går over til en anden udbyder.",
             "Har allerede sagt opp. Ha det.",
@@ -230,6 +234,7 @@ mod tests {
             "Went to the store again today, great selection.",
             "Can I switch to the yearly plan?",
             "From now on I'll order online, much easier than the phone line.",
+            "Lovely. You've never let me down, so I'm not about to start shopping around now.",
         ] {
             assert!(!says_leaving(text), "{text}");
         }
