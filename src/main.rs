@@ -135,7 +135,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Interactions nearest in meaning to TEXT, grouped by customer.
+    /// Interactions best for TEXT by meaning, its words breaking near-ties, grouped by customer.
     Search {
         text: String,
         #[arg(long, value_parser = ["email", "chat", "call", "social"])]

@@ -10,7 +10,8 @@
 //!
 //! Variants: dense only (what Rapport searched before), the documents embedded in e5's
 //! `passage: ` role instead of `query: ` (measured, not shipped: the stored vector also
-//! serves similar customers), keyword terms fused by rank, and the near-empty floor.
+//! serves similar customers), the near-empty floor, and keyword scores added to the
+//! cosine at several weights (`queries::find_interactions`; the shipped one marked).
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -20,7 +21,7 @@ use rapport_connectors::{Author, Channel, Interaction, Role};
 use rapport_models::classify::MessageSignals;
 use rapport_models::train::Rng;
 use rapport_models::{Encoder, labelled};
-use rapport_pipeline::queries::below_floor;
+use rapport_pipeline::queries::{TERMS_WEIGHT, below_floor, find_interactions};
 use rapport_pipeline::store::{
     EdgeStore, InteractionFilter, InteractionPoint, Store, StoredInteraction, Terms,
 };
@@ -32,46 +33,52 @@ use crate::{EXIT_CONFIG, EXIT_FAILURE};
 /// Results a measure looks at.
 const TOP: usize = 10;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Variant {
-    name: &'static str,
+    name: String,
     passages: bool,
-    terms: bool,
+    /// The keyword score's weight beside the cosine (`queries::find_interactions`); 0 is
+    /// dense only.
+    terms_weight: f32,
     floor: bool,
 }
 
-const VARIANTS: [Variant; 5] = [
-    Variant {
-        name: "dense (before)",
-        passages: false,
-        terms: false,
-        floor: false,
-    },
-    Variant {
-        name: "dense, documents as passage:",
-        passages: true,
-        terms: false,
-        floor: false,
-    },
-    Variant {
-        name: "dense + terms (RRF)",
-        passages: false,
-        terms: true,
-        floor: false,
-    },
-    Variant {
-        name: "dense + terms + floor (shipped)",
-        passages: false,
-        terms: true,
-        floor: true,
-    },
-    Variant {
-        name: "passage: + terms + floor",
-        passages: true,
-        terms: true,
-        floor: true,
-    },
-];
+/// Weights of the words tried beside the shipped one, to show the curve.
+const TERMS_WEIGHTS: [f32; 5] = [0.005, 0.01, 0.02, 0.04, 0.08];
+
+fn variants() -> Vec<Variant> {
+    let variant = |name: String, passages, terms_weight, floor| Variant {
+        name,
+        passages,
+        terms_weight,
+        floor,
+    };
+    let mut all = vec![
+        variant("dense (before)".into(), false, 0.0, false),
+        variant("dense, documents as passage:".into(), true, 0.0, false),
+        variant("dense + floor".into(), false, 0.0, true),
+    ];
+    for weight in TERMS_WEIGHTS {
+        let shipped = if weight == TERMS_WEIGHT {
+            " (shipped)"
+        } else {
+            ""
+        };
+        all.push(variant(
+            format!("dense + words {weight} + floor{shipped}"),
+            false,
+            weight,
+            true,
+        ));
+    }
+    all.push(variant(
+        format!("passage: + words {TERMS_WEIGHT} + floor"),
+        true,
+        TERMS_WEIGHT,
+        true,
+    ));
+    all
+}
 
 /// A document of the measured collection.
 struct Document {
@@ -111,27 +118,31 @@ pub fn eval_search(config: &Config, args: &EvalArgs) -> Result<(), u8> {
         .vectors;
     let runtime = tokio::runtime::Handle::current();
     let mut rows = Vec::new();
-    for variant in VARIANTS {
+    // One store per way of embedding the documents, every variant measured on it.
+    for passages in [false, true] {
         let dir = tempfile::tempdir().map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
-        let vectors = if variant.passages {
-            &as_passages
-        } else {
-            &as_queries
-        };
+        let vectors = if passages { &as_passages } else { &as_queries };
+        let measured: Vec<Variant> = variants()
+            .into_iter()
+            .filter(|v| v.passages == passages)
+            .collect();
         let figures = tokio::task::block_in_place(|| {
-            runtime.block_on(measure_variant(
+            runtime.block_on(measure_variants(
                 dir.path(),
                 &encoder,
                 &documents,
                 vectors,
                 &queries,
                 &query_vectors,
-                variant,
+                &measured,
             ))
         })
         .map_err(fail(EXIT_FAILURE))?;
-        rows.push((variant, figures));
+        rows.extend(measured.into_iter().zip(figures));
     }
+    // In the order `variants()` lists them.
+    let order = variants();
+    rows.sort_by_key(|(v, _)| order.iter().position(|o| o.name == v.name));
     let mut out = std::io::stdout().lock();
     if args.json {
         let variants: Vec<serde_json::Value> = rows
@@ -166,13 +177,13 @@ pub fn eval_search(config: &Config, args: &EvalArgs) -> Result<(), u8> {
         );
         let _ = writeln!(
             out,
-            "{:<34} {:>14} {:>11} {:>6}",
+            "{:<40} {:>14} {:>11} {:>6}",
             "variant", "precision@10", "recall@10", "MRR"
         );
         for (variant, f) in &rows {
             let _ = writeln!(
                 out,
-                "{:<34} {:>14.4} {:>11.4} {:>6.4}",
+                "{:<40} {:>14.4} {:>11.4} {:>6.4}",
                 variant.name, f.precision, f.recall, f.mrr
             );
         }
@@ -189,15 +200,15 @@ struct Figures {
     mrr: f64,
 }
 
-async fn measure_variant(
+async fn measure_variants(
     dir: &std::path::Path,
     encoder: &Encoder,
     documents: &[Document],
     vectors: &[Vec<f32>],
     queries: &[Query],
     query_vectors: &[Vec<f32>],
-    variant: Variant,
-) -> Result<Figures, String> {
+    variants: &[Variant],
+) -> Result<Vec<Figures>, String> {
     let store = EdgeStore::open(dir, encoder.spec().dims).map_err(|e| e.to_string())?;
     let points: Vec<InteractionPoint> = documents
         .iter()
@@ -219,39 +230,44 @@ async fn measure_variant(
         .enumerate()
         .map(|(at, d)| (d.id.as_str(), at))
         .collect();
-    let mut figures = Figures::default();
-    for (query, vector) in queries.iter().zip(query_vectors) {
-        let terms = Terms::of_query(&query.text);
-        // Enough to fill the top 10 after the floor and the query's own document.
-        let found = store
-            .search_interactions(
+    let mut all = Vec::new();
+    for variant in variants {
+        let mut figures = Figures::default();
+        for (query, vector) in queries.iter().zip(query_vectors) {
+            let terms = Terms::of_query(&query.text);
+            // Enough to fill the top 10 after the floor and the query's own document.
+            let found = find_interactions(
+                &store,
                 vector.clone(),
-                variant.terms.then(|| terms.clone()),
+                &terms,
                 &InteractionFilter::default(),
                 TOP * 4,
+                variant.terms_weight,
             )
             .await
             .map_err(|e| e.to_string())?;
-        let ranked: Vec<usize> = found
-            .iter()
-            .filter(|s| !variant.floor || !below_floor(&s.item.interaction.text, &terms))
-            .filter_map(|s| index.get(s.item.interaction.id.as_str()).copied())
-            .filter(|&d| Some(d) != query.itself)
-            .take(TOP)
-            .collect();
-        let hits = ranked.iter().filter(|d| query.relevant.contains(d)).count();
-        figures.precision += hits as f64 / TOP as f64;
-        figures.recall += hits as f64 / query.relevant.len().clamp(1, TOP) as f64;
-        figures.mrr += ranked
-            .iter()
-            .position(|d| query.relevant.contains(d))
-            .map_or(0.0, |rank| 1.0 / (rank + 1) as f64);
+            let ranked: Vec<usize> = found
+                .iter()
+                .filter(|s| !variant.floor || !below_floor(&s.item.interaction.text, &terms))
+                .filter_map(|s| index.get(s.item.interaction.id.as_str()).copied())
+                .filter(|&d| Some(d) != query.itself)
+                .take(TOP)
+                .collect();
+            let hits = ranked.iter().filter(|d| query.relevant.contains(d)).count();
+            figures.precision += hits as f64 / TOP as f64;
+            figures.recall += hits as f64 / query.relevant.len().clamp(1, TOP) as f64;
+            figures.mrr += ranked
+                .iter()
+                .position(|d| query.relevant.contains(d))
+                .map_or(0.0, |rank| 1.0 / (rank + 1) as f64);
+        }
+        let n = queries.len().max(1) as f64;
+        figures.precision /= n;
+        figures.recall /= n;
+        figures.mrr /= n;
+        all.push(figures);
     }
-    let n = queries.len().max(1) as f64;
-    figures.precision /= n;
-    figures.recall /= n;
-    figures.mrr /= n;
-    Ok(figures)
+    Ok(all)
 }
 
 fn stored(d: &Document) -> StoredInteraction {

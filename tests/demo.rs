@@ -85,7 +85,7 @@ async fn the_demo_analyses_the_corpus_as_its_answer_key_says() {
     assert_eq!(report["interactions"], stored.len() as u64);
     for (interaction, vector) in &stored {
         let found = store
-            .search_interactions(vector.clone(), None, &everything, 1)
+            .search_interactions(vector.clone(), &everything, 1)
             .await
             .unwrap();
         assert!(

@@ -450,7 +450,6 @@ async fn worker_stores_analysed_interactions_and_dead_letters_bad_input() {
     let found = store
         .search_interactions(
             embed("my parcel has not arrived"),
-            None,
             &InteractionFilter::default(),
             3,
         )

@@ -9,7 +9,7 @@ use rapport_pipeline::flags::{Flag, FlagKind, FlagStatus, Severity};
 use rapport_pipeline::profile::{CustomerProfile, Relationship, SentimentTrajectory};
 use rapport_pipeline::store::{
     CustomerPoint, CustomerSpace, EdgeStore, FlagFilter, InteractionFilter, InteractionPoint,
-    RemoteConfig, RemoteStore, Store, StoreError, StoredInteraction,
+    RemoteConfig, RemoteStore, Store, StoreError, StoredInteraction, Terms,
 };
 use time::macros::datetime;
 
@@ -138,18 +138,37 @@ async fn contract<S: Store>(store: &S) {
     assert_eq!(store.count_interactions(&later).await.unwrap(), 1);
 
     // Search: nearest first, filtered, with the stored record back.
-    let found = store
-        .search_interactions(unit(1), None, &all, 3)
-        .await
-        .unwrap();
+    let found = store.search_interactions(unit(1), &all, 3).await.unwrap();
     assert_eq!(found[0].item.interaction.id, "i2");
     assert!(found[0].score > found[1].score);
     let found = store
-        .search_interactions(unit(1), None, &social, 3)
+        .search_interactions(unit(1), &social, 3)
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].item.interaction.id, "i3");
+
+    // By words: the one message that has the word, the filter applied, no terms no hits.
+    let found = store
+        .match_interactions(Terms::of_query("i3"), &all, 3)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = found
+        .iter()
+        .map(|s| s.item.interaction.id.as_str())
+        .collect();
+    assert_eq!(ids, ["i3"]);
+    assert!(found[0].score > 0.0);
+    let found = store
+        .match_interactions(Terms::of_query("i2"), &social, 3)
+        .await
+        .unwrap();
+    assert!(found.is_empty(), "{found:?}");
+    let found = store
+        .match_interactions(Terms::default(), &all, 3)
+        .await
+        .unwrap();
+    assert!(found.is_empty());
 
     // By id (unknown ids left out), and timelines oldest first, the latest `limit`.
     let got = store

@@ -102,11 +102,19 @@ impl Store for ConfiguredStore {
     async fn search_interactions(
         &self,
         vector: Vec<f32>,
-        terms: Option<Terms>,
         filter: &InteractionFilter,
         limit: usize,
     ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
-        dispatch!(self, s => s.search_interactions(vector, terms, filter, limit))
+        dispatch!(self, s => s.search_interactions(vector, filter, limit))
+    }
+
+    async fn match_interactions(
+        &self,
+        terms: Terms,
+        filter: &InteractionFilter,
+        limit: usize,
+    ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
+        dispatch!(self, s => s.match_interactions(terms, filter, limit))
     }
 
     async fn interactions(&self, ids: &[String]) -> Result<Vec<StoredInteraction>, StoreError> {

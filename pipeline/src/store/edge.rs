@@ -24,8 +24,8 @@ use qdrant_edge::{
     ValueVariants, VectorInternal, VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
 };
 use qdrant_edge::{
-    CreateVectorName, Fusion, Modifier, Prefetch, SparseVector, SparseVectorConfig, Vector,
-    VectorNameConfig, VectorNameOperations,
+    CreateVectorName, Modifier, SparseVector, SparseVectorConfig, Vector, VectorNameConfig,
+    VectorNameOperations,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -34,10 +34,9 @@ use time::OffsetDateTime;
 use super::{
     CUSTOMER_INDEXES, CUSTOMERS, Clause, CustomerPoint, CustomerSpace, FLAG_INDEXES, FLAGS,
     FlagFilter, INTERACTION_INDEXES, INTERACTIONS, IndexKind, InteractionFilter, InteractionPoint,
-    RELATIONSHIP_VECTOR, RRF_K, SCROLL_PAGE, SEMANTIC_VECTOR, Scored, Store, StoreError,
-    StoredInteraction, TERMS_VECTOR, TERMS_WEIGHT, TEXT_VECTOR, Terms, customer_point_id,
-    flag_point_id, interaction_payload, interaction_point_id, newest_first, payload_error,
-    timeline, to_payload,
+    RELATIONSHIP_VECTOR, SCROLL_PAGE, SEMANTIC_VECTOR, Scored, Store, StoreError,
+    StoredInteraction, TERMS_VECTOR, TEXT_VECTOR, Terms, customer_point_id, flag_point_id,
+    interaction_payload, interaction_point_id, newest_first, payload_error, timeline, to_payload,
 };
 use crate::flags::{Flag, FlagStatus};
 use crate::profile::CustomerProfile;
@@ -397,7 +396,7 @@ fn retrieve(
 
 fn nearest(
     shard: &EdgeShard,
-    vector: Vec<f32>,
+    vector: VectorInternal,
     using: &str,
     filter: Option<Filter>,
     limit: usize,
@@ -406,56 +405,9 @@ fn nearest(
         .query(QueryRequest {
             prefetches: vec![],
             query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
-                query: vector.into(),
+                query: vector,
                 using: Some(using.into()),
             }))),
-            filter,
-            score_threshold: None,
-            limit,
-            offset: 0,
-            params: None,
-            with_vector: WithVector::Bool(false),
-            with_payload: WithPayloadInterface::Bool(true),
-        })
-        .map_err(failed("search"))
-}
-
-/// The `limit` best by reciprocal rank over the `candidates` nearest by meaning and the
-/// `candidates` best keyword matches (the filter applies to both).
-fn hybrid(
-    shard: &EdgeShard,
-    vector: Vec<f32>,
-    terms: Terms,
-    filter: Option<Filter>,
-    limit: usize,
-) -> Result<Vec<qdrant_edge::ScoredPoint>, StoreError> {
-    let candidates = limit.max(64);
-    let leg = |query: VectorInternal, using: &str| Prefetch {
-        prefetches: vec![],
-        query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
-            query,
-            using: Some(using.into()),
-        }))),
-        limit: candidates,
-        params: None,
-        // The root filter reaches every prefetch.
-        filter: None,
-        score_threshold: None,
-    };
-    let sparse = SparseVector {
-        indices: terms.indices,
-        values: terms.values,
-    };
-    shard
-        .query(QueryRequest {
-            prefetches: vec![
-                leg(VectorInternal::Dense(vector), TEXT_VECTOR),
-                leg(VectorInternal::Sparse(sparse), TERMS_VECTOR),
-            ],
-            query: Some(ScoringQuery::Fusion(Fusion::Rrf {
-                k: RRF_K,
-                weights: Some(vec![OrderedFloat(1.0), OrderedFloat(TERMS_WEIGHT)]),
-            })),
             filter,
             score_threshold: None,
             limit,
@@ -534,17 +486,44 @@ impl Store for EdgeStore {
     async fn search_interactions(
         &self,
         vector: Vec<f32>,
-        terms: Option<Terms>,
         filter: &InteractionFilter,
         limit: usize,
     ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
         let filter = engine_filter(filter.clauses());
         self.blocking("search", move |inner| {
-            let shard = &inner.interactions;
-            scored(match terms.filter(|t| !t.is_empty()) {
-                Some(terms) => hybrid(shard, vector, terms, filter, limit)?,
-                None => nearest(shard, vector, TEXT_VECTOR, filter, limit)?,
-            })
+            scored(nearest(
+                &inner.interactions,
+                VectorInternal::Dense(vector),
+                TEXT_VECTOR,
+                filter,
+                limit,
+            )?)
+        })
+        .await
+    }
+
+    async fn match_interactions(
+        &self,
+        terms: Terms,
+        filter: &InteractionFilter,
+        limit: usize,
+    ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = engine_filter(filter.clauses());
+        let sparse = VectorInternal::Sparse(SparseVector {
+            indices: terms.indices,
+            values: terms.values,
+        });
+        self.blocking("search", move |inner| {
+            scored(nearest(
+                &inner.interactions,
+                sparse,
+                TERMS_VECTOR,
+                filter,
+                limit,
+            )?)
         })
         .await
     }
@@ -698,7 +677,7 @@ impl Store for EdgeStore {
             });
             scored(nearest(
                 &inner.customers,
-                vector,
+                VectorInternal::Dense(vector),
                 space.vector_name(),
                 filter,
                 limit,

@@ -33,17 +33,9 @@ pub const INTERACTIONS: &str = "interactions";
 /// The named vector of an interaction: the encoder's embedding of its text.
 pub const TEXT_VECTOR: &str = "text";
 /// The interaction's words as a sparse vector (BM25 term weights; the engine applies IDF):
-/// keyword search beside the meaning, fused by rank in [`Store::search_interactions`].
+/// keyword search beside the meaning ([`Store::match_interactions`]; the two are fused in
+/// `queries::hybrid_search`, one place for every backend).
 pub const TERMS_VECTOR: &str = "terms";
-/// Reciprocal rank fusion as Qdrant computes it: a hit at rank r (from 0) of a list with
-/// weight w scores 1/((r + 1)/w + k − 1). Meaning leads (weight 1) and words break its
-/// near-ties (weight [`TERMS_WEIGHT`]): with equal weights, keyword matches pulled
-/// banking77's intent precision@10 from 0.815 to 0.775. k and the weight were chosen on
-/// banking77 queries of seed 1 (k 5, 10, 20 × weight 0.1, 0.2, 0.3) and are reported on
-/// seed 7 and the judged demo queries (`models/eval/search/README.md`).
-pub const RRF_K: usize = 5;
-/// The keyword list's weight in the fusion (meaning's is 1).
-pub const TERMS_WEIGHT: f32 = 0.1;
 
 /// A text's words as a sparse vector: hashed term ids and their weights. Both backends
 /// make them the same way ([`Terms::of_document`], [`Terms::of_query`]).
@@ -251,13 +243,19 @@ pub trait Store: Send + Sync + 'static {
         filter: &InteractionFilter,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// The `limit` interactions nearest to `vector` (cosine), best first; with query
-    /// `terms`, fused by reciprocal rank ([`RRF_K`]) with the best keyword matches, and
-    /// scored by the fusion.
+    /// The `limit` interactions nearest to `vector` (cosine), best first.
     fn search_interactions(
         &self,
         vector: Vec<f32>,
-        terms: Option<Terms>,
+        filter: &InteractionFilter,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Scored<StoredInteraction>>, StoreError>> + Send;
+
+    /// The `limit` interactions whose words best match the query `terms` (BM25 with the
+    /// collection's IDF), best first; none for empty terms.
+    fn match_interactions(
+        &self,
+        terms: Terms,
         filter: &InteractionFilter,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Scored<StoredInteraction>>, StoreError>> + Send;

@@ -21,8 +21,8 @@ use qdrant_client::qdrant::{
     VectorsConfigBuilder, VectorsOutput,
 };
 use qdrant_client::qdrant::{
-    CreateVectorNameRequestBuilder, Modifier, NamedVectors, PrefetchQueryBuilder, RrfBuilder,
-    SparseVectorCreationConfigBuilder, Vector, VectorInput,
+    CreateVectorNameRequestBuilder, Modifier, NamedVectors, SparseVectorCreationConfigBuilder,
+    Vector, VectorInput,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde::de::DeserializeOwned;
@@ -31,10 +31,9 @@ use time::OffsetDateTime;
 use super::{
     CUSTOMER_INDEXES, CUSTOMERS, Clause, CustomerPoint, CustomerSpace, FLAG_INDEXES, FLAGS,
     FlagFilter, INTERACTION_INDEXES, INTERACTIONS, IndexKind, InteractionFilter, InteractionPoint,
-    RELATIONSHIP_VECTOR, RRF_K, SCROLL_PAGE, SEMANTIC_VECTOR, Scored, Store, StoreError,
-    StoredInteraction, TERMS_VECTOR, TERMS_WEIGHT, TEXT_VECTOR, Terms, customer_point_id,
-    flag_point_id, interaction_payload, interaction_point_id, newest_first, payload_error,
-    timeline, to_payload,
+    RELATIONSHIP_VECTOR, SCROLL_PAGE, SEMANTIC_VECTOR, Scored, Store, StoreError,
+    StoredInteraction, TERMS_VECTOR, TEXT_VECTOR, Terms, customer_point_id, flag_point_id,
+    interaction_payload, interaction_point_id, newest_first, payload_error, timeline, to_payload,
 };
 use crate::flags::{Flag, FlagStatus};
 use crate::profile::CustomerProfile;
@@ -173,44 +172,6 @@ impl RemoteStore {
             .and_then(|p| p.sparse_vectors_config)
             .and_then(|sparse| sparse.map.get(TERMS_VECTOR).cloned())
             .map(|params| params.modifier))
-    }
-
-    /// The `limit` best by reciprocal rank over the nearest by meaning and the best keyword
-    /// matches (the filter applies to both), as the edge store does.
-    async fn hybrid(
-        &self,
-        vector: Vec<f32>,
-        terms: Terms,
-        filter: Option<Filter>,
-        limit: usize,
-    ) -> Result<Vec<ScoredPoint>, StoreError> {
-        let candidates = limit.max(64) as u64;
-        let mut request = QueryPointsBuilder::new(&self.interactions)
-            .add_prefetch(
-                PrefetchQueryBuilder::default()
-                    .query(Query::new_nearest(vector))
-                    .using(TEXT_VECTOR)
-                    .limit(candidates),
-            )
-            .add_prefetch(
-                PrefetchQueryBuilder::default()
-                    .query(Query::new_nearest(VectorInput::new_sparse(
-                        terms.indices,
-                        terms.values,
-                    )))
-                    .using(TERMS_VECTOR)
-                    .limit(candidates),
-            )
-            .query(Query::new_rrf(
-                RrfBuilder::with_k(RRF_K as u32).weights(vec![1.0, TERMS_WEIGHT]),
-            ))
-            .limit(limit as u64)
-            .with_payload(true);
-        if let Some(filter) = filter {
-            request = request.filter(filter);
-        }
-        let found = self.client.query(request).await.map_err(failed("search"))?;
-        Ok(found.result)
     }
 
     /// Removes this store's collections (the contract suite's clean-up).
@@ -377,7 +338,7 @@ impl RemoteStore {
     async fn nearest(
         &self,
         collection: &str,
-        vector: Vec<f32>,
+        vector: impl Into<VectorInput>,
         using: &str,
         filter: Option<Filter>,
         limit: usize,
@@ -525,18 +486,31 @@ impl Store for RemoteStore {
     async fn search_interactions(
         &self,
         vector: Vec<f32>,
-        terms: Option<Terms>,
         filter: &InteractionFilter,
         limit: usize,
     ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
         let filter = engine_filter(filter.clauses());
-        scored(match terms.filter(|t| !t.is_empty()) {
-            Some(terms) => self.hybrid(vector, terms, filter, limit).await?,
-            None => {
-                self.nearest(&self.interactions, vector, TEXT_VECTOR, filter, limit)
-                    .await?
-            }
-        })
+        scored(
+            self.nearest(&self.interactions, vector, TEXT_VECTOR, filter, limit)
+                .await?,
+        )
+    }
+
+    async fn match_interactions(
+        &self,
+        terms: Terms,
+        filter: &InteractionFilter,
+        limit: usize,
+    ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = engine_filter(filter.clauses());
+        let sparse = VectorInput::new_sparse(terms.indices, terms.values);
+        scored(
+            self.nearest(&self.interactions, sparse, TERMS_VECTOR, filter, limit)
+                .await?,
+        )
     }
 
     async fn interactions(&self, ids: &[String]) -> Result<Vec<StoredInteraction>, StoreError> {
