@@ -11,13 +11,15 @@ pub mod email;
 pub mod error;
 pub mod format;
 pub mod ids;
+pub mod json_input;
 pub mod record;
 pub mod social;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod text;
+pub mod unit;
 
-pub use chat::json_input::{email_id, phone_id};
 pub use error::ParseError;
 pub use format::{Format, ParseContext, Unit, detect, interactions};
+pub use json_input::{email_id, phone_id};
 pub use record::{Author, Channel, Interaction, Role};

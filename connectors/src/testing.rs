@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::format::ParseContext;
+use crate::unit::ParseContext;
 
 /// `tests/fixtures/<rel>` at the workspace root.
 pub fn fixture(rel: &str) -> PathBuf {

@@ -5,8 +5,8 @@ use serde::Deserialize;
 
 use super::turns::{self, Call, Piece, lenient_string};
 use crate::error::ParseError;
-use crate::format::ParseContext;
 use crate::record::Interaction;
+use crate::unit::ParseContext;
 
 #[derive(Debug, Deserialize)]
 struct Transcript {

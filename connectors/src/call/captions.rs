@@ -8,8 +8,8 @@
 
 use super::turns::{self, Call, Piece};
 use crate::error::ParseError;
-use crate::format::ParseContext;
 use crate::record::Interaction;
+use crate::unit::ParseContext;
 
 /// One caption cue: times and raw text (tags and entities still in).
 struct Cue {

@@ -5,8 +5,8 @@ use serde::Deserialize;
 
 use super::turns::{self, Call, Piece, lenient_string};
 use crate::error::ParseError;
-use crate::format::ParseContext;
 use crate::record::Interaction;
+use crate::unit::ParseContext;
 
 #[derive(Debug, Deserialize)]
 struct Response {
@@ -34,7 +34,7 @@ impl Metadata {
         CALLER_KEYS
             .iter()
             .filter_map(|key| self.extra.get(*key)?.as_str())
-            .filter_map(crate::chat::json_input::phone_id)
+            .filter_map(crate::json_input::phone_id)
             .take(1)
             .collect()
     }

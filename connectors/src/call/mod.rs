@@ -23,8 +23,8 @@ mod turns;
 mod whisper;
 
 use crate::error::ParseError;
-use crate::format::ParseContext;
 use crate::record::Interaction;
+use crate::unit::ParseContext;
 
 /// Amazon Transcribe: standard job output or Call Analytics output (detected).
 pub fn parse_transcribe(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, ParseError> {

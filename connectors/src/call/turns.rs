@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::ParseError;
-use crate::format::ParseContext;
 use crate::record::{Author, Channel, Interaction, Role};
+use crate::unit::ParseContext;
 
 /// One stretch of speech as the vendor reports it, before merging into turns.
 #[derive(Debug, Clone, Default)]

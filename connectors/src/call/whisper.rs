@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use super::turns::{self, Call, Piece, lenient_f64};
 use crate::error::ParseError;
-use crate::format::ParseContext;
 use crate::record::Interaction;
+use crate::unit::ParseContext;
 
 #[derive(Debug, Deserialize)]
 struct Output {

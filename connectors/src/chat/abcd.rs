@@ -18,10 +18,10 @@
 use serde_json::{Map, Value};
 use time::Duration;
 
-use super::json_input::{email_id, id_field, kind, object_field, str_field, within};
 use crate::error::ParseError;
-use crate::format::ParseContext;
+use crate::json_input::{email_id, id_field, kind, object_field, str_field, within};
 use crate::record::{Author, Channel, Interaction, Role};
+use crate::unit::ParseContext;
 
 pub fn parse_abcd(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, ParseError> {
     let value: Value = crate::error::json_document(input)?;

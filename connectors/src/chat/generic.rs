@@ -4,12 +4,12 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::json_input::{
+use crate::error::ParseError;
+use crate::json_input::{
     self, email_id, id_field, kind, object_field, phone_id, str_field, timestamp, within,
 };
-use crate::error::ParseError;
-use crate::format::{ParseContext, Unit};
 use crate::record::{Author, Channel, Interaction, Role};
+use crate::unit::{ParseContext, Unit};
 
 /// The last message seen per conversation in this input: `(interaction id, role)`. It links
 /// single-message lines (and transcript chunks) of one conversation across units.
@@ -346,7 +346,7 @@ mod tests {
     }
 
     fn ok(units: &[Unit]) -> Vec<&Interaction> {
-        crate::format::interactions(units).collect()
+        crate::unit::interactions(units).collect()
     }
 
     #[test]

@@ -94,11 +94,10 @@
 
 mod abcd;
 mod generic;
-pub mod json_input;
 
 use crate::error::ParseError;
-use crate::format::{ParseContext, Unit};
 use crate::record::Interaction;
+use crate::unit::{ParseContext, Unit};
 
 /// Generic chat JSON (one document: object or array) or NDJSON (one message or transcript
 /// per line), as documented in the module. A document is one unit; NDJSON is one unit per
@@ -140,7 +139,7 @@ mod tests {
                 "{rel}"
             );
             let units = Format::ChatJson.parse(&input, &ctx(rel));
-            let count = crate::format::interactions(&units).count();
+            let count = crate::unit::interactions(&units).count();
             assert_eq!(count, interactions, "{rel}");
         }
     }

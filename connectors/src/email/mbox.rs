@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use crate::error::ParseError;
-use crate::format::{ParseContext, Unit};
+use crate::unit::{ParseContext, Unit};
 
 /// Splits `input` and parses each message with [`super::message::parse`].
 pub fn parse(input: &[u8], ctx: &ParseContext) -> Vec<Unit> {

@@ -6,9 +6,9 @@ use time::OffsetDateTime;
 
 use super::clean;
 use crate::error::ParseError;
-use crate::format::ParseContext;
 use crate::ids::content_hash;
 use crate::record::{Author, Channel, Interaction, Role};
+use crate::unit::ParseContext;
 
 /// The reason given for a message whose text is nothing but quotes and signatures.
 pub const EMPTY_BODY: &str =

@@ -28,8 +28,8 @@ pub use mbox::{escape_from, unescape_from};
 pub use message::{EMPTY_BODY, is_company_address};
 
 use crate::error::ParseError;
-use crate::format::{ParseContext, Unit};
 use crate::record::Interaction;
+use crate::unit::{ParseContext, Unit};
 
 /// One RFC 5322 message → one interaction.
 pub fn parse_eml(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, ParseError> {

@@ -44,10 +44,10 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::chat::json_input::{self, id_field, kind, object_field, str_field, timestamp, within};
 use crate::error::ParseError;
-use crate::format::{ParseContext, Unit};
+use crate::json_input::{self, id_field, kind, object_field, str_field, timestamp, within};
 use crate::record::{Author, Channel, Interaction, Role};
+use crate::unit::{ParseContext, Unit};
 
 const PUBLIC: [&str; 3] = [
     "https://www.w3.org/ns/activitystreams#Public",
@@ -673,7 +673,7 @@ mod tests {
     }
 
     fn all(units: &[Unit]) -> Vec<&Interaction> {
-        crate::format::interactions(units).collect()
+        crate::unit::interactions(units).collect()
     }
 
     #[test]

@@ -8,7 +8,7 @@
 mod mastodon;
 mod twcs;
 
-use crate::format::{ParseContext, Unit};
+use crate::unit::{ParseContext, Unit};
 
 /// Mastodon API `Status` JSON or ActivityPub objects: one document (a status, an array, a
 /// collection) is one unit; NDJSON is one unit per non-blank line. Replies and reply-tree
@@ -52,7 +52,7 @@ mod tests {
             let input = std::fs::read(fixture(rel)).unwrap();
             assert_eq!(detect(Path::new(rel), &input), Some(format), "{rel}");
             let units = format.parse(&input, &ctx(rel));
-            let count = crate::format::interactions(&units).count();
+            let count = crate::unit::interactions(&units).count();
             assert_eq!(count, interactions, "{rel}");
         }
     }

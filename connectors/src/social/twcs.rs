@@ -27,8 +27,8 @@ use csv::ByteRecord;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::error::ParseError;
-use crate::format::{ParseContext, Unit};
 use crate::record::{Author, Channel, Interaction, Role};
+use crate::unit::{ParseContext, Unit};
 
 /// Column positions of the fields Rapport reads.
 #[derive(Clone, Copy)]
@@ -418,7 +418,7 @@ mod tests {
     }
 
     fn ids(units: &[Unit]) -> Vec<String> {
-        crate::format::interactions(units)
+        crate::unit::interactions(units)
             .map(|i| i.id.clone())
             .collect()
     }
@@ -438,7 +438,7 @@ mod tests {
                 "line 9: invalid timestamp \"Mon Nov 31 11:00:00 +0000 2017\" in field \"created_at\" of tweet 107"
             ]
         );
-        let all: Vec<&Interaction> = crate::format::interactions(&units).collect();
+        let all: Vec<&Interaction> = crate::unit::interactions(&units).collect();
         assert_eq!(all.len(), 9);
         let get = |id: &str| *all.iter().find(|i| i.id == id).unwrap();
 

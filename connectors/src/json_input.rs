@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::error::ParseError;
-use crate::format::ParseContext;
+use crate::unit::ParseContext;
 
 /// One independently parsed piece of input: the whole document or one NDJSON line.
 pub(crate) struct Piece<'a> {
