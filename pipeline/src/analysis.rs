@@ -33,12 +33,12 @@ use rapport_models::classify::{Classifier, Speaker};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::api::metrics::{self, Histogram};
 use crate::bus::{
     BusError, BusHandle, INTERACTIONS_STREAM, Publisher, analysis_pull_consumer, topology,
 };
 use crate::dlq::DeadLetter;
 use crate::flags::{self, Flag, FlagRules};
+use crate::histogram::{self, Histogram};
 use crate::identities::Identities;
 use crate::profile::{self, ProfileInput, ProfileRules};
 use crate::redact::Redactor;
@@ -89,10 +89,10 @@ impl Default for WorkerCounters {
             retried: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             flags_raised: AtomicU64::new(0),
-            batch_tokens: Histogram::new(metrics::TOKENS),
-            analyse_seconds: Histogram::new(metrics::SECONDS),
-            store_seconds: Histogram::new(metrics::SECONDS),
-            ingest_to_stored_seconds: Histogram::new(metrics::SECONDS),
+            batch_tokens: Histogram::new(histogram::TOKENS),
+            analyse_seconds: Histogram::new(histogram::SECONDS),
+            store_seconds: Histogram::new(histogram::SECONDS),
+            ingest_to_stored_seconds: Histogram::new(histogram::SECONDS),
         }
     }
 }

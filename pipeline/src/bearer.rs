@@ -1,14 +1,9 @@
-//! Bearer-token authentication, shared by the API and the chat webhook.
+//! Bearer tokens: the check the API and the chat webhook share, and the token a daemon on
+//! embedded defaults generates for itself.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
-use super::ApiError;
+use axum::http::header;
 
 /// Compares in time independent of where the bytes differ, so the token cannot be guessed
 /// byte by byte from response times.
@@ -23,25 +18,6 @@ pub fn is_authorised(headers: &axum::http::HeaderMap, token: &str) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes()))
-}
-
-pub(super) async fn require_token(
-    State(token): State<Arc<String>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if is_authorised(request.headers(), &token) {
-        return next.run(request).await;
-    }
-    let mut response = ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "missing or wrong bearer token (Authorization: Bearer <api.token>)",
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
 }
 
 /// The configured token, or else one generated on first start and kept in

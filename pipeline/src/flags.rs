@@ -23,8 +23,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::profile::{CustomerProfile, complaint_probability};
-use crate::store::StoredInteraction;
+use crate::interaction::StoredInteraction;
+use crate::profile::CustomerProfile;
 use rapport_connectors::Role;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -245,13 +245,6 @@ fn flagged(stored: &StoredInteraction, label: &str) -> bool {
         || crate::cues::says(label, &stored.interaction.text)
 }
 
-/// An allegation of being misled is a grievance, so the `allegation` label counts only where
-/// the complaint head leans complaint as well (or did not run). On the signals dev set every
-/// true allegation has P(complaint) ≥ 0.60; the label's misfires on calm or happy messages
-/// in the demo corpus ("Bra, då blir det R3…", "I'm honestly chuffed to bits") sit at
-/// 0.34–0.36. The cut costs the dev set no allegation.
-pub const ALLEGATION_MIN_COMPLAINT: f32 = 0.5;
-
 /// Whether `reply` answers another customer's question: a customer's public reply to a
 /// question another customer posted. That is the superuser signal, and help for a peer
 /// rather than a complaint to the company: the complaint head, trained on messages to
@@ -267,14 +260,10 @@ pub fn answers_peer_question(reply: &StoredInteraction, parent: &StoredInteracti
         && parent.customer_id != reply.customer_id
 }
 
-/// Whether a message reads enough like a complaint to carry an allegation.
-pub fn may_allege(stored: &StoredInteraction) -> bool {
-    complaint_probability(stored).is_none_or(|p| p >= ALLEGATION_MIN_COMPLAINT)
-}
-
-/// Whether a customer message says the company misled them: see [`ALLEGATION_MIN_COMPLAINT`].
+/// Whether a customer message says the company misled them: the label, on a message that
+/// reads as a complaint ([`StoredInteraction::may_allege`]).
 pub fn alleges_misleading(stored: &StoredInteraction) -> bool {
-    flagged(stored, "allegation") && may_allege(stored)
+    flagged(stored, "allegation") && stored.may_allege()
 }
 
 fn new_flag(
@@ -328,7 +317,9 @@ pub fn may_raise(stored: &StoredInteraction, rules: &FlagRules) -> bool {
     if !is_customer(stored) {
         return true;
     }
-    complaint_probability(stored).is_some_and(|p| p >= rules.complaint_threshold)
+    stored
+        .complaint_probability()
+        .is_some_and(|p| p >= rules.complaint_threshold)
         || alleges_misleading(stored)
         || flagged(stored, "churn_threat")
 }
@@ -355,7 +346,7 @@ pub fn conversation_flags(
     };
     let complaint_of = |s: &StoredInteraction| {
         (is_customer(s) && !answers_a_peer(s))
-            .then(|| complaint_probability(s))
+            .then(|| s.complaint_probability())
             .flatten()
             .filter(|p| *p >= rules.complaint_threshold)
     };

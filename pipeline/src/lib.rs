@@ -5,14 +5,17 @@
 pub mod alerts;
 pub mod analysis;
 pub mod api;
+pub mod bearer;
 pub mod bus;
 pub mod checkpoint;
 pub mod cues;
 pub mod daemon;
 pub mod dlq;
 pub mod flags;
+pub mod histogram;
 pub mod identities;
 pub mod ingest;
+pub mod interaction;
 pub mod nats_server;
 pub mod profile;
 pub mod queries;

@@ -28,7 +28,7 @@ use rapport_connectors::Role;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::store::StoredInteraction;
+use crate::interaction::StoredInteraction;
 
 /// The most recent interactions a profile is computed from; older ones weigh
 /// `2^-(age/half-life)` and would change nothing visible.
@@ -177,22 +177,6 @@ enum Dimension {
     Publicness,
 }
 
-/// P(positive) − P(negative) of the sentiment head, if it ran.
-pub fn valence(stored: &StoredInteraction) -> Option<f32> {
-    let p = &stored.signals.heads.get("sentiment")?.probabilities;
-    Some(p.get("positive").copied().unwrap_or(0.0) - p.get("negative").copied().unwrap_or(0.0))
-}
-
-pub fn complaint_probability(stored: &StoredInteraction) -> Option<f32> {
-    stored
-        .signals
-        .heads
-        .get("complaint")?
-        .probabilities
-        .get("complaint")
-        .copied()
-}
-
 /// How strongly a prototype label fires, in [0, 1]: 1 at or over its threshold or when
 /// the message says it in one of the label's phrases ([`crate::cues`]); for a label
 /// without phrases, falling linearly to 0 at [`NEAR_MISS_BAND`] below the threshold (a
@@ -244,12 +228,12 @@ pub fn message_evidence(input: &ProfileInput, rules: &ProfileRules) -> Evidence 
         cue(Intensity, 2.0 * positive.max(negative) - 1.0, 0.5);
         cue(Trust, 0.5, 0.8 * (positive - 0.5).max(0.0));
     }
-    if complaint_probability(stored).unwrap_or(0.0) >= rules.complaint_threshold {
+    if stored.complaint_probability().unwrap_or(0.0) >= rules.complaint_threshold {
         cue(PowerBalance, 0.5, 0.5);
         cue(Trust, -0.3, 0.3);
         cue(Intensity, 0.6, 0.5);
     }
-    let allegation = if crate::flags::may_allege(stored) {
+    let allegation = if stored.may_allege() {
         strength(stored, "allegation")
     } else {
         0.0
@@ -363,7 +347,7 @@ pub fn build(
             sums[d] += w * evidence.weight[d] * evidence.value[d];
             weights[d] += w * evidence.weight[d];
         }
-        if let Some(v) = valence(input.stored) {
+        if let Some(v) = input.stored.valence() {
             valence_sum += w * v;
             valence_weight += w;
         }
@@ -390,7 +374,7 @@ pub fn build(
         .filter_map(|i| {
             Some(SentimentPoint {
                 at: i.stored.interaction.occurred_at,
-                valence: valence(i.stored)?,
+                valence: i.stored.valence()?,
                 interaction_id: i.stored.interaction.id.clone(),
             })
         })
@@ -423,7 +407,7 @@ pub fn build(
     };
     let complaints = own
         .iter()
-        .filter(|i| complaint_probability(i.stored).unwrap_or(0.0) >= rules.complaint_threshold)
+        .filter(|i| i.stored.complaint_probability().unwrap_or(0.0) >= rules.complaint_threshold)
         .count() as u64;
     let profile = CustomerProfile {
         customer_id: customer_id.to_string(),

@@ -32,7 +32,7 @@ use crate::ingest::status::connector_rows;
 use crate::queries::{self, QueryError};
 use crate::store::{ConfiguredStore, CustomerSpace, FlagFilter, InteractionFilter, Store};
 
-pub use auth::{generated_token, is_authorised, token_or_generated};
+pub use crate::bearer::{generated_token, is_authorised, token_or_generated};
 pub use metrics::Metrics;
 
 /// The most customers or hits one request may ask for.

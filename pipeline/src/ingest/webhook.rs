@@ -62,7 +62,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn receive(State(hook): State<ChatWebhook>, request: Request) -> Response {
-    if !crate::api::is_authorised(request.headers(), &hook.token) {
+    if !crate::bearer::is_authorised(request.headers(), &hook.token) {
         return error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token (Authorization: Bearer <api.token>)",

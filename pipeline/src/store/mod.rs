@@ -15,12 +15,12 @@ mod remote;
 
 use std::future::Future;
 
-use rapport_connectors::{Channel, Interaction};
+use rapport_connectors::Channel;
 
 use crate::flags::{Flag, FlagKind, FlagStatus};
+pub use crate::interaction::StoredInteraction;
 use crate::profile::CustomerProfile;
-use rapport_models::classify::MessageSignals;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -126,18 +126,6 @@ const INTERACTION_NAMESPACE: Uuid = Uuid::from_u128(0x8f0d_6a57_4b8e_5c2d_9a41_2
 /// The point id of an interaction.
 pub fn interaction_point_id(interaction_id: &str) -> Uuid {
     Uuid::new_v5(&INTERACTION_NAMESPACE, interaction_id.as_bytes())
-}
-
-/// One analysed interaction as stored: the record (text already redacted), who it belongs
-/// to, and what the models read in it. This is also the payload queries get back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredInteraction {
-    #[serde(flatten)]
-    pub interaction: Interaction,
-    /// The customer this interaction is from or about; `None` for an agent's or bot's
-    /// message whose conversation has no known customer yet.
-    pub customer_id: Option<String>,
-    pub signals: MessageSignals,
 }
 
 /// An interaction with its embedding, ready to store.
