@@ -12,8 +12,8 @@ use rapport_pipeline::profile::ProfileRules;
 use rapport_pipeline::redact::Redactor;
 use tracing::info;
 
-use crate::EXIT_CONFIG;
-use crate::classify_cmd::{branch_in_use, load_classifier};
+use crate::exit::EXIT_CONFIG;
+use crate::model_loading::{branch_in_use, load_classifier};
 
 /// Imports `encoder` from the wheel cache when the models dir lacks it, so commands work
 /// right after `scripts/fetch-models`, whatever data dir they are pointed at.

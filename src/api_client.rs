@@ -7,8 +7,7 @@ use rapport_config::Config;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::EXIT_FAILURE;
-use crate::query_cmd::EXIT_NOT_FOUND;
+use crate::exit::{EXIT_FAILURE, EXIT_NOT_FOUND};
 
 pub struct ApiClient {
     http: reqwest::Client,

@@ -34,10 +34,9 @@ use rapport_models::signal_branch::{
 use rapport_models::signals::{COMPLAINT, EMOTION, Metric, SENTIMENT, Source};
 use rapport_models::train::Rng;
 
-use crate::classify_cmd::prototype_signals;
-use crate::models_cmd::{load_encoder, load_encoder_with_branch};
-use crate::signals_cmd::{TrainArgs, fail, training_sources};
-use crate::{EXIT_CONFIG, EXIT_FAILURE};
+use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, fail};
+use crate::model_loading::{load_encoder, load_encoder_with_branch, prototype_signals};
+use crate::signal_args::{TrainArgs, training_sources};
 
 /// The precision a label's threshold is set to reach on the half it is chosen on (as
 /// `rapport calibrate`: above the 0.80 target, so it holds on the other half).
@@ -837,7 +836,7 @@ fn measure_labels(
         .probabilities(&embedded.signals)
         .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
     let scorer = PrototypeScorer::build(
-        &crate::classify_cmd::prototype_specs(signals),
+        &crate::model_loading::prototype_specs(signals),
         encoder,
         config.settings.models.max_batch_tokens,
     )

@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use rapport_config::Config;
 use rapport_models::train;
 
-use crate::classify_cmd::{prototype_signals, prototype_specs};
-use crate::models_cmd::load_encoder;
-use crate::signals_cmd::{embed_cached, fail};
-use crate::{EXIT_CONFIG, EXIT_FAILURE};
+use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, fail};
+use crate::model_loading::{load_encoder, prototype_signals, prototype_specs};
+use crate::signals_cmd::embed_cached;
 
 #[derive(clap::Args, Debug)]
 pub struct CalibrateArgs {

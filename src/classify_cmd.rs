@@ -4,26 +4,9 @@
 use std::io::Write;
 
 use rapport_config::Config;
-use rapport_models::signal_branch::SignalBranch;
 
-use crate::models_cmd::load_encoder_with_branch;
-use crate::signals_cmd::fail;
-use crate::{EXIT_CONFIG, EXIT_FAILURE};
-
-/// The signal branch `rapport classify`, `eval` and the workers use: from `models.heads`
-/// when set, else the one built into the binary.
-pub(crate) fn branch_in_use(config: &Config) -> Result<SignalBranch, String> {
-    match &config.settings.models.heads {
-        Some(dir) => SignalBranch::load(dir).map_err(|e| e.to_string()),
-        None => SignalBranch::built_in()
-            .unwrap_or_else(|| {
-                Err(rapport_models::signal_branch::BranchError::Missing {
-                    dir: "the binary (no branch was committed)".into(),
-                })
-            })
-            .map_err(|e| e.to_string()),
-    }
-}
+use crate::exit::{EXIT_FAILURE, fail};
+use crate::model_loading::load_classifier;
 
 #[derive(clap::Args, Debug)]
 pub struct ClassifyArgs {
@@ -42,67 +25,6 @@ pub(crate) fn parse_speaker(name: &str) -> Option<rapport_models::classify::Spea
         "agent" => Some(Speaker::Agent),
         _ => None,
     }
-}
-
-pub(crate) fn prototype_signals(
-    config: &Config,
-) -> Result<rapport_config::signals::PrototypeSignals, u8> {
-    rapport_config::signals::PrototypeSignals::load(config.settings.models.signals.as_deref())
-        .map_err(|problems| fail(EXIT_CONFIG)(problems.to_string()))
-}
-
-pub(crate) fn prototype_specs(
-    signals: &rapport_config::signals::PrototypeSignals,
-) -> Vec<rapport_models::prototypes::PrototypeSpec> {
-    signals
-        .labels
-        .iter()
-        .map(|label| rapport_models::prototypes::PrototypeSpec {
-            name: label.name.clone(),
-            examples: label.examples.iter().map(|(_, p)| p.clone()).collect(),
-            near_misses: label.near_misses.iter().map(|(_, p)| p.clone()).collect(),
-            threshold: label.threshold,
-        })
-        .collect()
-}
-
-pub(crate) fn label_speaker(
-    speaker: rapport_config::signals::Speaker,
-) -> Option<rapport_models::classify::Speaker> {
-    use rapport_config::signals::Speaker as Configured;
-    use rapport_models::classify::Speaker;
-    match speaker {
-        Configured::Customer => Some(Speaker::Customer),
-        Configured::Agent => Some(Speaker::Agent),
-        Configured::Any => None,
-    }
-}
-
-/// The signal branch in use (`models.heads`, else the one built into the binary), the
-/// encoder it was tuned from running it, and the prototypes.
-pub(crate) fn load_classifier(config: &Config) -> Result<rapport_models::classify::Classifier, u8> {
-    let branch = branch_in_use(config).map_err(fail(EXIT_CONFIG))?;
-    let encoder = load_encoder_with_branch(config, &branch)?;
-    let signals = prototype_signals(config)?;
-    let prototypes = rapport_models::prototypes::PrototypeScorer::build(
-        &prototype_specs(&signals),
-        &encoder,
-        config.settings.models.max_batch_tokens,
-    )
-    .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
-    let speakers = signals
-        .labels
-        .iter()
-        .map(|l| label_speaker(l.speaker))
-        .collect();
-    rapport_models::classify::Classifier::new(
-        encoder,
-        branch,
-        prototypes,
-        speakers,
-        config.settings.models.max_batch_tokens,
-    )
-    .map_err(|e| fail(EXIT_CONFIG)(e.to_string()))
 }
 
 /// Lines read before a batch is classified: big enough to batch well, small enough that

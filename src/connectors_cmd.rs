@@ -6,7 +6,7 @@ use rapport_pipeline::ingest::files::{Layout, list_files};
 use rapport_pipeline::ingest::status::connector_rows;
 use rapport_pipeline::{Bus, Checkpoints};
 
-use crate::{EXIT_CONFIG, EXIT_FAILURE};
+use crate::exit::{EXIT_CONFIG, EXIT_FAILURE};
 
 pub async fn status(config: &Config, json: bool) -> u8 {
     let bus = match Bus::start(&config.settings).await {
@@ -270,5 +270,9 @@ pub async fn dlq_replay(config: &Config, stage: Option<&str>, json: bool) -> u8 
     }
     let kept = report.iter().filter(|r| r.outcome == "kept").count();
     eprintln!("replayed {}, kept {kept}", report.len() - kept);
-    if kept > 0 { crate::EXIT_REJECTED } else { 0 }
+    if kept > 0 {
+        crate::exit::EXIT_REJECTED
+    } else {
+        0
+    }
 }

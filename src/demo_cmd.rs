@@ -21,8 +21,8 @@ use rapport_pipeline::queries;
 use rapport_pipeline::store::{CustomerSpace, EdgeStore, FlagFilter, InteractionFilter, Store};
 use tokio::sync::watch;
 
+use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, fail};
 use crate::query_cmd::{catalogue, print_flags, print_portfolio, print_similar};
-use crate::{EXIT_CONFIG, EXIT_FAILURE};
 
 /// The company in the sample corpus: its agents write from this domain.
 const CORPUS_COMPANY_DOMAIN: &str = "nordlys.example";
@@ -53,13 +53,16 @@ pub async fn demo(mut config: Config, args: DemoArgs) -> Result<(), u8> {
     }
     let temporary = match &args.data_dir {
         Some(_) => None,
-        None => Some(tempfile::tempdir().map_err(|e| fail(format!("temporary dir: {e}")))?),
+        None => Some(
+            tempfile::tempdir().map_err(|e| fail(EXIT_FAILURE)(format!("temporary dir: {e}")))?,
+        ),
     };
     let data_dir = args
         .data_dir
         .clone()
         .unwrap_or_else(|| temporary.as_ref().unwrap().path().to_path_buf());
-    std::fs::create_dir_all(&data_dir).map_err(|e| fail(format!("{}: {e}", data_dir.display())))?;
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| fail(EXIT_FAILURE)(format!("{}: {e}", data_dir.display())))?;
     let settings = &mut config.settings;
     // Embedded defaults: our own nats-server and store under the data dir. The models
     // stay where `rapport models import` put them (or are imported there on first use).
@@ -82,11 +85,11 @@ pub async fn demo(mut config: Config, args: DemoArgs) -> Result<(), u8> {
     let started = Instant::now();
     let analyzer = crate::analysis_cmd::load_analyzer(&config)?;
     let dims = analyzer.classifier.encoder().spec().dims;
-    let store =
-        EdgeStore::open(&config.settings.store_dir(), dims).map_err(|e| fail(e.to_string()))?;
+    let store = EdgeStore::open(&config.settings.store_dir(), dims)
+        .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
     let bus = Bus::start(&config.settings)
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
     let result = run_demo(&config, &args, &bus, store, analyzer, started).await;
     bus.shutdown().await;
     if let Some(dir) = &args.data_dir
@@ -101,11 +104,6 @@ pub async fn demo(mut config: Config, args: DemoArgs) -> Result<(), u8> {
     }
     drop(temporary);
     result
-}
-
-fn fail(message: String) -> u8 {
-    eprintln!("rapport: {message}");
-    EXIT_FAILURE
 }
 
 async fn run_demo(
@@ -123,14 +121,14 @@ async fn run_demo(
     };
     let crm = args.corpus.join("crm.csv");
     if crm.exists() {
-        let text =
-            std::fs::read_to_string(&crm).map_err(|e| fail(format!("{}: {e}", crm.display())))?;
-        let rows =
-            read_crm_csv(&text, &crm.display().to_string()).map_err(|p| fail(p.join("\n")))?;
+        let text = std::fs::read_to_string(&crm)
+            .map_err(|e| fail(EXIT_FAILURE)(format!("{}: {e}", crm.display())))?;
+        let rows = read_crm_csv(&text, &crm.display().to_string())
+            .map_err(|p| fail(EXIT_FAILURE)(p.join("\n")))?;
         let report = Identities::new(bus.identities.clone())
             .import(&rows)
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
         say(format!(
             "identities: {} CRM customers linked ({} keys)",
             report.customers, report.ids
@@ -158,10 +156,13 @@ async fn run_demo(
     let _ = stop_tx.send(true);
     match worker.await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(fail(e.to_string())),
-        Err(e) => return Err(fail(format!("the worker failed: {e}"))),
+        Ok(Err(e)) => return Err(fail(EXIT_FAILURE)(e.to_string())),
+        Err(e) => return Err(fail(EXIT_FAILURE)(format!("the worker failed: {e}"))),
     }
-    store.optimize().await.map_err(|e| fail(e.to_string()))?;
+    store
+        .optimize()
+        .await
+        .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
     let seconds = started.elapsed().as_secs_f64();
     say(format!(
         "analysed: {} interactions stored, {} dead-lettered, {} flags raised, in {seconds:.1} s\n",
@@ -209,10 +210,12 @@ async fn ingest_corpus(config: &Config, bus: &Bus, corpus: &Path) -> Result<u64,
         let report = reader
             .scan(&mut sink, &mut |_, _| {})
             .await
-            .map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+            .map_err(|e| fail(EXIT_FAILURE)(format!("{}: {e}", dir.display())))?;
         total += report.interactions;
     }
-    sink.commit().await.map_err(|e| fail(e.to_string()))?;
+    sink.commit()
+        .await
+        .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
     Ok(total)
 }
 
@@ -225,7 +228,7 @@ async fn wait_until_analysed(bus: &Bus, counters: &WorkerCounters) -> Result<(),
         let (pending, unacked) = bus
             .analysis_backlog()
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
         if pending == 0 && unacked == 0 {
             return Ok(());
         }
@@ -237,7 +240,7 @@ async fn wait_until_analysed(bus: &Bus, counters: &WorkerCounters) -> Result<(),
             last_done = done;
             last_progress = Instant::now();
         } else if last_progress.elapsed() > STALL_LIMIT {
-            return Err(fail(format!(
+            return Err(fail(EXIT_FAILURE)(format!(
                 "the analysis worker made no progress for {STALL_LIMIT:?} ({pending} pending, {unacked} unacknowledged)"
             )));
         }
@@ -246,7 +249,7 @@ async fn wait_until_analysed(bus: &Bus, counters: &WorkerCounters) -> Result<(),
 
 async fn report(config: &Config, args: &DemoArgs, store: &EdgeStore) -> Result<(), u8> {
     let catalogue = catalogue(config)?;
-    let failed = |e: queries::QueryError| fail(e.to_string());
+    let failed = |e: queries::QueryError| fail(EXIT_FAILURE)(e.to_string());
     let portfolio = queries::portfolio(store, &catalogue)
         .await
         .map_err(failed)?;
@@ -256,11 +259,11 @@ async fn report(config: &Config, args: &DemoArgs, store: &EdgeStore) -> Result<(
     let customers = store
         .all_customers()
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
     let interactions = store
         .count_interactions(&InteractionFilter::default())
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(EXIT_FAILURE)(e.to_string()))?;
     // Two customers worth a look: the most confidently typed one, and the most confidently
     // typed one of another type.
     let mut typed: Vec<(&str, f32, &str)> = customers

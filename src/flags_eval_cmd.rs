@@ -18,9 +18,9 @@ use rapport_pipeline::flags::{FlagKind, conversation_flags};
 use rapport_pipeline::store::StoredInteraction;
 
 use crate::analysis_cmd::flag_rules;
-use crate::classify_cmd::load_classifier;
-use crate::signals_cmd::{EvalArgs, fail};
-use crate::{EXIT_CONFIG, EXIT_FAILURE};
+use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, fail};
+use crate::model_loading::load_classifier;
+use crate::signal_args::EvalArgs;
 
 /// The corpus file the flag set's tweet ids point into.
 const COMPLAINTS: &str = "labelled/complaints/train.csv";

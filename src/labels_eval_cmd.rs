@@ -11,9 +11,9 @@ use rapport_models::classify::Speaker;
 use rapport_models::prototypes::PrecisionRecall;
 use rapport_models::signal_branch::recipe::{self, LABELS_TASK};
 
-use crate::classify_cmd::{load_classifier, prototype_signals};
-use crate::signals_cmd::{EvalArgs, fail};
-use crate::{EXIT_CONFIG, EXIT_FAILURE};
+use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, fail};
+use crate::model_loading::{load_classifier, prototype_signals};
+use crate::signal_args::EvalArgs;
 
 pub fn eval_labels(config: &Config, args: &EvalArgs) -> Result<(), u8> {
     let messages = recipe::read_label_set(&args.file).map_err(fail(EXIT_CONFIG))?;

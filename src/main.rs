@@ -24,16 +24,17 @@ mod calibrate_cmd;
 mod classify_cmd;
 mod connectors_cmd;
 mod demo_cmd;
+mod exit;
 mod flags_eval_cmd;
 mod labels_eval_cmd;
+mod model_loading;
 mod models_cmd;
 mod query_cmd;
 mod search_eval_cmd;
+mod signal_args;
 mod signals_cmd;
 
-const EXIT_FAILURE: u8 = 1;
-const EXIT_CONFIG: u8 = 2;
-pub(crate) const EXIT_REJECTED: u8 = 3;
+use exit::{EXIT_CONFIG, EXIT_FAILURE, EXIT_REJECTED};
 
 #[derive(Parser)]
 #[command(
@@ -113,9 +114,9 @@ enum Command {
         json: bool,
     },
     /// Accuracy, macro-F1, macro-recall and the confusion matrix for a labelled file.
-    Eval(signals_cmd::EvalArgs),
+    Eval(signal_args::EvalArgs),
     /// Train a signal head from its recipe and write it with its card.
-    Train(signals_cmd::TrainArgs),
+    Train(signal_args::TrainArgs),
     /// Every signal for one text per line of stdin: heads and prototype labels.
     Classify(classify_cmd::ClassifyArgs),
     /// Calibrate the prototype labels' thresholds on the dev set; report precision/recall.

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use rapport_config::Config;
 use rapport_models::catalogue::{self, ModelSpec};
 use rapport_models::kernels::simd::Isa;
-use rapport_models::{Encoder, EncoderOptions, MatmulKind, package};
+use rapport_models::{MatmulKind, package};
 
-use crate::{EXIT_CONFIG, EXIT_FAILURE};
+use crate::exit::{EXIT_CONFIG, EXIT_FAILURE};
+use crate::model_loading::load_encoder;
 
 pub fn import(config: &Config, model: Option<&str>, cache: Option<PathBuf>) -> u8 {
     let cache = cache
@@ -132,77 +133,6 @@ pub fn embed(config: &Config, model: Option<&str>) -> u8 {
         );
     }
     0
-}
-
-/// The named (or default) model with the config's device, threads and matmul kind; the
-/// overrides come from command-line flags. Errors are printed; the exit code is returned.
-pub(crate) fn load_encoder(
-    config: &Config,
-    model: Option<&str>,
-    threads: Option<usize>,
-    matmul: Option<&str>,
-) -> Result<Encoder, u8> {
-    load_encoder_options(config, model, threads, matmul, None)
-}
-
-/// The encoder the branch was tuned from, with the branch beside its top layers.
-pub(crate) fn load_encoder_with_branch(
-    config: &Config,
-    branch: &rapport_models::signal_branch::SignalBranch,
-) -> Result<Encoder, u8> {
-    load_encoder_options(
-        config,
-        Some(&branch.card.encoder),
-        None,
-        None,
-        Some(branch.encoder_layers()),
-    )
-}
-
-fn load_encoder_options(
-    config: &Config,
-    model: Option<&str>,
-    threads: Option<usize>,
-    matmul: Option<&str>,
-    branch: Option<rapport_models::encoder::BranchLayers>,
-) -> Result<Encoder, u8> {
-    let settings = &config.settings.models;
-    let name = model.unwrap_or(&settings.default);
-    let Some(spec) = catalogue::by_name(name) else {
-        eprintln!(
-            "rapport: unknown model {name:?}; expected one of {}",
-            catalogue::names().join(", ")
-        );
-        return Err(EXIT_CONFIG);
-    };
-    let device = device(&settings.device).map_err(|e| {
-        eprintln!("rapport: models.device: {e}");
-        EXIT_CONFIG
-    })?;
-    let matmul_name = matmul.unwrap_or(&settings.matmul);
-    let matmul = if matmul_name == "auto" {
-        None
-    } else if let Some(kind) = MatmulKind::parse(matmul_name) {
-        Some(kind)
-    } else {
-        eprintln!(
-            "rapport: models.matmul: {matmul_name:?} is not one of {}",
-            MatmulKind::SETTING_VALUES.join(", ")
-        );
-        return Err(EXIT_CONFIG);
-    };
-    let options = EncoderOptions {
-        device,
-        threads: threads.unwrap_or(settings.threads),
-        matmul,
-        padded: false,
-        simd: Isa::parse(&settings.simd),
-        branch,
-    };
-    Encoder::load(spec, &config.settings.models_dir(), &options).map_err(|e| {
-        eprintln!("rapport: {e}");
-        EXIT_FAILURE
-    })
 }
 
 #[derive(clap::Args)]
@@ -373,7 +303,7 @@ fn bench_classify(config: &Config, args: &BenchArgs, texts: &[&str]) -> u8 {
         config.settings.models.max_batch_tokens = budget;
     }
     let budget = config.settings.models.max_batch_tokens;
-    let classifier = match crate::classify_cmd::load_classifier(&config) {
+    let classifier = match crate::model_loading::load_classifier(&config) {
         Ok(classifier) => classifier,
         Err(code) => return code,
     };
@@ -471,20 +401,6 @@ pub fn export(config: &Config, model: &str, out: &Path) -> u8 {
         Err(e) => {
             eprintln!("rapport: {e}");
             EXIT_FAILURE
-        }
-    }
-}
-
-fn device(name: &str) -> Result<candle_core::Device, String> {
-    match name {
-        "cpu" => Ok(candle_core::Device::Cpu),
-        other => {
-            let index: usize = other
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| format!("{other:?} is not cpu or cuda:<n>"))?;
-            candle_core::Device::new_cuda(index)
-                .map_err(|e| format!("{other}: {e} (is this a build with the cuda feature?)"))
         }
     }
 }

@@ -15,10 +15,7 @@ use rapport_pipeline::store::{
 };
 
 use crate::api_client::ApiClient;
-use crate::{EXIT_CONFIG, EXIT_FAILURE};
-
-/// Exit code for a query about something that does not exist (an unknown customer).
-pub const EXIT_NOT_FOUND: u8 = 4;
+use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, EXIT_NOT_FOUND};
 
 /// The data dir's store, for text vectors of the signal heads' encoder.
 pub(crate) async fn open_store(config: &Config) -> Result<ConfiguredStore, u8> {
@@ -65,7 +62,7 @@ pub(crate) async fn open_source(config: &Config) -> Result<Source, u8> {
 
 /// The encoder behind the stored text vectors: the one the signal branch was tuned from.
 fn text_encoder(config: &Config) -> Result<&'static rapport_models::ModelSpec, u8> {
-    let branch = crate::classify_cmd::branch_in_use(config).map_err(|e| {
+    let branch = crate::model_loading::branch_in_use(config).map_err(|e| {
         eprintln!("rapport: {e}");
         EXIT_CONFIG
     })?;
@@ -203,7 +200,7 @@ pub async fn search(
     // The query is embedded by the encoder the stored vectors came from.
     let spec = text_encoder(config)?;
     crate::analysis_cmd::ensure_imported(config, spec)?;
-    let encoder = crate::models_cmd::load_encoder(config, Some(spec.name), None, None)?;
+    let encoder = crate::model_loading::load_encoder(config, Some(spec.name), None, None)?;
     let query = encoder
         .embed(&[text], config.settings.models.max_batch_tokens)
         .map_err(|e| {

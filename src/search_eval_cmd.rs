@@ -26,9 +26,9 @@ use rapport_pipeline::store::{
     EdgeStore, InteractionFilter, InteractionPoint, Store, StoredInteraction, Terms,
 };
 
-use crate::models_cmd::load_encoder;
-use crate::signals_cmd::{EvalArgs, fail};
-use crate::{EXIT_CONFIG, EXIT_FAILURE};
+use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, fail};
+use crate::model_loading::load_encoder;
+use crate::signal_args::EvalArgs;
 
 /// Results a measure looks at.
 const TOP: usize = 10;
