@@ -33,17 +33,6 @@ pub struct Interaction {
 }
 
 impl Interaction {
-    /// `rapport.interactions.<channel>.<connector>`: the subject this record is published on.
-    pub fn subject(&self) -> String {
-        format!(
-            "rapport.interactions.{}.{}",
-            self.channel.as_str(),
-            subject_token(&self.connector)
-        )
-    }
-}
-
-impl Interaction {
     /// The contract every record must meet before it goes on the bus, whatever its source:
     /// ids that can be a NATS header (no control characters, not empty), a time RFC 3339
     /// can write (years 1900–2999 are what customer messages plausibly carry), some text.
@@ -74,16 +63,6 @@ impl Interaction {
         }
         Ok(())
     }
-}
-
-/// Makes a connector name safe as one NATS subject token (no dots, spaces or wildcards).
-pub fn subject_token(name: &str) -> String {
-    name.chars()
-        .map(|c| match c {
-            '.' | ' ' | '*' | '>' | '\t' | '\r' | '\n' => '_',
-            c => c,
-        })
-        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

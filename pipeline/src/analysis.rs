@@ -513,7 +513,7 @@ async fn follow_up<S: Store>(
         headers.insert("Nats-Msg-Id", flag.id.as_str());
         let payload = serde_json::to_vec(flag).map_err(|e| e.to_string())?;
         publisher
-            .publish_raw(flag.kind.subject(), headers, payload.into())
+            .publish_raw(crate::subjects::flag(flag.kind), headers, payload.into())
             .await
             .map_err(|e| e.to_string())?;
     }

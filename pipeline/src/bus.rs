@@ -17,15 +17,11 @@ use tracing::{debug, info, warn};
 
 use crate::nats_server::{EmbeddedNats, EmbeddedNatsError};
 
-pub const INTERACTIONS_STREAM: &str = "RAPPORT_INTERACTIONS";
-pub const FLAGS_STREAM: &str = "RAPPORT_FLAGS";
-pub const DLQ_STREAM: &str = "RAPPORT_DLQ";
-pub const ANALYSIS_CONSUMER: &str = "analysis";
-pub const CHECKPOINTS_BUCKET: &str = "rapport-checkpoints";
-pub const IDENTITIES_BUCKET: &str = "rapport-identities";
-pub const ALERTER_CONSUMER: &str = "alerter";
-pub const ALERT_OUTBOX_BUCKET: &str = "rapport-alert-outbox";
-pub const ALERTS_SENT_BUCKET: &str = "rapport-alerts-sent";
+use crate::subjects;
+pub use crate::subjects::{
+    ALERT_OUTBOX_BUCKET, ALERTER_CONSUMER, ALERTS_SENT_BUCKET, ANALYSIS_CONSUMER,
+    CHECKPOINTS_BUCKET, DLQ_STREAM, FLAGS_STREAM, IDENTITIES_BUCKET, INTERACTIONS_STREAM,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -299,7 +295,7 @@ fn stream_configs(settings: &Settings) -> [stream::Config; 3] {
     let interactions = stream::Config {
         name: INTERACTIONS_STREAM.into(),
         description: Some("Rapport: every interaction from every connector".into()),
-        subjects: vec!["rapport.interactions.>".into()],
+        subjects: vec![subjects::ALL_INTERACTIONS.into()],
         storage: stream::StorageType::File,
         max_age: days(nats.stream_max_age_days),
         max_bytes: if nats.stream_max_bytes > 0 {
@@ -314,7 +310,7 @@ fn stream_configs(settings: &Settings) -> [stream::Config; 3] {
     let flags = stream::Config {
         name: FLAGS_STREAM.into(),
         description: Some("Rapport: complaint, honesty, churn-risk, escalation flags".into()),
-        subjects: vec!["rapport.flags.>".into()],
+        subjects: vec![subjects::ALL_FLAGS.into()],
         storage: stream::StorageType::File,
         max_age: days(nats.stream_max_age_days),
         max_bytes: -1,
@@ -325,7 +321,7 @@ fn stream_configs(settings: &Settings) -> [stream::Config; 3] {
     let dlq = stream::Config {
         name: DLQ_STREAM.into(),
         description: Some("Rapport: inputs that failed, with reason and stage headers".into()),
-        subjects: vec!["rapport.dlq.>".into()],
+        subjects: vec![subjects::ALL_DEAD_LETTERS.into()],
         storage: stream::StorageType::File,
         max_age: days(nats.dlq_max_age_days),
         max_bytes: -1,
@@ -549,7 +545,7 @@ impl Publisher {
         let payload = serde_json::to_vec(interaction).expect("Interaction serializes");
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", interaction.id.as_str());
-        self.publish_raw(interaction.subject(), headers, payload.into())
+        self.publish_raw(subjects::interaction(interaction), headers, payload.into())
             .await
     }
 

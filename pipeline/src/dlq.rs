@@ -4,6 +4,8 @@
 use async_nats::HeaderMap;
 use bytes::Bytes;
 
+use crate::subjects;
+
 /// Header names on every dead letter.
 pub const REASON: &str = "Rapport-Reason";
 pub const STAGE: &str = "Rapport-Stage";
@@ -52,7 +54,7 @@ impl DeadLetter {
     }
 
     pub fn subject(&self) -> String {
-        format!("rapport.dlq.{}", self.stage)
+        subjects::dead_letter(&self.stage)
     }
 
     /// Headers and a payload of at most `max_raw` bytes of the original input. The message
@@ -139,7 +141,7 @@ pub async fn list(
     if state.messages == 0 {
         return Ok(letters);
     }
-    let wanted = stage.map(|s| format!("rapport.dlq.{s}"));
+    let wanted = stage.map(subjects::dead_letter);
     for sequence in state.first_sequence..=state.last_sequence {
         // Deleted sequences (replayed letters) leave gaps.
         let Ok(message) = stream.get_raw_message(sequence).await else {

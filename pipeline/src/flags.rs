@@ -61,11 +61,6 @@ impl FlagKind {
     pub fn parse(name: &str) -> Option<FlagKind> {
         FlagKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
-
-    /// `rapport.flags.<kind>`
-    pub fn subject(self) -> String {
-        format!("rapport.flags.{}", self.as_str())
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

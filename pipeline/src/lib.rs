@@ -21,6 +21,7 @@ pub mod profile;
 pub mod queries;
 pub mod redact;
 pub mod store;
+pub mod subjects;
 #[cfg(test)]
 mod testing;
 

@@ -82,7 +82,7 @@ mod tests {
             assert!(out.len() >= 3, "{name}");
             assert!(
                 out.iter()
-                    .all(|i| i.subject() == "rapport.interactions.call.test")
+                    .all(|i| i.channel == crate::Channel::Call && i.connector == "test")
             );
             // Re-reading gives the same ids.
             let again = format.parse(&input, &ctx(name));
