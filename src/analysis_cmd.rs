@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use rapport_config::relationships::RelationshipCatalogue;
 use rapport_config::{Config, Settings};
 use rapport_models::{ModelSpec, catalogue, package};
 use rapport_pipeline::analysis::Analyzer;
@@ -58,11 +57,12 @@ pub(crate) fn load_analyzer(config: &Config) -> Result<Arc<Analyzer>, u8> {
         return Err(EXIT_CONFIG);
     };
     ensure_imported(config, encoder)?;
-    let catalogue = RelationshipCatalogue::load(settings.profiles.relationship_types.as_deref())
-        .map_err(|problems| {
-            eprintln!("{problems}");
-            EXIT_CONFIG
-        })?;
+    let catalogue =
+        rapport_config::relationships::load(settings.profiles.relationship_types.as_deref())
+            .map_err(|problems| {
+                eprintln!("{problems}");
+                EXIT_CONFIG
+            })?;
     let classifier = load_classifier(config)?;
     Ok(Arc::new(Analyzer {
         classifier,

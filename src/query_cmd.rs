@@ -80,12 +80,11 @@ fn text_dims(config: &Config) -> Result<usize, u8> {
 }
 
 pub(crate) fn catalogue(config: &Config) -> Result<RelationshipCatalogue, u8> {
-    RelationshipCatalogue::load(config.settings.profiles.relationship_types.as_deref()).map_err(
-        |problems| {
+    rapport_config::relationships::load(config.settings.profiles.relationship_types.as_deref())
+        .map_err(|problems| {
             eprintln!("{problems}");
             EXIT_CONFIG
-        },
-    )
+        })
 }
 
 fn query_failed(e: QueryError) -> u8 {

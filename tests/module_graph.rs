@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The source trees checked: every library and the binary.
-const CRATES: [&str; 5] = [
+const CRATES: [&str; 6] = [
+    "domain/src",
     "src",
     "config/src",
     "connectors/src",

@@ -8,22 +8,10 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub use rapport_domain::relationships::{DIMENSIONS, RelationshipCatalogue, RelationshipType};
+
 use crate::data_file::{self, DataFile};
 use crate::problem::Problems;
-
-/// The relationship dimensions of DESIGN.md §7, each in [-1, 1], in prototype order.
-pub const DIMENSIONS: [&str; 10] = [
-    "valence",
-    "intensity",
-    "reciprocity",
-    "power_balance",
-    "novelty_seeking",
-    "price_focus",
-    "contribution",
-    "trust",
-    "commitment",
-    "publicness",
-];
 
 /// The catalogue shipped in `config/relationship-types.toml`.
 pub const BUILT_IN: &str = include_str!("../relationship-types.toml");
@@ -44,124 +32,80 @@ struct RawFile {
     types: BTreeMap<String, toml::Spanned<RawType>>,
 }
 
-/// One relationship type, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RelationshipType {
-    /// The table name, e.g. `best_friends`.
-    pub key: String,
-    pub name: String,
-    pub description: String,
-    pub treatment: String,
-    /// In `DIMENSIONS` order.
-    pub prototype: [f32; 10],
+/// `file` when given, else the built-in catalogue.
+pub fn load(file: Option<&Path>) -> Result<RelationshipCatalogue, Problems> {
+    let (text, name) = data_file::read(
+        file,
+        BUILT_IN,
+        "<built-in relationship-types.toml>",
+        "the relationship types",
+    )?;
+    parse(&text, &name)
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct RelationshipCatalogue {
-    pub types: Vec<RelationshipType>,
-}
-
-impl RelationshipCatalogue {
-    /// `file` when given, else the built-in catalogue.
-    pub fn load(file: Option<&Path>) -> Result<RelationshipCatalogue, Problems> {
-        let (text, name) = data_file::read(
-            file,
-            BUILT_IN,
-            "<built-in relationship-types.toml>",
-            "the relationship types",
-        )?;
-        RelationshipCatalogue::parse(&text, &name)
-    }
-
-    /// Parses and validates a catalogue; every problem is reported, with its line.
-    pub fn parse(text: &str, file: &str) -> Result<RelationshipCatalogue, Problems> {
-        let source = DataFile { text, file };
-        let raw: RawFile = source.deserialize()?;
-        let mut problems = Vec::new();
-        let mut types = Vec::new();
-        for (key, spanned) in raw.types {
-            let line = Some(source.line_of(spanned.span().start));
-            let raw = spanned.into_inner();
-            let path = format!("types.{key}");
-            for (field, value) in [
-                ("name", &raw.name),
-                ("description", &raw.description),
-                ("treatment", &raw.treatment),
-            ] {
-                if value.trim().is_empty() {
-                    problems.push(source.problem(
-                        format!("{path}.{field}"),
-                        line,
-                        "is empty".into(),
-                    ));
-                }
+/// Parses and validates a catalogue; every problem is reported, with its line.
+pub fn parse(text: &str, file: &str) -> Result<RelationshipCatalogue, Problems> {
+    let source = DataFile { text, file };
+    let raw: RawFile = source.deserialize()?;
+    let mut problems = Vec::new();
+    let mut types = Vec::new();
+    for (key, spanned) in raw.types {
+        let line = Some(source.line_of(spanned.span().start));
+        let raw = spanned.into_inner();
+        let path = format!("types.{key}");
+        for (field, value) in [
+            ("name", &raw.name),
+            ("description", &raw.description),
+            ("treatment", &raw.treatment),
+        ] {
+            if value.trim().is_empty() {
+                problems.push(source.problem(format!("{path}.{field}"), line, "is empty".into()));
             }
-            let mut prototype = [0.0f32; 10];
-            for (at, dimension) in DIMENSIONS.iter().enumerate() {
-                match raw.prototype.get(*dimension) {
-                    Some(&v) if (-1.0..=1.0).contains(&v) => prototype[at] = v,
-                    Some(&v) => problems.push(source.problem(
-                        format!("{path}.prototype.{dimension}"),
-                        line,
-                        format!("{v} is outside [-1, 1]"),
-                    )),
-                    None => problems.push(source.problem(
-                        format!("{path}.prototype.{dimension}"),
-                        line,
-                        "is missing; every type places itself on all ten dimensions".into(),
-                    )),
-                }
+        }
+        let mut prototype = [0.0f32; 10];
+        for (at, dimension) in DIMENSIONS.iter().enumerate() {
+            match raw.prototype.get(*dimension) {
+                Some(&v) if (-1.0..=1.0).contains(&v) => prototype[at] = v,
+                Some(&v) => problems.push(source.problem(
+                    format!("{path}.prototype.{dimension}"),
+                    line,
+                    format!("{v} is outside [-1, 1]"),
+                )),
+                None => problems.push(source.problem(
+                    format!("{path}.prototype.{dimension}"),
+                    line,
+                    "is missing; every type places itself on all ten dimensions".into(),
+                )),
             }
-            for dimension in raw.prototype.keys() {
-                if !DIMENSIONS.contains(&dimension.as_str()) {
-                    problems.push(source.problem(
-                        format!("{path}.prototype.{dimension}"),
-                        line,
-                        format!("is not a dimension; expected {}", DIMENSIONS.join(", ")),
-                    ));
-                }
+        }
+        for dimension in raw.prototype.keys() {
+            if !DIMENSIONS.contains(&dimension.as_str()) {
+                problems.push(source.problem(
+                    format!("{path}.prototype.{dimension}"),
+                    line,
+                    format!("is not a dimension; expected {}", DIMENSIONS.join(", ")),
+                ));
             }
-            types.push(RelationshipType {
-                key,
-                name: raw.name,
-                description: raw.description,
-                treatment: raw.treatment,
-                prototype,
-            });
         }
-        if types.is_empty() && problems.is_empty() {
-            problems.push(source.problem(
-                "types".into(),
-                None,
-                "the catalogue has no relationship types".into(),
-            ));
-        }
-        if problems.is_empty() {
-            Ok(RelationshipCatalogue { types })
-        } else {
-            Err(Problems(problems))
-        }
+        types.push(RelationshipType {
+            key,
+            name: raw.name,
+            description: raw.description,
+            treatment: raw.treatment,
+            prototype,
+        });
     }
-
-    /// The type whose prototype is nearest `point` (Euclidean), with the distance.
-    pub fn nearest(&self, point: &[f32; 10]) -> (&RelationshipType, f32) {
-        self.types
-            .iter()
-            .map(|t| {
-                let d2: f32 = t
-                    .prototype
-                    .iter()
-                    .zip(point)
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum();
-                (t, d2.sqrt())
-            })
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .expect("a validated catalogue has types")
+    if types.is_empty() && problems.is_empty() {
+        problems.push(source.problem(
+            "types".into(),
+            None,
+            "the catalogue has no relationship types".into(),
+        ));
     }
-
-    pub fn get(&self, key: &str) -> Option<&RelationshipType> {
-        self.types.iter().find(|t| t.key == key)
+    if problems.is_empty() {
+        Ok(RelationshipCatalogue { types })
+    } else {
+        Err(Problems(problems))
     }
 }
 
@@ -185,7 +129,7 @@ mod tests {
 
     #[test]
     fn the_built_in_catalogue_has_the_studys_types_each_its_own_nearest() {
-        let catalogue = RelationshipCatalogue::load(None).unwrap();
+        let catalogue = load(None).unwrap();
         for key in REQUIRED {
             assert!(catalogue.get(key).is_some(), "{key} missing");
         }
@@ -214,9 +158,7 @@ mod tests {
     fn missing_dimensions_and_out_of_range_values_are_reported_with_lines() {
         let text = "# catalogue\n\n[types.odd]\nname = \"Odd\"\ndescription = \"d\"\ntreatment = \"\"\n\
                     prototype = { valence = 2.0, moodiness = 0.1 }\n";
-        let err = RelationshipCatalogue::parse(text, "r.toml")
-            .unwrap_err()
-            .to_string();
+        let err = parse(text, "r.toml").unwrap_err().to_string();
         assert!(
             err.contains("r.toml:3: types.odd.treatment: is empty"),
             "{err}"
@@ -233,9 +175,7 @@ mod tests {
             err.contains("types.odd.prototype.moodiness: is not a dimension"),
             "{err}"
         );
-        let empty = RelationshipCatalogue::parse("", "r.toml")
-            .unwrap_err()
-            .to_string();
+        let empty = parse("", "r.toml").unwrap_err().to_string();
         assert!(empty.contains("no relationship types"), "{empty}");
     }
 }

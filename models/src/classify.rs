@@ -3,29 +3,12 @@
 //! chosen for) and the phrase prototypes (the other labels, on the general vector). What
 //! `rapport classify` prints and what the pipeline stores.
 
-use std::collections::BTreeMap;
-
 use crate::prototypes::{PrototypeScore, PrototypeScorer};
 use crate::signal_branch::recipe::LABELS_TASK;
 use crate::signal_branch::{BranchError, SignalBranch};
 use crate::{Encoder, ModelError};
 
-/// A head's verdict: the most probable class and every class's probability.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct HeadVerdict {
-    pub label: String,
-    pub probability: f32,
-    pub probabilities: BTreeMap<String, f32>,
-}
-
-/// One message's signals.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct MessageSignals {
-    /// Per head, by signal name.
-    pub heads: BTreeMap<String, HeadVerdict>,
-    /// Per prototype label that applies to the speaker, by label name.
-    pub prototypes: BTreeMap<String, PrototypeScore>,
-}
+pub use rapport_domain::signals::{HeadVerdict, MessageSignals};
 
 /// Who wrote a message, for labels that apply to one side only (`hype` is the agent's,
 /// `allegation` the customer's); `None` where unknown, and then every label applies.

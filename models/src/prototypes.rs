@@ -55,17 +55,7 @@ pub struct PrototypeScorer {
     centre: Vec<f32>,
 }
 
-/// One label's verdict on one message.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PrototypeScore {
-    pub score: f32,
-    /// `score ≥ threshold`; false for an uncalibrated label.
-    pub flagged: bool,
-    /// `score − threshold`: how far over (or under) the calibrated cut, for consumers that
-    /// weigh near misses (customer profiles); `None` for an uncalibrated label.
-    #[serde(default)]
-    pub above_threshold: Option<f32>,
-}
+pub use rapport_domain::signals::PrototypeScore;
 
 /// `v − centre`, scaled back to unit length.
 fn centred(vector: &[f32], centre: &[f32]) -> Vec<f32> {

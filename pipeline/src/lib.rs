@@ -8,22 +8,19 @@ pub mod api;
 pub mod bearer;
 pub mod bus;
 pub mod checkpoint;
-pub mod cues;
 pub mod daemon;
 pub mod dlq;
-pub mod flags;
 pub mod histogram;
 pub mod identities;
 pub mod ingest;
-pub mod interaction;
 pub mod nats_server;
-pub mod profile;
 pub mod queries;
 pub mod redact;
 pub mod store;
 pub mod subjects;
-#[cfg(test)]
-mod testing;
+
+/// The domain core's modules, where the pipeline has always named them.
+pub use rapport_domain::{cues, flags, interaction, profile};
 
 pub use bus::{Bus, BusError, Published, Publisher};
 pub use checkpoint::Checkpoints;

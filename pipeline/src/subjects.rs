@@ -60,7 +60,7 @@ mod tests {
 
     #[test]
     fn every_subject_falls_under_its_stream() {
-        let mut record = crate::testing::stored(Default::default()).interaction;
+        let mut record = rapport_domain::testing::stored(Default::default()).interaction;
         record.connector = "mail.eu support".into();
         let subject = interaction(&record);
         assert_eq!(subject, "rapport.interactions.email.mail_eu_support");

@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 
-use rapport_config::relationships::{DIMENSIONS, RelationshipCatalogue};
+use crate::relationships::{DIMENSIONS, RelationshipCatalogue};
 use rapport_connectors::Role;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -510,8 +510,35 @@ mod tests {
         complaint_threshold: 0.8,
     };
 
+    /// The shipped catalogue (`config/relationship-types.toml`; `rapport_config` checks it,
+    /// the tests here only need its points).
     fn catalogue() -> RelationshipCatalogue {
-        RelationshipCatalogue::load(None).unwrap()
+        #[derive(serde::Deserialize)]
+        struct File {
+            types: BTreeMap<String, Type>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Type {
+            name: String,
+            description: String,
+            treatment: String,
+            prototype: BTreeMap<String, f32>,
+        }
+        let file: File =
+            toml::from_str(include_str!("../../config/relationship-types.toml")).unwrap();
+        RelationshipCatalogue {
+            types: file
+                .types
+                .into_iter()
+                .map(|(key, t)| crate::relationships::RelationshipType {
+                    key,
+                    name: t.name,
+                    description: t.description,
+                    treatment: t.treatment,
+                    prototype: DIMENSIONS.map(|d| t.prototype[d]),
+                })
+                .collect(),
+        }
     }
 
     fn build_from(messages: &[StoredInteraction]) -> BuiltProfile {

@@ -2,8 +2,8 @@
 //! what the models read in it, and the readings of those signals every rule shares
 //! (profiles, flags). No I/O: the store keeps it, queries return it.
 
+use crate::signals::MessageSignals;
 use rapport_connectors::Interaction;
-use rapport_models::classify::MessageSignals;
 use serde::{Deserialize, Serialize};
 
 /// One analysed interaction as stored: the record (text already redacted), who it belongs

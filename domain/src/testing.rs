@@ -1,12 +1,12 @@
-//! Stored interactions with hand-set signals, for the profile and flag rules' tests.
+//! Analysed interactions with hand-set signals, for the tests of the rules (here and in
+//! the crates above).
 
 use std::collections::BTreeMap;
 
 use rapport_connectors::{Author, Channel, Interaction, Role};
-use rapport_models::classify::{HeadVerdict, MessageSignals};
-use rapport_models::prototypes::PrototypeScore;
 
-use crate::store::StoredInteraction;
+use crate::interaction::StoredInteraction;
+use crate::signals::{HeadVerdict, MessageSignals, PrototypeScore};
 
 /// Sentiment as P(negative), P(neutral), P(positive).
 pub type Sentiment = (f32, f32, f32);
