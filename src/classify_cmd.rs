@@ -11,19 +11,26 @@ use crate::model_loading::load_classifier;
 #[derive(clap::Args, Debug)]
 pub struct ClassifyArgs {
     /// Who wrote the lines: customer or agent (labels for the other side are left out).
-    #[arg(long, value_parser = ["customer", "agent"])]
-    pub speaker: Option<String>,
+    #[arg(long, value_enum)]
+    pub speaker: Option<SpeakerArg>,
     /// One JSON object per line (the default is a short human-readable line).
     #[arg(long)]
     pub json: bool,
 }
 
-pub(crate) fn parse_speaker(name: &str) -> Option<rapport_models::classify::Speaker> {
-    use rapport_models::classify::Speaker;
-    match name {
-        "customer" => Some(Speaker::Customer),
-        "agent" => Some(Speaker::Agent),
-        _ => None,
+/// `--speaker`: who wrote the lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpeakerArg {
+    Customer,
+    Agent,
+}
+
+impl From<SpeakerArg> for rapport_models::classify::Speaker {
+    fn from(speaker: SpeakerArg) -> Self {
+        match speaker {
+            SpeakerArg::Customer => rapport_models::classify::Speaker::Customer,
+            SpeakerArg::Agent => rapport_models::classify::Speaker::Agent,
+        }
     }
 }
 
@@ -34,7 +41,7 @@ const CLASSIFY_CHUNK: usize = 256;
 pub fn classify(config: &Config, args: &ClassifyArgs) -> Result<(), u8> {
     use std::io::BufRead;
     let classifier = load_classifier(config)?;
-    let speaker = args.speaker.as_deref().and_then(parse_speaker);
+    let speaker = args.speaker.map(rapport_models::classify::Speaker::from);
     let stdin = std::io::stdin().lock();
     let mut lines = stdin.lines();
     let mut out = std::io::stdout().lock();

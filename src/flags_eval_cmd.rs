@@ -20,7 +20,7 @@ use rapport_pipeline::store::StoredInteraction;
 use crate::analysis_cmd::flag_rules;
 use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, fail};
 use crate::model_loading::load_classifier;
-use crate::signal_args::EvalArgs;
+use crate::signal_args::{EvalArgs, Half};
 
 /// The corpus file the flag set's tweet ids point into.
 const COMPLAINTS: &str = "labelled/complaints/train.csv";
@@ -45,13 +45,13 @@ pub fn eval_flags(config: &Config, args: &EvalArgs) -> Result<(), u8> {
         read_flag_tweets(&args.file, &corpus.join(COMPLAINTS)).map_err(fail(EXIT_CONFIG))?;
     let tweets: Vec<_> = tweets
         .into_iter()
-        .filter(|t| args.half == "all" || t.half == args.half)
+        .filter(|t| args.half == Half::All || t.half == args.half.name())
         .collect();
     if tweets.is_empty() {
         return Err(fail(EXIT_CONFIG)(format!(
             "{}: no tweets in half {:?}",
             args.file.display(),
-            args.half
+            args.half.name()
         )));
     }
     let classifier = load_classifier(config)?;
@@ -140,7 +140,7 @@ pub fn eval_flags(config: &Config, args: &EvalArgs) -> Result<(), u8> {
             "{}",
             serde_json::json!({
                 "file": args.file,
-                "half": args.half,
+                "half": args.half.name(),
                 "tweets": tweets.len(),
                 "flags": flags,
                 "two_flags_for_one_cause": two_for_one_cause,
@@ -154,7 +154,7 @@ pub fn eval_flags(config: &Config, args: &EvalArgs) -> Result<(), u8> {
             "{}: {} tweets ({}), flags as the pipeline raises them on a customer's public post",
             args.file.display(),
             tweets.len(),
-            args.half
+            args.half.name()
         );
         let _ = writeln!(
             out,

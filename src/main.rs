@@ -47,10 +47,37 @@ struct Cli {
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Log format for people (text) or log shippers (json); overrides log.format.
-    #[arg(long, global = true, value_parser = ["text", "json"])]
-    log_format: Option<String>,
+    #[arg(long, global = true)]
+    log_format: Option<LogFormatArg>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format`: `log.format`'s values.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+/// `rapport run --role`: which part of the daemon this process runs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RunRole {
+    All,
+    Connectors,
+    Workers,
+    Alerter,
+}
+
+impl From<RunRole> for Role {
+    fn from(role: RunRole) -> Role {
+        match role {
+            RunRole::All => Role::All,
+            RunRole::Connectors => Role::Connectors,
+            RunRole::Workers => Role::Workers,
+            RunRole::Alerter => Role::Alerter,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -58,8 +85,8 @@ enum Command {
     /// Run the daemon: connectors, analysis workers with the HTTP API, and the alerter.
     Run {
         /// Run only part of Rapport in this process.
-        #[arg(long, value_parser = ["all", "connectors", "workers", "alerter"], default_value = "all")]
-        role: String,
+        #[arg(long, value_enum, default_value_t = RunRole::All)]
+        role: RunRole,
     },
     /// Import files once: e-mail (.eml, mbox, Maildir), chat, call and social exports.
     Ingest {
@@ -315,15 +342,10 @@ async fn dispatch(cli: Cli) -> u8 {
     };
     // One-off commands report through their own output; only the daemon logs progress.
     let daemon = matches!(cli.command, Command::Run { .. });
-    init_logging(&config, cli.log_format.as_deref(), daemon);
+    init_logging(&config, cli.log_format, daemon);
     match cli.command {
         Command::Run { role } => {
-            let role = match role.as_str() {
-                "connectors" => Role::Connectors,
-                "workers" => Role::Workers,
-                "alerter" => Role::Alerter,
-                _ => Role::All,
-            };
+            let role = Role::from(role);
             let analyzer = if role.runs_workers() {
                 match analysis_cmd::load_analyzer(&config) {
                     Ok(analyzer) => Some(analyzer),
@@ -688,7 +710,7 @@ fn progress_bar(quiet: bool) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-fn init_logging(config: &Config, format_flag: Option<&str>, daemon: bool) {
+fn init_logging(config: &Config, format_flag: Option<LogFormatArg>, daemon: bool) {
     let level = if daemon {
         config.settings.log.level.as_str()
     } else {
@@ -700,7 +722,7 @@ fn init_logging(config: &Config, format_flag: Option<&str>, daemon: bool) {
         tracing_subscriber::EnvFilter::new(format!("{level},qdrant_edge=error"))
     });
     let json = match format_flag {
-        Some(f) => f == "json",
+        Some(f) => f == LogFormatArg::Json,
         None => config.settings.log.format == LogFormat::Json,
     };
     let builder = tracing_subscriber::fmt()

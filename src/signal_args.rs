@@ -7,6 +7,53 @@ use rapport_models::train::TrainOptions;
 
 use crate::exit::{EXIT_CONFIG, fail};
 
+/// A frozen-vector head's architecture (`--architecture`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum HeadChoice {
+    /// Both; the MLP only if it beats linear by 0.01 held-back macro-F1.
+    Auto,
+    Linear,
+    Mlp,
+}
+
+/// The head `eval --cv` cross-validates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CvHead {
+    Linear,
+    Mlp,
+}
+
+impl std::fmt::Display for CvHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CvHead::Linear => "linear",
+            CvHead::Mlp => "mlp",
+        })
+    }
+}
+
+/// Which half of the team's flag set `eval --flags` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Half {
+    /// The reported half, never used for choosing.
+    #[value(name = "held_back")]
+    HeldBack,
+    /// The half rules and thresholds are chosen on.
+    Dev,
+    All,
+}
+
+impl Half {
+    /// As `labels.csv` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Half::HeldBack => "held_back",
+            Half::Dev => "dev",
+            Half::All => "all",
+        }
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
     /// A labelled file: TweetEval `<split>_text.txt`, a JSON list of {text, label}, or a
@@ -24,8 +71,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub encoder: Option<String>,
     /// Head for --cv: linear (logistic regression) or mlp.
-    #[arg(long, default_value = "linear", value_parser = ["linear", "mlp"])]
-    pub architecture: String,
+    #[arg(long, value_enum, default_value_t = CvHead::Linear)]
+    pub architecture: CvHead,
     #[command(flatten)]
     pub training: TrainingFlags,
     /// The file is the team's flag set (`models/eval/flags-dev/labels.csv`, joined with
@@ -43,8 +90,8 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 1000)]
     pub queries: usize,
     /// With --flags: `held_back` (the reported half), `dev` or `all`.
-    #[arg(long, default_value = "held_back", value_parser = ["held_back", "dev", "all"])]
-    pub half: String,
+    #[arg(long, value_enum, default_value_t = Half::HeldBack)]
+    pub half: Half,
     #[arg(long)]
     pub json: bool,
 }
@@ -75,8 +122,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub encoder: Option<String>,
     /// auto trains both and keeps the MLP only if it beats linear by 0.01 held-back macro-F1.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "linear", "mlp"])]
-    pub architecture: String,
+    #[arg(long, value_enum, default_value_t = HeadChoice::Auto)]
+    pub architecture: HeadChoice,
     #[command(flatten)]
     pub training: TrainingFlags,
     /// The labelled corpus (default $RAPPORT_CORPUS).

@@ -20,7 +20,7 @@ use rapport_models::{Encoder, labelled};
 
 use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, fail};
 use crate::model_loading::load_encoder;
-use crate::signal_args::{EvalArgs, TrainArgs, training_sources};
+use crate::signal_args::{CvHead, EvalArgs, HeadChoice, TrainArgs, training_sources};
 
 /// The MLP candidate's hidden width.
 const MLP_HIDDEN: usize = 256;
@@ -143,9 +143,9 @@ pub fn eval(config: &Config, args: &EvalArgs) -> Result<(), u8> {
     let started = std::time::Instant::now();
     let vectors = embed_cached(config, &encoder, &data.texts)?;
     let embed_seconds = started.elapsed().as_secs_f64();
-    let architecture = match args.architecture.as_str() {
-        "mlp" => Architecture::Mlp { hidden: MLP_HIDDEN },
-        _ => Architecture::Linear,
+    let architecture = match args.architecture {
+        CvHead::Mlp => Architecture::Mlp { hidden: MLP_HIDDEN },
+        CvHead::Linear => Architecture::Linear,
     };
     let options = args.training.options();
     let started = std::time::Instant::now();
@@ -325,10 +325,10 @@ pub fn train(config: &Config, args: &TrainArgs) -> Result<(), u8> {
         .collect();
 
     let options = args.training.options();
-    let architectures = match args.architecture.as_str() {
-        "linear" => vec![Architecture::Linear],
-        "mlp" => vec![Architecture::Mlp { hidden: MLP_HIDDEN }],
-        _ => vec![
+    let architectures = match args.architecture {
+        HeadChoice::Linear => vec![Architecture::Linear],
+        HeadChoice::Mlp => vec![Architecture::Mlp { hidden: MLP_HIDDEN }],
+        HeadChoice::Auto => vec![
             Architecture::Linear,
             Architecture::Mlp { hidden: MLP_HIDDEN },
         ],
