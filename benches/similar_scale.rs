@@ -14,8 +14,8 @@ use rapport_models::classify::MessageSignals;
 use rapport_pipeline::profile::{CustomerProfile, Relationship, SentimentTrajectory};
 use rapport_pipeline::queries;
 use rapport_pipeline::store::{
-    CustomerPoint, CustomerSpace, EdgeStore, InteractionFilter, InteractionPoint, Store,
-    StoredInteraction,
+    AnalysedInteraction, CustomerPoint, CustomerSpace, EdgeStore, InteractionFilter,
+    InteractionPoint, Store,
 };
 
 const DIMS: usize = 384;
@@ -144,7 +144,7 @@ async fn main() {
                 interaction.id = format!("bench:{i}");
                 interaction.conversation_id = format!("conv-{}", i / 4);
                 InteractionPoint {
-                    stored: StoredInteraction {
+                    stored: AnalysedInteraction {
                         interaction,
                         customer_id: Some(format!("cust-{}", i % customers)),
                         signals: MessageSignals {

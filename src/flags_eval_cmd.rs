@@ -15,7 +15,7 @@ use rapport_models::classify::Speaker;
 use rapport_models::prototypes::PrecisionRecall;
 use rapport_models::signal_branch::recipe::{FLAG_SET_LABELS, read_flag_tweets};
 use rapport_pipeline::flags::{FlagKind, conversation_flags};
-use rapport_pipeline::store::StoredInteraction;
+use rapport_pipeline::store::AnalysedInteraction;
 
 use crate::analysis_cmd::flag_rules;
 use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, fail};
@@ -65,7 +65,7 @@ pub fn eval_flags(config: &Config, args: &EvalArgs) -> Result<(), u8> {
     let mut flags_per_message = BTreeMap::<usize, usize>::new();
     let mut misses = Vec::new();
     for (tweet, (vector, signals)) in tweets.iter().zip(results) {
-        let stored = StoredInteraction {
+        let stored = AnalysedInteraction {
             interaction: Interaction {
                 id: format!("flag-set:{}", tweet.tweet_id),
                 conversation_id: format!("flag-set:{}", tweet.tweet_id),

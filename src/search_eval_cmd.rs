@@ -23,7 +23,7 @@ use rapport_models::train::Rng;
 use rapport_models::{Encoder, labelled};
 use rapport_pipeline::queries::{TERMS_WEIGHT, below_floor, find_interactions};
 use rapport_pipeline::store::{
-    EdgeStore, InteractionFilter, InteractionPoint, Store, StoredInteraction, Terms,
+    AnalysedInteraction, EdgeStore, InteractionFilter, InteractionPoint, Store, Terms,
 };
 
 use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, fail};
@@ -270,8 +270,8 @@ async fn measure_variants(
     Ok(all)
 }
 
-fn stored(d: &Document) -> StoredInteraction {
-    StoredInteraction {
+fn stored(d: &Document) -> AnalysedInteraction {
+    AnalysedInteraction {
         interaction: Interaction {
             id: d.id.clone(),
             conversation_id: d.id.clone(),

@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::interaction::StoredInteraction;
+use crate::interaction::AnalysedInteraction;
 use crate::profile::CustomerProfile;
 use rapport_connectors::Role;
 
@@ -222,7 +222,7 @@ fn severity_of(probability: f32) -> Severity {
     }
 }
 
-fn is_customer(stored: &StoredInteraction) -> bool {
+fn is_customer(stored: &AnalysedInteraction) -> bool {
     matches!(
         stored.interaction.author.role,
         Role::Customer | Role::Unknown
@@ -231,7 +231,7 @@ fn is_customer(stored: &StoredInteraction) -> bool {
 
 /// Whether a message carries prototype label `label`: the label fired, or the message
 /// says it in one of the label's phrases ([`crate::cues`]).
-fn flagged(stored: &StoredInteraction, label: &str) -> bool {
+fn flagged(stored: &AnalysedInteraction, label: &str) -> bool {
     stored
         .signals
         .prototypes
@@ -245,7 +245,7 @@ fn flagged(stored: &StoredInteraction, label: &str) -> bool {
 /// rather than a complaint to the company: the complaint head, trained on messages to
 /// companies, reads step-by-step instructions as problem reports (P 0.91–0.93 on the demo
 /// superuser's answers), so such replies raise no complaint.
-pub fn answers_peer_question(reply: &StoredInteraction, parent: &StoredInteraction) -> bool {
+pub fn answers_peer_question(reply: &AnalysedInteraction, parent: &AnalysedInteraction) -> bool {
     reply.interaction.public
         && is_customer(reply)
         && reply.interaction.in_reply_to.as_deref() == Some(parent.interaction.id.as_str())
@@ -256,8 +256,8 @@ pub fn answers_peer_question(reply: &StoredInteraction, parent: &StoredInteracti
 }
 
 /// Whether a customer message says the company misled them: the label, on a message that
-/// reads as a complaint ([`StoredInteraction::may_allege`]).
-pub fn alleges_misleading(stored: &StoredInteraction) -> bool {
+/// reads as a complaint ([`AnalysedInteraction::may_allege`]).
+pub fn alleges_misleading(stored: &AnalysedInteraction) -> bool {
     flagged(stored, "allegation") && stored.may_allege()
 }
 
@@ -266,7 +266,7 @@ fn new_flag(
     reason: &str,
     cause: &str,
     severity: Severity,
-    evidence: &[&StoredInteraction],
+    evidence: &[&AnalysedInteraction],
 ) -> Flag {
     let first = evidence[0];
     let id = if reason.is_empty() {
@@ -308,7 +308,7 @@ fn excerpt(text: &str) -> String {
 /// Whether `stored` could give its conversation a flag it did not have: a customer message
 /// that meets a rule, or an agent's (or bot's) reply, which may evade an earlier complaint.
 /// Conversations of other messages need no second look.
-pub fn may_raise(stored: &StoredInteraction, rules: &FlagRules) -> bool {
+pub fn may_raise(stored: &AnalysedInteraction, rules: &FlagRules) -> bool {
     if !is_customer(stored) {
         return true;
     }
@@ -322,10 +322,10 @@ pub fn may_raise(stored: &StoredInteraction, rules: &FlagRules) -> bool {
 /// The flags one conversation raises, from all of its stored interactions (any order;
 /// vectors alongside, for judging whether a reply answers a complaint).
 pub fn conversation_flags(
-    conversation: &[(StoredInteraction, Vec<f32>)],
+    conversation: &[(AnalysedInteraction, Vec<f32>)],
     rules: &FlagRules,
 ) -> Vec<Flag> {
-    let mut items: Vec<&(StoredInteraction, Vec<f32>)> = conversation.iter().collect();
+    let mut items: Vec<&(AnalysedInteraction, Vec<f32>)> = conversation.iter().collect();
     items.sort_by(|a, b| {
         (a.0.interaction.occurred_at, &a.0.interaction.id)
             .cmp(&(b.0.interaction.occurred_at, &b.0.interaction.id))
@@ -334,12 +334,12 @@ pub fn conversation_flags(
         return Vec::new();
     };
     let cause = first.0.interaction.conversation_id.clone();
-    let answers_a_peer = |s: &StoredInteraction| {
+    let answers_a_peer = |s: &AnalysedInteraction| {
         items
             .iter()
             .any(|(parent, _)| answers_peer_question(s, parent))
     };
-    let complaint_of = |s: &StoredInteraction| {
+    let complaint_of = |s: &AnalysedInteraction| {
         (is_customer(s) && !answers_a_peer(s))
             .then(|| s.complaint_probability())
             .flatten()
@@ -347,13 +347,13 @@ pub fn conversation_flags(
     };
     let mut flags = Vec::new();
 
-    let complaints: Vec<(&StoredInteraction, f32)> = items
+    let complaints: Vec<(&AnalysedInteraction, f32)> = items
         .iter()
         .filter_map(|(s, _)| complaint_of(s).map(|p| (s, p)))
         .collect();
     if !complaints.is_empty() {
         let top = complaints.iter().map(|(_, p)| *p).fold(0.0, f32::max);
-        let evidence: Vec<&StoredInteraction> = complaints.iter().map(|(s, _)| *s).collect();
+        let evidence: Vec<&AnalysedInteraction> = complaints.iter().map(|(s, _)| *s).collect();
         let public = evidence.iter().any(|s| s.interaction.public);
         let severity = if public {
             Severity::High
@@ -365,7 +365,7 @@ pub fn conversation_flags(
         flags.push(flag);
     }
 
-    let allegations: Vec<&StoredInteraction> = items
+    let allegations: Vec<&AnalysedInteraction> = items
         .iter()
         .map(|(s, _)| s)
         .filter(|s| is_customer(s) && alleges_misleading(s))
@@ -414,7 +414,7 @@ pub fn conversation_flags(
         flags.push(flag);
     }
 
-    let threats: Vec<&StoredInteraction> = items
+    let threats: Vec<&AnalysedInteraction> = items
         .iter()
         .map(|(s, _)| s)
         .filter(|s| is_customer(s) && flagged(s, "churn_threat"))
@@ -434,7 +434,7 @@ pub fn conversation_flags(
 /// The superuser flag of a profile, once it has answered enough other customers.
 pub fn superuser_flag(
     profile: &CustomerProfile,
-    answers: &[&StoredInteraction],
+    answers: &[&AnalysedInteraction],
     rules: &FlagRules,
 ) -> Option<Flag> {
     if profile.answers_to_others < rules.superuser_min_answers || answers.is_empty() {
@@ -463,11 +463,11 @@ mod tests {
         superuser_min_answers: 5,
     };
 
-    fn conversation(messages: Vec<(StoredInteraction, Vec<f32>)>) -> Vec<Flag> {
+    fn conversation(messages: Vec<(AnalysedInteraction, Vec<f32>)>) -> Vec<Flag> {
         conversation_flags(&messages, &RULES)
     }
 
-    fn complaint(public: bool) -> StoredInteraction {
+    fn complaint(public: bool) -> AnalysedInteraction {
         stored(Message {
             id: "c1",
             text: "I was charged twice, refund me now",
@@ -477,7 +477,7 @@ mod tests {
         })
     }
 
-    fn reply(text: &str, labels: &'static [&'static str]) -> StoredInteraction {
+    fn reply(text: &str, labels: &'static [&'static str]) -> AnalysedInteraction {
         stored(Message {
             id: "r1",
             role: Role::Agent,

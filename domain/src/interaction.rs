@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// One analysed interaction as stored: the record (text already redacted), who it belongs
 /// to, and what the models read in it. This is also the payload queries get back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredInteraction {
+pub struct AnalysedInteraction {
     #[serde(flatten)]
     pub interaction: Interaction,
     /// The customer this interaction is from or about; `None` for an agent's or bot's
@@ -25,7 +25,7 @@ pub struct StoredInteraction {
 /// 0.34–0.36. The cut costs the dev set no allegation.
 pub const ALLEGATION_MIN_COMPLAINT: f32 = 0.5;
 
-impl StoredInteraction {
+impl AnalysedInteraction {
     /// P(positive) − P(negative) of the sentiment head, if it ran.
     pub fn valence(&self) -> Option<f32> {
         let p = &self.signals.heads.get("sentiment")?.probabilities;

@@ -28,7 +28,7 @@ use rapport_connectors::Role;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::interaction::StoredInteraction;
+use crate::interaction::AnalysedInteraction;
 
 /// The most recent interactions a profile is computed from; older ones weigh
 /// `2^-(age/half-life)` and would change nothing visible.
@@ -58,7 +58,7 @@ pub struct ProfileRules {
 
 /// One stored interaction as the profile reads it.
 pub struct ProfileInput<'a> {
-    pub stored: &'a StoredInteraction,
+    pub stored: &'a AnalysedInteraction,
     pub vector: &'a [f32],
     /// A public reply to another customer's post (community help).
     pub answers_another_customer: bool,
@@ -182,7 +182,7 @@ enum Dimension {
 /// without phrases, falling linearly to 0 at [`NEAR_MISS_BAND`] below the threshold (a
 /// label with phrases has those to catch what the threshold misses, and its near misses
 /// are mostly other topics); 0 for a label that did not run.
-fn strength(stored: &StoredInteraction, label: &str) -> f32 {
+fn strength(stored: &AnalysedInteraction, label: &str) -> f32 {
     if crate::cues::says(label, &stored.interaction.text) {
         return 1.0;
     }
@@ -281,7 +281,7 @@ pub fn message_evidence(input: &ProfileInput, rules: &ProfileRules) -> Evidence 
     e
 }
 
-fn is_customer_message(stored: &StoredInteraction) -> bool {
+fn is_customer_message(stored: &AnalysedInteraction) -> bool {
     matches!(
         stored.interaction.author.role,
         Role::Customer | Role::Unknown
@@ -541,7 +541,7 @@ mod tests {
         }
     }
 
-    fn build_from(messages: &[StoredInteraction]) -> BuiltProfile {
+    fn build_from(messages: &[AnalysedInteraction]) -> BuiltProfile {
         let vectors: Vec<Vec<f32>> = (0..messages.len())
             .map(|i| vec![1.0, i as f32, 0.0])
             .collect();
@@ -563,7 +563,7 @@ mod tests {
 
     #[test]
     fn a_threatening_complainer_leans_to_leaving_and_leverage() {
-        let messages: Vec<StoredInteraction> = (0..4)
+        let messages: Vec<AnalysedInteraction> = (0..4)
             .map(|i| {
                 stored(Message {
                     id: ["a", "b", "c", "d"][i],
@@ -598,7 +598,7 @@ mod tests {
 
     #[test]
     fn the_same_history_in_any_order_gives_the_same_profile() {
-        let mut messages: Vec<StoredInteraction> = (0..6)
+        let mut messages: Vec<AnalysedInteraction> = (0..6)
             .map(|i| {
                 stored(Message {
                     id: ["a", "b", "c", "d", "e", "f"][i],

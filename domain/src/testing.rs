@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rapport_connectors::{Author, Channel, Interaction, Role};
 
-use crate::interaction::StoredInteraction;
+use crate::interaction::AnalysedInteraction;
 use crate::signals::{HeadVerdict, MessageSignals, PrototypeScore};
 
 /// Sentiment as P(negative), P(neutral), P(positive).
@@ -57,7 +57,7 @@ fn verdict(classes: &[(&str, f32)]) -> HeadVerdict {
     }
 }
 
-pub fn stored(m: Message) -> StoredInteraction {
+pub fn stored(m: Message) -> AnalysedInteraction {
     let (neg, neu, pos) = m.sentiment;
     let mut heads = BTreeMap::new();
     heads.insert(
@@ -85,7 +85,7 @@ pub fn stored(m: Message) -> StoredInteraction {
             )
         })
         .collect();
-    StoredInteraction {
+    AnalysedInteraction {
         interaction: Interaction {
             id: m.id.into(),
             conversation_id: m.conversation.into(),

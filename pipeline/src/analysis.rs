@@ -42,7 +42,9 @@ use crate::histogram::{self, Histogram};
 use crate::identities::Identities;
 use crate::profile::{self, ProfileInput, ProfileRules};
 use crate::redact::Redactor;
-use crate::store::{CustomerPoint, InteractionFilter, InteractionPoint, Store, StoredInteraction};
+use crate::store::{
+    AnalysedInteraction, CustomerPoint, InteractionFilter, InteractionPoint, Store,
+};
 use rapport_config::relationships::RelationshipCatalogue;
 
 /// The dead-letter stage of this worker: `rapport.dlq.analysis`.
@@ -326,7 +328,7 @@ async fn analyse_batch(
             .zip(classified)
             .map(
                 |((interaction, customer_id), (vector, signals))| InteractionPoint {
-                    stored: StoredInteraction {
+                    stored: AnalysedInteraction {
                         interaction,
                         customer_id,
                         signals,
@@ -465,7 +467,8 @@ async fn follow_up<S: Store>(
     )
     .await?;
 
-    let mut by_conversation: BTreeMap<String, Vec<(StoredInteraction, Vec<f32>)>> = BTreeMap::new();
+    let mut by_conversation: BTreeMap<String, Vec<(AnalysedInteraction, Vec<f32>)>> =
+        BTreeMap::new();
     if !conversations.is_empty() {
         let those = InteractionFilter {
             any_conversation: conversations.iter().cloned().collect(),
@@ -538,7 +541,7 @@ pub async fn rebuild_profiles<S: Store>(
     let mut superusers: Vec<(Flag, Vec<f32>)> = Vec::new();
     let mut profiles = Vec::with_capacity(customers.len());
     // One query for the batch's customers, then each customer's latest history.
-    let mut histories: BTreeMap<String, Vec<(StoredInteraction, Vec<f32>)>> = BTreeMap::new();
+    let mut histories: BTreeMap<String, Vec<(AnalysedInteraction, Vec<f32>)>> = BTreeMap::new();
     let all_of_them = InteractionFilter {
         any_customer: customers.iter().cloned().collect(),
         ..Default::default()
@@ -572,7 +575,7 @@ pub async fn rebuild_profiles<S: Store>(
         let Some(built) = profile::build(customer, &inputs, catalogue, profile_rules) else {
             continue;
         };
-        let answering: Vec<&StoredInteraction> = history
+        let answering: Vec<&AnalysedInteraction> = history
             .iter()
             .map(|(s, _)| s)
             .filter(|s| answers.contains(&s.interaction.id))
@@ -594,9 +597,9 @@ pub async fn rebuild_profiles<S: Store>(
 /// thanks and chatter do not count): community help, the superuser signal.
 async fn answers_to_other_customers<S: Store>(
     store: &S,
-    history: &[(StoredInteraction, Vec<f32>)],
+    history: &[(AnalysedInteraction, Vec<f32>)],
 ) -> Result<BTreeSet<String>, String> {
-    let replies: Vec<&StoredInteraction> = history
+    let replies: Vec<&AnalysedInteraction> = history
         .iter()
         .map(|(s, _)| s)
         .filter(|s| s.interaction.public && s.interaction.in_reply_to.is_some())

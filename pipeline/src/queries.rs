@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::flags::Flag;
 use crate::profile::{CustomerProfile, Relationship};
 use crate::store::{
-    CustomerPoint, CustomerSpace, FlagFilter, InteractionFilter, Scored, Store, StoreError,
-    StoredInteraction, Terms,
+    AnalysedInteraction, CustomerPoint, CustomerSpace, FlagFilter, InteractionFilter, Scored,
+    Store, StoreError, Terms,
 };
 
 /// A channel by its name in the data (`email`, `chat`, `call`, `social`).
@@ -161,7 +161,7 @@ pub async fn find_interactions<S: Store>(
     filter: &InteractionFilter,
     limit: usize,
     terms_weight: f32,
-) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
+) -> Result<Vec<Scored<AnalysedInteraction>>, StoreError> {
     let candidates = limit.max(FUSION_CANDIDATES);
     let meaning = store
         .search_interactions(vector, filter, candidates)
@@ -183,21 +183,21 @@ pub async fn find_interactions<S: Store>(
 /// the meaning list lacks was not among the nearest, so it starts from the last of them
 /// (an upper bound of its cosine): words alone lift it only as far as `terms_weight`.
 fn fuse(
-    meaning: Vec<Scored<StoredInteraction>>,
-    words: Vec<Scored<StoredInteraction>>,
+    meaning: Vec<Scored<AnalysedInteraction>>,
+    words: Vec<Scored<AnalysedInteraction>>,
     query: &Terms,
     terms_weight: f32,
     limit: usize,
-) -> Vec<Scored<StoredInteraction>> {
+) -> Vec<Scored<AnalysedInteraction>> {
     let farthest = meaning.last().map_or(0.0, |s| s.score);
-    let lift = |hit: &Scored<StoredInteraction>| {
+    let lift = |hit: &Scored<AnalysedInteraction>| {
         terms_weight * query_share(query, &Terms::of_document(&hit.item.interaction.text))
     };
     let mut seen: std::collections::HashSet<String> = meaning
         .iter()
         .map(|s| s.item.interaction.id.clone())
         .collect();
-    let mut fused: Vec<Scored<StoredInteraction>> = meaning
+    let mut fused: Vec<Scored<AnalysedInteraction>> = meaning
         .into_iter()
         .map(|hit| Scored {
             score: hit.score + lift(&hit),
@@ -279,7 +279,7 @@ pub async fn search<S: Store>(
     Ok(groups)
 }
 
-fn rfc3339(s: &StoredInteraction) -> String {
+fn rfc3339(s: &AnalysedInteraction) -> String {
     s.interaction
         .occurred_at
         .format(&time::format_description::well_known::Rfc3339)
@@ -401,8 +401,8 @@ pub struct CustomerView {
     pub profile: CustomerProfile,
     pub relationship_description: Option<String>,
     pub treatment: Option<String>,
-    pub evidence: Vec<StoredInteraction>,
-    pub timeline: Vec<StoredInteraction>,
+    pub evidence: Vec<AnalysedInteraction>,
+    pub timeline: Vec<AnalysedInteraction>,
     pub flags: Vec<Flag>,
     pub similar: Vec<SimilarCustomer>,
 }
@@ -513,11 +513,11 @@ pub async fn superusers<S: Store>(store: &S) -> Result<Vec<Superuser>, QueryErro
 mod tests {
     use super::*;
 
-    fn hit(id: &str, score: f32) -> Scored<StoredInteraction> {
+    fn hit(id: &str, score: f32) -> Scored<AnalysedInteraction> {
         use rapport_connectors::{Author, Channel, Interaction, Role};
         Scored {
             score,
-            item: StoredInteraction {
+            item: AnalysedInteraction {
                 interaction: Interaction {
                     id: id.into(),
                     conversation_id: id.into(),
@@ -544,7 +544,7 @@ mod tests {
         }
     }
 
-    fn ids(hits: &[Scored<StoredInteraction>]) -> Vec<&str> {
+    fn ids(hits: &[Scored<AnalysedInteraction>]) -> Vec<&str> {
         hits.iter()
             .map(|h| h.item.interaction.id.as_str())
             .collect()

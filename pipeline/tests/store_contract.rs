@@ -8,8 +8,8 @@ use rapport_models::classify::MessageSignals;
 use rapport_pipeline::flags::{Flag, FlagKind, FlagStatus, Severity};
 use rapport_pipeline::profile::{CustomerProfile, Relationship, SentimentTrajectory};
 use rapport_pipeline::store::{
-    CustomerPoint, CustomerSpace, EdgeStore, FlagFilter, InteractionFilter, InteractionPoint,
-    RemoteConfig, RemoteStore, Store, StoreError, StoredInteraction, Terms,
+    AnalysedInteraction, CustomerPoint, CustomerSpace, EdgeStore, FlagFilter, InteractionFilter,
+    InteractionPoint, RemoteConfig, RemoteStore, Store, StoreError, Terms,
 };
 use time::macros::datetime;
 
@@ -29,7 +29,7 @@ fn interaction(
     hot: usize,
 ) -> InteractionPoint {
     InteractionPoint {
-        stored: StoredInteraction {
+        stored: AnalysedInteraction {
             interaction: Interaction {
                 id: id.into(),
                 conversation_id: format!("conv-{customer}"),

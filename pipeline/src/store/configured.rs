@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use super::remote::RemoteConfig;
 use super::{
-    CustomerPoint, CustomerSpace, EdgeStore, FlagFilter, InteractionFilter, InteractionPoint,
-    RemoteStore, Scored, Store, StoreError, StoredInteraction, Terms,
+    AnalysedInteraction, CustomerPoint, CustomerSpace, EdgeStore, FlagFilter, InteractionFilter,
+    InteractionPoint, RemoteStore, Scored, Store, StoreError, Terms,
 };
 use crate::flags::{Flag, FlagStatus};
 use crate::profile::CustomerProfile;
@@ -104,7 +104,7 @@ impl Store for ConfiguredStore {
         vector: Vec<f32>,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
+    ) -> Result<Vec<Scored<AnalysedInteraction>>, StoreError> {
         dispatch!(self, s => s.search_interactions(vector, filter, limit))
     }
 
@@ -113,11 +113,11 @@ impl Store for ConfiguredStore {
         terms: Terms,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
+    ) -> Result<Vec<Scored<AnalysedInteraction>>, StoreError> {
         dispatch!(self, s => s.match_interactions(terms, filter, limit))
     }
 
-    async fn interactions(&self, ids: &[String]) -> Result<Vec<StoredInteraction>, StoreError> {
+    async fn interactions(&self, ids: &[String]) -> Result<Vec<AnalysedInteraction>, StoreError> {
         dispatch!(self, s => s.interactions(ids))
     }
 
@@ -125,7 +125,7 @@ impl Store for ConfiguredStore {
         &self,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> Result<Vec<StoredInteraction>, StoreError> {
+    ) -> Result<Vec<AnalysedInteraction>, StoreError> {
         dispatch!(self, s => s.list_interactions(filter, limit))
     }
 
@@ -133,7 +133,7 @@ impl Store for ConfiguredStore {
         &self,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> Result<Vec<(StoredInteraction, Vec<f32>)>, StoreError> {
+    ) -> Result<Vec<(AnalysedInteraction, Vec<f32>)>, StoreError> {
         dispatch!(self, s => s.list_interactions_with_vectors(filter, limit))
     }
 

@@ -32,10 +32,10 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::{
-    CUSTOMER_INDEXES, CUSTOMERS, Clause, CustomerPoint, CustomerSpace, FLAG_INDEXES, FLAGS,
-    FlagFilter, INTERACTION_INDEXES, INTERACTIONS, IndexKind, InteractionFilter, InteractionPoint,
-    RELATIONSHIP_VECTOR, SCROLL_PAGE, SEMANTIC_VECTOR, Scored, Store, StoreError,
-    StoredInteraction, TERMS_VECTOR, TEXT_VECTOR, Terms, customer_point_id, flag_point_id,
+    AnalysedInteraction, CUSTOMER_INDEXES, CUSTOMERS, Clause, CustomerPoint, CustomerSpace,
+    FLAG_INDEXES, FLAGS, FlagFilter, INTERACTION_INDEXES, INTERACTIONS, IndexKind,
+    InteractionFilter, InteractionPoint, RELATIONSHIP_VECTOR, SCROLL_PAGE, SEMANTIC_VECTOR, Scored,
+    Store, StoreError, TERMS_VECTOR, TEXT_VECTOR, Terms, customer_point_id, flag_point_id,
     interaction_payload, interaction_point_id, newest_first, payload_error, timeline, to_payload,
 };
 use crate::flags::{Flag, FlagStatus};
@@ -488,7 +488,7 @@ impl Store for EdgeStore {
         vector: Vec<f32>,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
+    ) -> Result<Vec<Scored<AnalysedInteraction>>, StoreError> {
         let filter = engine_filter(filter.clauses());
         self.blocking("search", move |inner| {
             scored(nearest(
@@ -507,7 +507,7 @@ impl Store for EdgeStore {
         terms: Terms,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
+    ) -> Result<Vec<Scored<AnalysedInteraction>>, StoreError> {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -528,7 +528,7 @@ impl Store for EdgeStore {
         .await
     }
 
-    async fn interactions(&self, ids: &[String]) -> Result<Vec<StoredInteraction>, StoreError> {
+    async fn interactions(&self, ids: &[String]) -> Result<Vec<AnalysedInteraction>, StoreError> {
         let ids = point_ids(ids, interaction_point_id);
         self.blocking("retrieve", move |inner| {
             retrieve(&inner.interactions, &ids, false)?
@@ -543,14 +543,14 @@ impl Store for EdgeStore {
         &self,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> Result<Vec<StoredInteraction>, StoreError> {
+    ) -> Result<Vec<AnalysedInteraction>, StoreError> {
         let filter = engine_filter(filter.clauses());
         let found = self
             .blocking("scroll", move |inner| {
                 scroll_all(&inner.interactions, filter, false)?
                     .into_iter()
                     .map(|record| from_payload(&record.id, record.payload))
-                    .collect::<Result<Vec<StoredInteraction>, _>>()
+                    .collect::<Result<Vec<AnalysedInteraction>, _>>()
             })
             .await?;
         Ok(timeline(found, limit, |s| s))
@@ -560,7 +560,7 @@ impl Store for EdgeStore {
         &self,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> Result<Vec<(StoredInteraction, Vec<f32>)>, StoreError> {
+    ) -> Result<Vec<(AnalysedInteraction, Vec<f32>)>, StoreError> {
         let filter = engine_filter(filter.clauses());
         let found = self
             .blocking("scroll", move |inner| {

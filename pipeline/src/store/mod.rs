@@ -5,7 +5,7 @@
 //! One [`Store`] contract, two backends behind it: [`EdgeStore`] (embedded `qdrant-edge`
 //! under the data dir, the default) and [`RemoteStore`] (a Qdrant server over gRPC, when
 //! `qdrant.url` is set, so several worker processes can share one store). Callers speak in
-//! Rapport's terms ([`StoredInteraction`], [`InteractionFilter`]); each backend translates
+//! Rapport's terms ([`AnalysedInteraction`], [`InteractionFilter`]); each backend translates
 //! them to its engine, so queries and the worker never see an engine type and moving engine
 //! version touches one file. [`ConfiguredStore`] is whichever the config names.
 
@@ -18,7 +18,7 @@ use std::future::Future;
 use rapport_connectors::Channel;
 
 use crate::flags::{Flag, FlagKind, FlagStatus};
-pub use crate::interaction::StoredInteraction;
+pub use crate::interaction::AnalysedInteraction;
 use crate::profile::CustomerProfile;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -131,7 +131,7 @@ pub fn interaction_point_id(interaction_id: &str) -> Uuid {
 /// An interaction with its embedding, ready to store.
 #[derive(Debug, Clone)]
 pub struct InteractionPoint {
-    pub stored: StoredInteraction,
+    pub stored: AnalysedInteraction,
     pub vector: Vec<f32>,
 }
 
@@ -237,7 +237,7 @@ pub trait Store: Send + Sync + 'static {
         vector: Vec<f32>,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<Scored<StoredInteraction>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Scored<AnalysedInteraction>>, StoreError>> + Send;
 
     /// The `limit` interactions whose words best match the query `terms` (BM25 with the
     /// collection's IDF), best first; none for empty terms.
@@ -246,27 +246,27 @@ pub trait Store: Send + Sync + 'static {
         terms: Terms,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<Scored<StoredInteraction>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Scored<AnalysedInteraction>>, StoreError>> + Send;
 
     /// Interactions by `Interaction.id`; unknown ids are left out.
     fn interactions(
         &self,
         ids: &[String],
-    ) -> impl Future<Output = Result<Vec<StoredInteraction>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<AnalysedInteraction>, StoreError>> + Send;
 
     /// Every interaction matching `filter`, oldest first, at most `limit` (the latest).
     fn list_interactions(
         &self,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<StoredInteraction>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<AnalysedInteraction>, StoreError>> + Send;
 
     /// As [`Store::list_interactions`], with each interaction's text vector.
     fn list_interactions_with_vectors(
         &self,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<(StoredInteraction, Vec<f32>)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(AnalysedInteraction, Vec<f32>)>, StoreError>> + Send;
 
     /// Moves what is stored under customer `from` to `to`: its interactions and flags
     /// change owner and its profile is removed (rebuild `to`'s afterwards). Returns the
@@ -346,7 +346,7 @@ fn to_payload(id: &str, value: &impl Serialize) -> Result<serde_json::Value, Sto
 }
 
 /// An interaction's payload: the stored record plus [`OCCURRED_TS`] for time filters.
-fn interaction_payload(stored: &StoredInteraction) -> Result<serde_json::Value, StoreError> {
+fn interaction_payload(stored: &AnalysedInteraction) -> Result<serde_json::Value, StoreError> {
     let mut payload = to_payload(&stored.interaction.id, stored)?;
     if let serde_json::Value::Object(map) = &mut payload {
         let ts = stored.interaction.occurred_at.unix_timestamp();
@@ -362,7 +362,11 @@ fn newest_first(mut flags: Vec<Flag>) -> Vec<Flag> {
 }
 
 /// Oldest first, the latest `limit`.
-fn timeline<T>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> &StoredInteraction) -> Vec<T> {
+fn timeline<T>(
+    mut items: Vec<T>,
+    limit: usize,
+    key: impl Fn(&T) -> &AnalysedInteraction,
+) -> Vec<T> {
     items.sort_by(|a, b| {
         let (a, b) = (key(a), key(b));
         (a.interaction.occurred_at, &a.interaction.id)

@@ -29,10 +29,10 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use super::{
-    CUSTOMER_INDEXES, CUSTOMERS, Clause, CustomerPoint, CustomerSpace, FLAG_INDEXES, FLAGS,
-    FlagFilter, INTERACTION_INDEXES, INTERACTIONS, IndexKind, InteractionFilter, InteractionPoint,
-    RELATIONSHIP_VECTOR, SCROLL_PAGE, SEMANTIC_VECTOR, Scored, Store, StoreError,
-    StoredInteraction, TERMS_VECTOR, TEXT_VECTOR, Terms, customer_point_id, flag_point_id,
+    AnalysedInteraction, CUSTOMER_INDEXES, CUSTOMERS, Clause, CustomerPoint, CustomerSpace,
+    FLAG_INDEXES, FLAGS, FlagFilter, INTERACTION_INDEXES, INTERACTIONS, IndexKind,
+    InteractionFilter, InteractionPoint, RELATIONSHIP_VECTOR, SCROLL_PAGE, SEMANTIC_VECTOR, Scored,
+    Store, StoreError, TERMS_VECTOR, TEXT_VECTOR, Terms, customer_point_id, flag_point_id,
     interaction_payload, interaction_point_id, newest_first, payload_error, timeline, to_payload,
 };
 use crate::flags::{Flag, FlagStatus};
@@ -488,7 +488,7 @@ impl Store for RemoteStore {
         vector: Vec<f32>,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
+    ) -> Result<Vec<Scored<AnalysedInteraction>>, StoreError> {
         let filter = engine_filter(filter.clauses());
         scored(
             self.nearest(&self.interactions, vector, TEXT_VECTOR, filter, limit)
@@ -501,7 +501,7 @@ impl Store for RemoteStore {
         terms: Terms,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> Result<Vec<Scored<StoredInteraction>>, StoreError> {
+    ) -> Result<Vec<Scored<AnalysedInteraction>>, StoreError> {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -513,7 +513,7 @@ impl Store for RemoteStore {
         )
     }
 
-    async fn interactions(&self, ids: &[String]) -> Result<Vec<StoredInteraction>, StoreError> {
+    async fn interactions(&self, ids: &[String]) -> Result<Vec<AnalysedInteraction>, StoreError> {
         self.retrieve(
             &self.interactions,
             point_ids(ids, interaction_point_id),
@@ -529,13 +529,13 @@ impl Store for RemoteStore {
         &self,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> Result<Vec<StoredInteraction>, StoreError> {
+    ) -> Result<Vec<AnalysedInteraction>, StoreError> {
         let found = self
             .scroll_all(&self.interactions, engine_filter(filter.clauses()), false)
             .await?
             .into_iter()
             .map(|point| from_payload(&point.id, point.payload))
-            .collect::<Result<Vec<StoredInteraction>, _>>()?;
+            .collect::<Result<Vec<AnalysedInteraction>, _>>()?;
         Ok(timeline(found, limit, |s| s))
     }
 
@@ -543,7 +543,7 @@ impl Store for RemoteStore {
         &self,
         filter: &InteractionFilter,
         limit: usize,
-    ) -> Result<Vec<(StoredInteraction, Vec<f32>)>, StoreError> {
+    ) -> Result<Vec<(AnalysedInteraction, Vec<f32>)>, StoreError> {
         let found = self
             .scroll_all(&self.interactions, engine_filter(filter.clauses()), true)
             .await?
