@@ -48,13 +48,9 @@ pub async fn test(config: &Config, name: &str) -> u8 {
         rapport_pipeline::ingest::files::parse_template(connector, &config.settings.ingest);
     match &connector.spec {
         ConnectorSpec::Files { path, .. } | ConnectorSpec::Maildir { path, .. } => {
-            let format = match &connector.spec {
-                ConnectorSpec::Files { format, .. } => format.clone(),
-                _ => None,
-            };
             let layout = match &connector.spec {
-                ConnectorSpec::Maildir { .. } => Layout::Maildir,
-                _ => Layout::Files(format.as_deref().and_then(Format::from_name)),
+                ConnectorSpec::Files { format, .. } => Layout::Files(*format),
+                _ => Layout::Maildir,
             };
             let files = match list_files(path, layout) {
                 Ok(files) => files,
@@ -78,12 +74,9 @@ pub async fn test(config: &Config, name: &str) -> u8 {
                         continue;
                     }
                 };
-                let fmt = match &connector.spec {
-                    ConnectorSpec::Maildir { .. } => Some(Format::Eml),
-                    _ => format
-                        .as_deref()
-                        .and_then(Format::from_name)
-                        .or_else(|| detect(file, &bytes)),
+                let fmt = match layout {
+                    Layout::Maildir => Some(Format::Eml),
+                    Layout::Files(format) => format.or_else(|| detect(file, &bytes)),
                 };
                 let Some(fmt) = fmt else {
                     println!("  {}: unrecognised format", file.display());

@@ -4,25 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::settings::ConnectorSettings;
+use rapport_connectors::{Format, Role};
 
-/// Source formats a `files` connector can be told to read (`auto` detects per file).
-/// Kept equal to `rapport_connectors::Format::ALL` by a test in rapport-pipeline.
-pub const FORMAT_NAMES: &[&str] = &[
-    "eml",
-    "mbox",
-    "maildir",
-    "chat-json",
-    "abcd",
-    "transcribe",
-    "deepgram",
-    "assemblyai",
-    "whisper",
-    "vtt",
-    "srt",
-    "mastodon",
-    "twcs-csv",
-];
+use crate::settings::ConnectorSettings;
 
 pub const KINDS: &[&str] = &["files", "maildir", "imap", "chat-webhook", "mastodon"];
 
@@ -52,7 +36,7 @@ pub struct Connector {
     pub spec: ConnectorSpec,
     pub company_domains: Vec<String>,
     /// Speaker label → role name (`agent`, `customer`, `bot`).
-    pub speaker_roles: Vec<(String, String)>,
+    pub speaker_roles: Vec<(String, Role)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,7 +46,7 @@ pub enum ConnectorSpec {
     Files {
         path: PathBuf,
         /// `None` = detect each file's format from its content.
-        format: Option<String>,
+        format: Option<Format>,
         poll_interval: Duration,
     },
     /// A Maildir (new/ and cur/), watched for new mail.
@@ -222,18 +206,23 @@ pub fn validate(
                 "path",
                 raw.path.as_ref().map(|p| p.display().to_string()),
             ));
-            let format = raw.format.clone().filter(|f| f != "auto");
-            if let Some(format) = &format
-                && !FORMAT_NAMES.contains(&format.as_str())
-            {
-                problems.push((
-                    "format".into(),
-                    format!(
-                        "unknown format {format:?}; expected auto or one of {}",
-                        FORMAT_NAMES.join(", ")
-                    ),
-                ));
-            }
+            let format = match raw.format.as_deref().filter(|f| *f != "auto") {
+                None => None,
+                Some(name) => {
+                    let format = Format::from_name(name);
+                    if format.is_none() {
+                        let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+                        problems.push((
+                            "format".into(),
+                            format!(
+                                "unknown format {name:?}; expected auto or one of {}",
+                                names.join(", ")
+                            ),
+                        ));
+                    }
+                    format
+                }
+            };
             if !path.as_os_str().is_empty()
                 && let Err(why) = check_readable(&path, kind == "maildir")
             {
@@ -379,15 +368,22 @@ pub fn validate(
     };
     let mut speaker_roles = Vec::new();
     for (label, role) in raw.speaker_roles.iter().flatten() {
-        if !matches!(role.as_str(), "agent" | "customer" | "bot" | "unknown") {
-            problems.push((
-                "speaker_roles".into(),
-                format!(
-                    "role {role:?} for speaker {label:?} must be agent, customer, bot or unknown"
-                ),
-            ));
-        }
-        speaker_roles.push((label.clone(), role.clone()));
+        let typed = match role.as_str() {
+            "agent" => Role::Agent,
+            "customer" => Role::Customer,
+            "bot" => Role::Bot,
+            "unknown" => Role::Unknown,
+            _ => {
+                problems.push((
+                    "speaker_roles".into(),
+                    format!(
+                        "role {role:?} for speaker {label:?} must be agent, customer, bot or unknown"
+                    ),
+                ));
+                continue;
+            }
+        };
+        speaker_roles.push((label.clone(), typed));
     }
     if !problems.is_empty() {
         return Err(problems);

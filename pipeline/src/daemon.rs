@@ -628,10 +628,7 @@ fn connector_task(
             format,
             poll_interval,
         } => {
-            let format = format
-                .as_deref()
-                .and_then(rapport_connectors::Format::from_name);
-            let reader = FileReader::new(state, path.clone(), Layout::Files(format), template)
+            let reader = FileReader::new(state, path.clone(), Layout::Files(*format), template)
                 .settle(settle)
                 .stop_on(stop.clone());
             Box::pin(poll_files(reader, sink, *poll_interval, stop))
