@@ -1,5 +1,6 @@
-//! Rapport's connectors: the [`Interaction`] record, source formats (one module per
-//! channel, one function per format) and format detection.
+//! Rapport's connectors: the [`Interaction`] record and the [`signals`] the models read in
+//! it (the records every stage passes on), source formats (one module per channel, one
+//! function per format) and format detection.
 //!
 //! This crate is pure parsing: bytes in, interactions or precise errors out. Reading files,
 //! polling servers, checkpoints and publishing live in `rapport-pipeline`'s connector
@@ -13,6 +14,7 @@ pub mod format;
 pub mod ids;
 pub mod json_input;
 pub mod record;
+pub mod signals;
 pub mod social;
 #[cfg(test)]
 pub(crate) mod testing;

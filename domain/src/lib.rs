@@ -9,5 +9,7 @@ pub mod flags;
 pub mod interaction;
 pub mod profile;
 pub mod relationships;
-pub mod signals;
 pub mod testing;
+
+/// The signals the models read in a message: a record, kept with the interaction's.
+pub use rapport_connectors::signals;
