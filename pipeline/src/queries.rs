@@ -162,15 +162,13 @@ pub async fn find_interactions<S: Store>(
     limit: usize,
     terms_weight: f32,
 ) -> Result<Vec<Scored<AnalysedInteraction>>, StoreError> {
+    if terms_weight == 0.0 || terms.is_empty() {
+        return store.search_interactions(vector, filter, limit).await;
+    }
     let candidates = limit.max(FUSION_CANDIDATES);
     let meaning = store
         .search_interactions(vector, filter, candidates)
         .await?;
-    if terms_weight == 0.0 || terms.is_empty() {
-        let mut meaning = meaning;
-        meaning.truncate(limit);
-        return Ok(meaning);
-    }
     let words = store
         .match_interactions(terms.clone(), filter, candidates)
         .await?;
