@@ -25,11 +25,17 @@ pub enum CvHead {
 
 impl std::fmt::Display for CvHead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            CvHead::Linear => "linear",
-            CvHead::Mlp => "mlp",
-        })
+        f.write_str(value_name(*self).as_str())
     }
+}
+
+/// A value's name as the command line spells it: clap's, so there is one spelling.
+fn value_name(value: impl clap::ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .expect("every value is named")
+        .get_name()
+        .to_string()
 }
 
 /// Which half of the team's flag set `eval --flags` reads.
@@ -44,13 +50,9 @@ pub enum Half {
 }
 
 impl Half {
-    /// As `labels.csv` names it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Half::HeldBack => "held_back",
-            Half::Dev => "dev",
-            Half::All => "all",
-        }
+    /// As `labels.csv` and `--half` name it.
+    pub fn name(self) -> String {
+        value_name(self)
     }
 }
 
@@ -181,4 +183,20 @@ pub fn training_sources(config: &Config, args: &TrainArgs) -> Result<(PathBuf, P
         .clone()
         .unwrap_or_else(rapport_models::package::default_cache);
     Ok((corpus, wheels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halves_and_heads_are_named_as_labels_csv_and_the_cards_name_them() {
+        let halves: Vec<String> = [Half::HeldBack, Half::Dev, Half::All]
+            .into_iter()
+            .map(Half::name)
+            .collect();
+        assert_eq!(halves, ["held_back", "dev", "all"]);
+        assert_eq!(CvHead::Linear.to_string(), "linear");
+        assert_eq!(CvHead::Mlp.to_string(), "mlp");
+    }
 }
