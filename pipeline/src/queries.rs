@@ -511,34 +511,15 @@ pub async fn superusers<S: Store>(store: &S) -> Result<Vec<Superuser>, QueryErro
 mod tests {
     use super::*;
 
+    /// A stored message whose text is its id (the words it has).
     fn hit(id: &str, score: f32) -> Scored<AnalysedInteraction> {
-        use rapport_connectors::{Author, Channel, Interaction, Role};
         Scored {
             score,
-            item: AnalysedInteraction {
-                interaction: Interaction {
-                    id: id.into(),
-                    conversation_id: id.into(),
-                    channel: Channel::Chat,
-                    connector: "test".into(),
-                    occurred_at: time::OffsetDateTime::UNIX_EPOCH,
-                    author: Author {
-                        role: Role::Customer,
-                        ids: Vec::new(),
-                        name: None,
-                    },
-                    text: id.into(),
-                    language: None,
-                    public: false,
-                    in_reply_to: None,
-                    attributes: Default::default(),
-                },
-                customer_id: None,
-                signals: rapport_models::classify::MessageSignals {
-                    heads: Default::default(),
-                    prototypes: Default::default(),
-                },
-            },
+            item: rapport_domain::testing::stored(rapport_domain::testing::Message {
+                id,
+                text: id,
+                ..Default::default()
+            }),
         }
     }
 
@@ -548,7 +529,6 @@ mod tests {
             .collect()
     }
 
-    /// A stored message whose text is its id (the words it has).
     fn words_of(text: &str) -> Terms {
         Terms::of_query(text)
     }
