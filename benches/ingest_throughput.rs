@@ -10,28 +10,23 @@
 //! 5. the re-run of (2) under the same name: the checkpoint skips the file.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use rapport_config::Settings;
 use rapport_connectors::ParseContext;
-use rapport_pipeline::ingest::files::{FileReader, Layout, ScanReport};
-use rapport_pipeline::ingest::{ConnectorState, Counters, Sink};
 use rapport_pipeline::nats_server::EmbeddedNats;
+use rapport_pipeline::sources::files::{FileReader, Layout, ScanReport};
+use rapport_pipeline::sources::{Sink, SourceContext};
 use rapport_pipeline::{Bus, Checkpoints};
 
 #[path = "../tests/support/samples.rs"]
 mod samples;
 
 async fn ingest(bus: &Bus, connector: &str, path: &Path, window: usize) -> (ScanReport, f64) {
-    let state = ConnectorState {
-        name: connector.into(),
-        checkpoints: Some(Checkpoints::new(bus.checkpoints.clone())),
-        counters: Arc::new(Counters::default()),
-    };
     let mut template = ParseContext::new(connector, "");
     template.max_message_bytes = 1 << 20;
-    let mut reader = FileReader::new(state, path.to_path_buf(), Layout::Files(None), template);
+    let cx = SourceContext::new(template, Some(Checkpoints::new(bus.checkpoints.clone())));
+    let mut reader = FileReader::new(cx, path.to_path_buf(), Layout::Files(None));
     let mut sink = Sink::Bus {
         interactions: rapport_pipeline::Publisher::new(bus.jetstream.clone(), window),
         dead_letters: bus.publisher(),

@@ -14,8 +14,8 @@ use rapport_models::classify::MessageSignals;
 use rapport_pipeline::profile::{CustomerProfile, Relationship, SentimentTrajectory};
 use rapport_pipeline::queries;
 use rapport_pipeline::store::{
-    AnalysedInteraction, CustomerPoint, CustomerSpace, EdgeStore, InteractionFilter,
-    InteractionPoint, Store,
+    AnalysedInteraction, CustomerPoint, CustomerSpace, CustomerStore, EdgeStore, InteractionFilter,
+    InteractionPoint, InteractionStore,
 };
 
 const DIMS: usize = 384;

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use rapport_config::{Config, Settings};
 use rapport_models::{ModelSpec, catalogue, package};
-use rapport_pipeline::analysis::Analyzer;
 use rapport_pipeline::flags::FlagRules;
 use rapport_pipeline::profile::ProfileRules;
 use rapport_pipeline::redact::Redactor;
+use rapport_pipeline::worker::Analyzer;
 use tracing::info;
 
 use crate::exit::EXIT_CONFIG;

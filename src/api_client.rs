@@ -19,7 +19,7 @@ impl ApiClient {
     /// The daemon's API, or `None` (after saying why) when no token can be found.
     pub fn for_daemon(config: &Config, why: &str) -> Result<ApiClient, u8> {
         let settings = &config.settings;
-        let token = rapport_pipeline::daemon::api_token(settings)
+        let token = rapport_pipeline::bearer::api_token(settings)
             .or_else(|| rapport_pipeline::api::generated_token(&settings.data_dir));
         let Some(token) = token else {
             eprintln!(

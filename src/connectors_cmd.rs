@@ -1,9 +1,8 @@
 //! `rapport connectors status|test`.
 
-use rapport_config::{Config, ConnectorSpec};
-use rapport_connectors::{Format, detect, interactions};
-use rapport_pipeline::ingest::files::{Layout, list_files};
-use rapport_pipeline::ingest::status::connector_rows;
+use rapport_config::Config;
+use rapport_pipeline::sources::status::connector_rows;
+use rapport_pipeline::sources::{SourceContext, Verdict, parse_template, source_kind};
 use rapport_pipeline::{Bus, Checkpoints};
 
 use crate::exit::{EXIT_CONFIG, EXIT_FAILURE};
@@ -44,108 +43,14 @@ pub async fn test(config: &Config, name: &str) -> u8 {
         );
         return EXIT_CONFIG;
     };
-    let template =
-        rapport_pipeline::ingest::files::parse_template(connector, &config.settings.ingest);
-    match &connector.spec {
-        ConnectorSpec::Files { path, .. } | ConnectorSpec::Maildir { path, .. } => {
-            let layout = match &connector.spec {
-                ConnectorSpec::Files { format, .. } => Layout::Files(*format),
-                _ => Layout::Maildir,
-            };
-            let files = match list_files(path, layout) {
-                Ok(files) => files,
-                Err(e) => {
-                    println!("{name}: {e}");
-                    return EXIT_FAILURE;
-                }
-            };
-            println!(
-                "{name}: {} readable, {} file(s)",
-                path.display(),
-                files.len()
-            );
-            let mut failures = 0;
-            for file in files.iter().take(3) {
-                let bytes = match std::fs::read(file) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        println!("  {}: cannot read: {e}", file.display());
-                        failures += 1;
-                        continue;
-                    }
-                };
-                let fmt = match layout {
-                    Layout::Maildir => Some(Format::Eml),
-                    Layout::Files(format) => format.or_else(|| detect(file, &bytes)),
-                };
-                let Some(fmt) = fmt else {
-                    println!("  {}: unrecognised format", file.display());
-                    failures += 1;
-                    continue;
-                };
-                let mut ctx = template.clone();
-                ctx.source = file.display().to_string();
-                let units = fmt.parse(&bytes, &ctx);
-                let ok = interactions(&units).count();
-                let bad: Vec<_> = units
-                    .iter()
-                    .filter_map(|u| u.outcome.as_ref().err())
-                    .collect();
-                println!(
-                    "  {} [{fmt}]: {ok} interaction(s), {} rejected",
-                    file.display(),
-                    bad.len()
-                );
-                if let Some(first) = interactions(&units).next() {
-                    let text: String = first.text.chars().take(80).collect();
-                    println!(
-                        "    first: {} {:?} {}: {text:?}",
-                        first.occurred_at,
-                        first.author.role,
-                        first.channel.as_str()
-                    );
-                }
-                for e in bad.iter().take(2) {
-                    println!("    rejected: {e}");
-                }
-                failures += usize::from(ok == 0 && !bad.is_empty());
-            }
-            if failures > 0 { EXIT_FAILURE } else { 0 }
-        }
-        ConnectorSpec::ChatWebhook { route } => {
-            match rapport_pipeline::daemon::api_token(&config.settings) {
-                Some(_) => {
-                    println!(
-                        "{name}: webhook POST http://{}{route} (bearer token set)",
-                        config.settings.api.addr
-                    );
-                    0
-                }
-                None => {
-                    println!(
-                        "{name}: no bearer token: set api.token, api.token_file or RAPPORT_API_TOKEN"
-                    );
-                    EXIT_CONFIG
-                }
-            }
-        }
-        ConnectorSpec::Imap(spec) => report(name, rapport_pipeline::ingest::imap::test(spec).await),
-        ConnectorSpec::Mastodon(spec) => {
-            report(name, rapport_pipeline::ingest::mastodon::test(spec).await)
-        }
-    }
-}
-
-fn report<E: std::fmt::Display>(name: &str, result: Result<String, E>) -> u8 {
-    match result {
-        Ok(summary) => {
-            println!("{name}: {summary}");
-            0
-        }
-        Err(e) => {
-            println!("{name}: {e}");
-            EXIT_FAILURE
-        }
+    let template = parse_template(Some(connector), name, &config.settings.ingest);
+    let cx = SourceContext::new(template, None);
+    let tested = (source_kind(connector).test)(connector, &cx, &config.settings).await;
+    println!("{name}: {}", tested.report);
+    match tested.verdict {
+        Verdict::Ready => 0,
+        Verdict::Failed => EXIT_FAILURE,
+        Verdict::Misconfigured => EXIT_CONFIG,
     }
 }
 
@@ -226,16 +131,7 @@ pub async fn dlq_replay(config: &Config, stage: Option<&str>, json: bool) -> u8 
     };
     let ingest = &config.settings.ingest;
     // Each letter is parsed with its own connector's settings (company domains, speakers).
-    let template = |name: &str| match config.connector(name) {
-        Some(connector) => rapport_pipeline::ingest::files::parse_template(connector, ingest),
-        None => {
-            let mut ctx = rapport_connectors::ParseContext::new(name.to_string(), String::new());
-            ctx.company_domains = ingest.company_domains.clone();
-            ctx.max_message_bytes = ingest.max_message_bytes;
-            ctx.max_file_bytes = ingest.max_file_bytes;
-            ctx
-        }
-    };
+    let template = |name: &str| parse_template(config.connector(name), name, ingest);
     let result = match rapport_pipeline::dlq::list(&bus.jetstream, stage).await {
         Ok(letters) => rapport_pipeline::dlq::replay(&bus, &letters, &template).await,
         Err(e) => Err(e),

@@ -10,15 +10,17 @@ use std::time::{Duration, Instant};
 
 use rapport_config::Config;
 use rapport_pipeline::Bus;
-use rapport_pipeline::analysis::{self, WorkerCounters};
 use rapport_pipeline::checkpoint::Checkpoints;
 use rapport_pipeline::flags::FlagKind;
 use rapport_pipeline::identities::{Identities, read_crm_csv};
-use rapport_pipeline::ingest::files::{FileReader, Layout};
-use rapport_pipeline::ingest::{ConnectorState, Counters, Sink};
 use rapport_pipeline::profile::Relationship;
 use rapport_pipeline::queries;
-use rapport_pipeline::store::{CustomerSpace, EdgeStore, FlagFilter, InteractionFilter, Store};
+use rapport_pipeline::sources::files::{FileReader, Layout};
+use rapport_pipeline::sources::{Sink, SourceContext, parse_template};
+use rapport_pipeline::store::{
+    CustomerSpace, CustomerStore, EdgeStore, FlagFilter, InteractionFilter, InteractionStore,
+};
+use rapport_pipeline::worker::{self, WorkerCounters};
 use tokio::sync::watch;
 
 use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, fail};
@@ -111,7 +113,7 @@ async fn run_demo(
     args: &DemoArgs,
     bus: &Bus,
     store: EdgeStore,
-    analyzer: Arc<analysis::Analyzer>,
+    analyzer: Arc<worker::Analyzer>,
     started: Instant,
 ) -> Result<(), u8> {
     let say = |line: String| {
@@ -149,7 +151,7 @@ async fn run_demo(
         let settings = config.settings.clone();
         let counters = counters.clone();
         tokio::spawn(async move {
-            analysis::run(&handle, store, analyzer, &settings, counters, stop).await
+            worker::run(&handle, store, analyzer, &settings, counters, stop).await
         })
     };
     wait_until_analysed(bus, &counters).await?;
@@ -180,20 +182,13 @@ async fn run_demo(
 /// Every file of the corpus through the file connector, as `rapport ingest` does.
 async fn ingest_corpus(config: &Config, bus: &Bus, corpus: &Path) -> Result<u64, u8> {
     let settings = &config.settings;
-    let mut template = rapport_connectors::ParseContext::new("demo", "");
-    template.company_domains = settings.ingest.company_domains.clone();
-    template.max_message_bytes = settings.ingest.max_message_bytes;
-    template.max_file_bytes = settings.ingest.max_file_bytes;
+    let mut template = parse_template(None, "demo", &settings.ingest);
     // The corpus's calls are Deepgram transcripts: the first speaker is the agent.
     template.speaker_roles = vec![
         ("Speaker 0".into(), rapport_connectors::Role::Agent),
         ("Speaker 1".into(), rapport_connectors::Role::Customer),
     ];
-    let state = ConnectorState {
-        name: "demo".into(),
-        checkpoints: Some(Checkpoints::new(bus.checkpoints.clone())),
-        counters: Arc::new(Counters::default()),
-    };
+    let cx = SourceContext::new(template, Some(Checkpoints::new(bus.checkpoints.clone())));
     let mut sink = Sink::bus(bus, settings.ingest.dlq_max_raw_bytes);
     let mut total = 0;
     for channel in ["email", "chat", "call", "social"] {
@@ -201,12 +196,7 @@ async fn ingest_corpus(config: &Config, bus: &Bus, corpus: &Path) -> Result<u64,
         if !dir.exists() {
             continue;
         }
-        let mut reader = FileReader::new(
-            state.clone(),
-            dir.clone(),
-            Layout::Files(None),
-            template.clone(),
-        );
+        let mut reader = FileReader::new(cx.clone(), dir.clone(), Layout::Files(None));
         let report = reader
             .scan(&mut sink, &mut |_, _| {})
             .await

@@ -12,9 +12,9 @@ use clap::{Parser, Subcommand};
 use rapport_config::{Config, LogFormat};
 use rapport_connectors::Format;
 use rapport_pipeline::daemon::{self, Role};
-use rapport_pipeline::ingest::files::{FileReader, Layout, ScanReport};
-use rapport_pipeline::ingest::status::ConnectorRow;
-use rapport_pipeline::ingest::{ConnectorState, Counters, Sink};
+use rapport_pipeline::sources::files::{FileReader, Layout, ScanReport};
+use rapport_pipeline::sources::status::ConnectorRow;
+use rapport_pipeline::sources::{Sink, SourceContext, parse_template};
 use rapport_pipeline::{Bus, Checkpoints};
 
 mod analysis_cmd;
@@ -356,7 +356,7 @@ async fn dispatch(cli: Cli) -> u8 {
             };
             match daemon::run(config, role, analyzer).await {
                 Ok(()) => 0,
-                Err(e @ daemon::DaemonError::NoToken { .. }) => {
+                Err(e) if e.needs_configuration() => {
                     eprintln!("rapport: {e}");
                     EXIT_CONFIG
                 }
@@ -568,18 +568,11 @@ async fn ingest(
 ) -> u8 {
     let settings = &config.settings;
     let format = Format::from_name(format);
-    let template = match config.connector(connector_name) {
-        Some(connector) => {
-            rapport_pipeline::ingest::files::parse_template(connector, &settings.ingest)
-        }
-        None => {
-            let mut ctx = rapport_connectors::ParseContext::new(connector_name, "");
-            ctx.company_domains = settings.ingest.company_domains.clone();
-            ctx.max_message_bytes = settings.ingest.max_message_bytes;
-            ctx.max_file_bytes = settings.ingest.max_file_bytes;
-            ctx
-        }
-    };
+    let template = parse_template(
+        config.connector(connector_name),
+        connector_name,
+        &settings.ingest,
+    );
     let (bus, mut sink) = if dry_run {
         (None, Sink::Print { json, printed: 0 })
     } else {
@@ -594,24 +587,16 @@ async fn ingest(
             }
         }
     };
-    let state = ConnectorState {
-        name: connector_name.to_string(),
-        checkpoints: bus
-            .as_ref()
-            .map(|b| Checkpoints::new(b.checkpoints.clone())),
-        counters: std::sync::Arc::new(Counters::default()),
-    };
+    let checkpoints = bus
+        .as_ref()
+        .map(|b| Checkpoints::new(b.checkpoints.clone()));
+    let cx = SourceContext::new(template, checkpoints);
     let bar = progress_bar(dry_run && json);
     let started = std::time::Instant::now();
     let mut total = ScanReport::default();
     let mut failure = None;
     for path in paths {
-        let mut reader = FileReader::new(
-            state.clone(),
-            path.clone(),
-            Layout::Files(format),
-            template.clone(),
-        );
+        let mut reader = FileReader::new(cx.clone(), path.clone(), Layout::Files(format));
         let mut on_progress = |done: u64, all: u64| {
             if let Some(bar) = &bar {
                 bar.set_length(all);
@@ -630,8 +615,8 @@ async fn ingest(
         bar.finish_and_clear();
     }
     let elapsed = started.elapsed().as_secs_f64();
-    if let (Some(bus), Some(checkpoints)) = (&bus, &state.checkpoints) {
-        let _ = state
+    if let (Some(bus), Some(checkpoints)) = (&bus, &cx.checkpoints) {
+        let _ = cx
             .counters
             .snapshot(connector_name, "files")
             .save(checkpoints)

@@ -11,7 +11,7 @@ use rapport_pipeline::queries::{
     self, CustomerHits, CustomerView, PortfolioRow, QueryError, SimilarCustomer,
 };
 use rapport_pipeline::store::{
-    ConfiguredStore, CustomerSpace, FlagFilter, InteractionFilter, Store, StoreError,
+    ConfiguredStore, CustomerSpace, CustomerStore, FlagFilter, InteractionFilter, StoreError,
 };
 
 use crate::api_client::ApiClient;
@@ -378,7 +378,7 @@ pub async fn set_flag_status(
         }
     };
     let now = time::OffsetDateTime::now_utc();
-    match store.set_flag_status(id, status, by, now).await {
+    match queries::set_flag_status(&store, id, status, by, now).await {
         Ok(Some(flag)) => {
             if json {
                 print_json(&flag);
@@ -555,7 +555,7 @@ async fn import_into(
             store.merge_customers(from, to).await.map_err(fail_store)?;
             kept.insert(to.clone());
         }
-        rapport_pipeline::analysis::rebuild_profiles(
+        rapport_pipeline::worker::rebuild_profiles(
             &store,
             &kept,
             &catalogue(config)?,

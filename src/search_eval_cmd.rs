@@ -23,7 +23,7 @@ use rapport_models::train::Rng;
 use rapport_models::{Encoder, labelled};
 use rapport_pipeline::queries::{TERMS_WEIGHT, below_floor, find_interactions};
 use rapport_pipeline::store::{
-    AnalysedInteraction, EdgeStore, InteractionFilter, InteractionPoint, Store, Terms,
+    AnalysedInteraction, EdgeStore, InteractionFilter, InteractionPoint, InteractionStore, Terms,
 };
 
 use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, fail};

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
-use rapport_pipeline::store::{EdgeStore, InteractionFilter, Store};
+use rapport_pipeline::store::{CustomerStore, EdgeStore, InteractionFilter, InteractionStore};
 use serde_json::Value;
 use support::{RAPPORT, nats_binary};
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream;
-use rapport_pipeline::store::{EdgeStore, InteractionFilter, Store};
+use rapport_pipeline::store::{CustomerStore, EdgeStore, InteractionFilter, InteractionStore};
 use serde_json::{Value, json};
 use support::{RAPPORT, TestNats, nats_binary};
 

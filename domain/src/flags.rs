@@ -144,6 +144,15 @@ pub struct Flag {
 }
 
 impl Flag {
+    /// A person works the flag: acknowledges it, resolves it, or reopens it. Any status may
+    /// follow any other (reopening a resolved flag is a person's call); who and when are
+    /// kept with it, the evidence never changes.
+    pub fn set_status(&mut self, status: FlagStatus, by: &str, at: OffsetDateTime) {
+        self.status = status;
+        self.status_by = Some(by.to_string());
+        self.status_at = Some(at);
+    }
+
     /// Whether the flag is of `kind`, where `public_escalation` means a public complaint.
     pub fn is(&self, kind: FlagKind) -> bool {
         self.kind == kind
@@ -462,6 +471,24 @@ mod tests {
         answer_similarity: 0.85,
         superuser_min_answers: 5,
     };
+
+    #[test]
+    fn working_a_flag_keeps_who_and_when_and_never_its_evidence() {
+        let mut flag = conversation(vec![(complaint(false), vec![1.0])]).remove(0);
+        let evidence = flag.evidence.clone();
+        let at = time::macros::datetime!(2026-03-02 10:00 UTC);
+        flag.set_status(FlagStatus::Resolved, "mette", at);
+        assert_eq!(flag.status, FlagStatus::Resolved);
+        assert_eq!(flag.status_by.as_deref(), Some("mette"));
+        assert_eq!(flag.status_at, Some(at));
+        // Reopening is allowed: a person's call.
+        flag.set_status(FlagStatus::Open, "jonas", at + time::Duration::hours(1));
+        assert_eq!(
+            (flag.status, flag.status_by.as_deref()),
+            (FlagStatus::Open, Some("jonas"))
+        );
+        assert_eq!(flag.evidence, evidence);
+    }
 
     fn conversation(messages: Vec<(AnalysedInteraction, Vec<f32>)>) -> Vec<Flag> {
         conversation_flags(&messages, &RULES)

@@ -20,6 +20,21 @@ pub fn is_authorised(headers: &axum::http::HeaderMap, token: &str) -> bool {
         .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes()))
 }
 
+/// The API bearer token from `api.token` or `api.token_file`; an empty one is none.
+pub fn api_token(settings: &rapport_config::Settings) -> Option<String> {
+    let token = match (&settings.api.token, &settings.api.token_file) {
+        (Some(token), _) => token.trim().to_string(),
+        (None, Some(file)) => std::fs::read_to_string(file)
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .to_string(),
+        (None, None) => return None,
+    };
+    (!token.is_empty()).then_some(token)
+}
+
 /// The configured token, or else one generated on first start and kept in
 /// `<data_dir>/api.token` (readable by its owner only), so that `rapport run` on embedded
 /// defaults serves an API nobody else on the machine can read. Returns the file when the

@@ -14,28 +14,28 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rapport_config::{Config, Connector, ConnectorSpec};
+use rapport_config::{Config, Connector};
 use tokio::signal::unix::{Signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::{Id, JoinSet};
 use tracing::{error, info, warn};
 
 use crate::alerts::{AlertError, AlertStats, Alerter};
-use crate::analysis::{self, Analyzer, WorkerCounters};
 use crate::api::{self, ApiContext, ApiLimits, Metrics};
+use crate::bearer::api_token;
 use crate::bus::{Bus, BusError};
 use crate::checkpoint::Checkpoints;
-use crate::ingest::files::{FileReader, Layout, parse_template};
-use crate::ingest::imap::ImapReader;
-use crate::ingest::mastodon::MastodonReader;
-use crate::ingest::webhook::ChatWebhook;
-use crate::ingest::{ConnectorState, Counters, Sink};
+use crate::lifecycle::{Backoff, Shutdown, drain};
+use crate::sources::{
+    BuiltSource, Counters, Retry, Sink, SourceContext, SourceError, parse_template, source_kind,
+};
 use crate::store::{ConfiguredStore, StoreError};
+use crate::worker::{self, Analyzer, WorkerCounters};
 
 /// How long draining may take before the remaining tasks are cut off.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
-/// Restart back-off for a connector that stopped by itself: 1 s doubling to this.
-const MAX_RESTART_DELAY: Duration = Duration::from_secs(60);
+/// Restart back-off for a task that stopped by itself: 1 s doubling to 60 s.
+const RESTART: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -71,12 +71,9 @@ pub enum DaemonError {
         addr: String,
         source: std::io::Error,
     },
-    #[error(
-        "connectors.{name}: a chat-webhook needs a bearer token: set api.token, api.token_file or RAPPORT_API_TOKEN"
-    )]
-    NoToken { name: String },
-    #[error("connectors.{name}: {message}")]
-    Connector { name: String, message: String },
+    /// A connector could not be built from its configuration.
+    #[error("connectors.{name}: {source}")]
+    Connector { name: String, source: SourceError },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -86,6 +83,14 @@ pub enum DaemonError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl DaemonError {
+    /// Only a configuration change can fix it (a webhook without a token, an unusable
+    /// `ca_file`): the exit code says so.
+    pub fn needs_configuration(&self) -> bool {
+        matches!(self, DaemonError::Connector { source, .. } if source.retry == Retry::Never)
+    }
 }
 
 /// Runs until SIGTERM/SIGINT. `analyzer` (the loaded models) is needed where the role
@@ -273,7 +278,7 @@ impl Workers {
         let task = tokio::spawn(async move {
             let mut failures = 0u32;
             loop {
-                let result = analysis::run(
+                let result = worker::run(
                     &bus,
                     store.clone(),
                     analyzer.clone(),
@@ -286,15 +291,13 @@ impl Workers {
                     return;
                 }
                 failures += 1;
-                let delay = Duration::from_secs(1u64 << failures.min(6)).min(MAX_RESTART_DELAY);
+                let delay = RESTART.after(failures);
                 match result {
                     Ok(()) => warn!(?delay, "analysis worker stopped by itself; restarting"),
                     Err(e) => error!(error = %e, ?delay, "analysis worker failed; restarting"),
                 }
-                let mut stop = stop.clone();
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = stop.wait_for(|s| *s) => return,
+                if Shutdown::new(stop.clone()).sleep(delay).await {
+                    return;
                 }
             }
         });
@@ -305,13 +308,7 @@ impl Workers {
     async fn stop(self, terminate: &mut Signal, interrupt: &mut Signal) {
         let _ = self.stop_tx.send(true);
         let abort = self.task.abort_handle();
-        let cut_short = tokio::select! {
-            _ = self.task => false,
-            _ = tokio::time::sleep(DRAIN_LIMIT) => true,
-            _ = terminate.recv() => true,
-            _ = interrupt.recv() => true,
-        };
-        if cut_short {
+        if drain(self.task, DRAIN_LIMIT, terminate, interrupt).await {
             warn!(
                 "stopping the analysis worker without waiting: unacknowledged interactions are redelivered"
             );
@@ -433,25 +430,18 @@ impl Services {
             services
                 .counters
                 .insert(connector.name.clone(), counters.clone());
-            if let ConnectorSpec::ChatWebhook { route } = &connector.spec {
-                let settings = &config.settings;
-                let token = api_token(settings).ok_or_else(|| DaemonError::NoToken {
-                    name: connector.name.clone(),
-                })?;
-                let hook = ChatWebhook::new(
-                    services.state(connector, bus),
-                    parse_template(connector, &settings.ingest),
-                    token,
-                    Sink::bus(bus, settings.ingest.dlq_max_raw_bytes),
-                )
-                .router(route, settings.api.max_body_bytes);
-                router = Some(match router {
-                    Some(r) => r.merge(hook),
-                    None => hook,
-                });
-                counters.running.store(true, Ordering::Relaxed);
-            } else {
-                services.spawn(Task::Connector(index), config, bus, Duration::ZERO)?;
+            match services.build(connector, config, bus)? {
+                BuiltSource::Pushed(routes) => {
+                    router = Some(match router {
+                        Some(r) => r.merge(routes),
+                        None => routes,
+                    });
+                    counters.running.store(true, Ordering::Relaxed);
+                }
+                pulled @ BuiltSource::Pulled { .. } => {
+                    let future = run_pulled(connector.name.clone(), pulled);
+                    services.spawn_future(Task::Connector(index), future, config, Duration::ZERO);
+                }
             }
             services.spawn(Task::Status(index), config, bus, Duration::ZERO)?;
         }
@@ -469,12 +459,30 @@ impl Services {
         Ok(services)
     }
 
-    fn state(&self, connector: &Connector, bus: &Bus) -> ConnectorState {
-        ConnectorState {
-            name: connector.name.clone(),
-            checkpoints: Some(Checkpoints::new(bus.checkpoints.clone())),
-            counters: self.counters[&connector.name].clone(),
-        }
+    /// The context a connector runs in: its checkpoints, counters, parse settings and the
+    /// daemon's stop signal.
+    fn context(&self, connector: &Connector, config: &Config, bus: &Bus) -> SourceContext {
+        let template = parse_template(Some(connector), &connector.name, &config.settings.ingest);
+        SourceContext::new(template, Some(Checkpoints::new(bus.checkpoints.clone())))
+            .with_counters(self.counters[&connector.name].clone())
+            .with_shutdown(Shutdown::new(self.stop_tx.subscribe()))
+    }
+
+    /// The connector, built by its kind's entry in the source registry.
+    fn build(
+        &self,
+        connector: &Connector,
+        config: &Config,
+        bus: &Bus,
+    ) -> Result<BuiltSource, DaemonError> {
+        let cx = self.context(connector, config, bus);
+        let sink = Sink::bus(bus, config.settings.ingest.dlq_max_raw_bytes);
+        (source_kind(connector).build)(connector, cx, &config.settings, sink).map_err(|source| {
+            DaemonError::Connector {
+                name: connector.name.clone(),
+                source,
+            }
+        })
     }
 
     /// Starts `task` after `delay` (zero at start-up; back-off after a crash).
@@ -487,25 +495,16 @@ impl Services {
     ) -> Result<(), DaemonError> {
         let stop = self.stop_tx.subscribe();
         let settings = &config.settings;
-        let liveness = match task {
-            Task::Connector(index) => Some(self.counters[&config.connectors[index].name].clone()),
-            _ => None,
-        };
         let future: futures::future::BoxFuture<'static, ()> = match task {
             Task::Connector(index) => {
                 let connector = &config.connectors[index];
-                let state = self.state(connector, bus);
-                let template = parse_template(connector, &settings.ingest);
-                let sink = Sink::bus(bus, settings.ingest.dlq_max_raw_bytes);
-                let settle = Duration::from_secs(settings.ingest.settle_secs);
-                connector_task(connector, state, template, sink, settle, stop.clone())?
+                run_pulled(connector.name.clone(), self.build(connector, config, bus)?)
             }
             Task::Status(index) => {
                 let connector = &config.connectors[index];
                 Box::pin(save_status(
-                    self.state(connector, bus),
+                    self.context(connector, config, bus),
                     connector.spec.kind(),
-                    stop.clone(),
                 ))
             }
             Task::Http => {
@@ -513,7 +512,6 @@ impl Services {
                 let addr = settings.api.addr.clone();
                 let listener = bind(&addr)?;
                 info!(%addr, "HTTP listener (API, dashboard, webhooks)");
-                let stop = stop.clone();
                 Box::pin(async move {
                     if let Err(e) = api::serve(listener, router, stop).await {
                         error!(error = %e, "HTTP listener failed");
@@ -521,13 +519,27 @@ impl Services {
                 })
             }
         };
-        let mut stop = stop;
+        self.spawn_future(task, future, config, delay);
+        Ok(())
+    }
+
+    /// Runs `future` as `task` after `delay`, supervised: [`Services::restart`] learns when
+    /// it ends.
+    fn spawn_future(
+        &mut self,
+        task: Task,
+        future: futures::future::BoxFuture<'static, ()>,
+        config: &Config,
+        delay: Duration,
+    ) {
+        let liveness = match task {
+            Task::Connector(index) => Some(self.counters[&config.connectors[index].name].clone()),
+            _ => None,
+        };
+        let mut shutdown = Shutdown::new(self.stop_tx.subscribe());
         let handle = self.tasks.spawn(async move {
-            if !delay.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
+            if !delay.is_zero() && shutdown.sleep(delay).await {
+                return;
             }
             if let Some(counters) = &liveness {
                 counters.running.store(true, Ordering::Relaxed);
@@ -535,7 +547,6 @@ impl Services {
             future.await;
         });
         self.task_of.insert(handle.id(), task);
-        Ok(())
     }
 
     /// A task ended while nothing asked it to: record it and start it again with back-off.
@@ -564,7 +575,7 @@ impl Services {
                 let counters = &self.counters[&name];
                 counters.running.store(false, Ordering::Relaxed);
                 let restarts = counters.restarts.fetch_add(1, Ordering::Relaxed);
-                let delay = Duration::from_secs(1u64 << restarts.min(6)).min(MAX_RESTART_DELAY);
+                let delay = RESTART.after(restarts.min(16) as u32);
                 counters.record_error(format!("connector {why}; restarting in {delay:?}"));
                 delay
             }
@@ -580,7 +591,7 @@ impl Services {
     /// SIGTERM/SIGINT stops waiting at once.
     async fn stop(&mut self, terminate: &mut Signal, interrupt: &mut Signal) {
         let _ = self.stop_tx.send(true);
-        let drain = async {
+        let finish = async {
             while let Some(result) = self.tasks.join_next().await {
                 if let Err(e) = result
                     && e.is_panic()
@@ -589,13 +600,7 @@ impl Services {
                 }
             }
         };
-        let cut_short = tokio::select! {
-            () = drain => false,
-            _ = tokio::time::sleep(DRAIN_LIMIT) => true,
-            _ = terminate.recv() => true,
-            _ = interrupt.recv() => true,
-        };
-        if cut_short {
+        if drain(finish, DRAIN_LIMIT, terminate, interrupt).await {
             warn!(
                 "stopping without waiting for the rest of the in-flight work (its checkpoints were not moved: it is read again next start)"
             );
@@ -613,54 +618,20 @@ impl Services {
     }
 }
 
-/// The long-running future of one connector.
-fn connector_task(
-    connector: &Connector,
-    state: ConnectorState,
-    template: rapport_connectors::ParseContext,
-    mut sink: Sink,
-    settle: Duration,
-    stop: watch::Receiver<bool>,
-) -> Result<futures::future::BoxFuture<'static, ()>, DaemonError> {
-    Ok(match &connector.spec {
-        ConnectorSpec::Files {
-            path,
-            format,
-            poll_interval,
-        } => {
-            let reader = FileReader::new(state, path.clone(), Layout::Files(*format), template)
-                .settle(settle)
-                .stop_on(stop.clone());
-            Box::pin(poll_files(reader, sink, *poll_interval, stop))
+/// The long-running future of a pulled connector: the shared source loop. It ends only
+/// for an error no retry can fix, which the supervisor logs and restarts with back-off.
+fn run_pulled(name: String, running: BuiltSource) -> futures::future::BoxFuture<'static, ()> {
+    let BuiltSource::Pulled {
+        mut source,
+        mut sink,
+    } = running
+    else {
+        unreachable!("pushed connectors are routes of the HTTP task, not tasks")
+    };
+    Box::pin(async move {
+        if let Err(e) = crate::sources::run(source.as_mut(), &mut sink).await {
+            error!(connector = %name, error = %e, "connector stopped");
         }
-        ConnectorSpec::Maildir {
-            path,
-            poll_interval,
-        } => {
-            let reader = FileReader::new(state, path.clone(), Layout::Maildir, template)
-                .settle(settle)
-                .stop_on(stop.clone());
-            Box::pin(poll_files(reader, sink, *poll_interval, stop))
-        }
-        ConnectorSpec::Imap(spec) => {
-            let mut reader = ImapReader::new(state, spec.clone(), template);
-            let name = connector.name.clone();
-            Box::pin(async move {
-                if let Err(e) = reader.run(&mut sink, stop).await {
-                    error!(connector = %name, error = %e, "IMAP connector stopped");
-                }
-            })
-        }
-        ConnectorSpec::Mastodon(spec) => {
-            let mut reader = MastodonReader::new(state, spec.clone(), template).map_err(|e| {
-                DaemonError::Connector {
-                    name: connector.name.clone(),
-                    message: e.to_string(),
-                }
-            })?;
-            Box::pin(async move { reader.run(&mut sink, stop).await })
-        }
-        ConnectorSpec::ChatWebhook { .. } => unreachable!("webhooks are routes of the HTTP task"),
     })
 }
 
@@ -674,66 +645,23 @@ fn bind(addr: &str) -> Result<tokio::net::TcpListener, DaemonError> {
     tokio::net::TcpListener::from_std(listener).map_err(listen)
 }
 
-/// The API bearer token from `api.token` or `api.token_file`; an empty one is none.
-pub fn api_token(settings: &rapport_config::Settings) -> Option<String> {
-    let token = match (&settings.api.token, &settings.api.token_file) {
-        (Some(token), _) => token.trim().to_string(),
-        (None, Some(file)) => std::fs::read_to_string(file)
-            .ok()?
-            .lines()
-            .next()?
-            .trim()
-            .to_string(),
-        (None, None) => return None,
-    };
-    (!token.is_empty()).then_some(token)
-}
-
-async fn poll_files(
-    mut reader: FileReader,
-    mut sink: Sink,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut backoff = interval;
-    while !*stop.borrow() {
-        match reader.scan(&mut sink, &mut |_, _| {}).await {
-            Ok(report) if report.files_read > 0 => {
-                backoff = interval;
-                info!(?report, "files scanned");
-            }
-            Ok(_) => backoff = interval,
-            Err(e) => {
-                warn!(error = %e, "file scan failed; retrying");
-                backoff = (backoff * 2).min(Duration::from_secs(60));
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
-}
-
-async fn save_status(state: ConnectorState, kind: &'static str, mut stop: watch::Receiver<bool>) {
-    let Some(checkpoints) = state.checkpoints.clone() else {
+async fn save_status(cx: SourceContext, kind: &'static str) {
+    let Some(checkpoints) = cx.checkpoints.clone() else {
         return;
     };
+    let mut shutdown = cx.shutdown.clone();
     loop {
-        let stopping = tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(2)) => false,
-            _ = stop.wait_for(|s| *s) => true,
-        };
+        let stopping = shutdown.sleep(Duration::from_secs(2)).await;
         if stopping {
-            state.counters.running.store(false, Ordering::Relaxed);
+            cx.counters.running.store(false, Ordering::Relaxed);
         }
-        if let Err(e) = state
+        if let Err(e) = cx
             .counters
-            .snapshot(&state.name, kind)
+            .snapshot(&cx.name, kind)
             .save(&checkpoints)
             .await
         {
-            warn!(connector = %state.name, error = %e, "cannot save connector status");
+            warn!(connector = %cx.name, error = %e, "cannot save connector status");
         }
         if stopping {
             return;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use rapport_config::relationships::{DIMENSIONS, RelationshipCatalogue};
 use serde::{Deserialize, Serialize};
 
-use crate::flags::Flag;
+use crate::flags::{Flag, FlagStatus};
 use crate::profile::{CustomerProfile, Relationship};
 use crate::store::{
     AnalysedInteraction, CustomerPoint, CustomerSpace, FlagFilter, InteractionFilter, Scored,
@@ -163,7 +163,9 @@ pub async fn find_interactions<S: Store>(
     terms_weight: f32,
 ) -> Result<Vec<Scored<AnalysedInteraction>>, StoreError> {
     if terms_weight == 0.0 || terms.is_empty() {
-        return store.search_interactions(vector, filter, limit).await;
+        let mut hits = store.search_interactions(vector, filter, limit).await?;
+        best_first(&mut hits);
+        return Ok(hits);
     }
     let candidates = limit.max(FUSION_CANDIDATES);
     let meaning = store
@@ -210,10 +212,19 @@ fn fuse(
             });
         }
     }
-    // Stable: equal scores keep the meaning's order.
-    fused.sort_by(|a, b| b.score.total_cmp(&a.score));
+    best_first(&mut fused);
     fused.truncate(limit);
     fused
+}
+
+/// Best score first; equal scores (the same greeting in two calls) by interaction id, so
+/// the answer does not depend on the order an index happens to return ties in.
+fn best_first(hits: &mut [Scored<AnalysedInteraction>]) {
+    hits.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.item.interaction.id.cmp(&b.item.interaction.id))
+    });
 }
 
 /// The share of the query's terms that `document` has.
@@ -392,6 +403,23 @@ pub async fn flags<S: Store>(store: &S, filter: &FlagFilter) -> Result<Vec<Flag>
     Ok(store.flags(filter).await?)
 }
 
+/// A person works a flag (`POST /api/flags/{id}`, `rapport flag`): the domain changes its
+/// status, the store saves it. `None` if there is no such flag.
+pub async fn set_flag_status<S: Store>(
+    store: &S,
+    id: &str,
+    status: FlagStatus,
+    by: &str,
+    at: time::OffsetDateTime,
+) -> Result<Option<Flag>, StoreError> {
+    let Some(mut flag) = store.flag(id).await? else {
+        return Ok(None);
+    };
+    flag.set_status(status, by, at);
+    store.save_flag_status(&flag).await?;
+    Ok(Some(flag))
+}
+
 /// Everything about one customer: the profile, the relationship type explained, the
 /// evidence, the timeline, the flags and the nearest customers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -556,6 +584,19 @@ mod tests {
         );
         assert!((fused[0].score - 0.91).abs() < 1e-6);
         assert!((fused[1].score - 0.905).abs() < 1e-6);
+    }
+
+    #[test]
+    fn equal_scores_come_in_id_order_whatever_order_the_index_gave() {
+        let query = words_of("velkommen");
+        let fused = fuse(
+            vec![hit("call:b", 0.8), hit("call:a", 0.8), hit("call:c", 0.9)],
+            Vec::new(),
+            &query,
+            0.02,
+            3,
+        );
+        assert_eq!(ids(&fused), ["call:c", "call:a", "call:b"]);
     }
 
     #[test]

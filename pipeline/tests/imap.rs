@@ -3,14 +3,14 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rapport_config::{ImapMode, ImapSecurity, ImapSpec, Secret};
 use rapport_connectors::{ParseContext, Role};
 use rapport_pipeline::bus::{DLQ_STREAM, INTERACTIONS_STREAM};
-use rapport_pipeline::ingest::imap::{self, ImapCheckpoint, ImapError, ImapReader};
-use rapport_pipeline::ingest::{ConnectorState, Counters, Sink};
+use rapport_pipeline::lifecycle::Shutdown;
+use rapport_pipeline::sources::imap::{self, ImapCheckpoint, ImapError, ImapReader};
+use rapport_pipeline::sources::{self, Sink, SourceContext};
 use rapport_pipeline::{Bus, Checkpoints, dlq};
 use std::sync::atomic::Ordering;
 use support::NatsServer;
@@ -21,18 +21,18 @@ const MAX_RAW: usize = 1 << 20;
 /// Generous bound for push delivery; the IDLE test normally passes in well under a second.
 const PUSH_WAIT: Duration = Duration::from_secs(30);
 
-fn connector_state(bus: &Bus) -> ConnectorState {
-    ConnectorState {
-        name: CONNECTOR.to_string(),
-        checkpoints: Some(Checkpoints::new(bus.checkpoints.clone())),
-        counters: Arc::new(Counters::default()),
-    }
-}
-
-fn reader(state: ConnectorState, spec: ImapSpec) -> ImapReader {
+fn template() -> ParseContext {
     let mut template = ParseContext::new(CONNECTOR, "");
     template.company_domains = vec!["elektrohuset.dk".into()];
-    ImapReader::new(state, spec, template)
+    template
+}
+
+fn connector_state(bus: &Bus) -> SourceContext {
+    SourceContext::new(template(), Some(Checkpoints::new(bus.checkpoints.clone())))
+}
+
+fn reader(cx: SourceContext, spec: ImapSpec) -> ImapReader {
+    ImapReader::new(cx, spec)
 }
 
 /// One customer e-mail with CRLF line ends.
@@ -164,7 +164,7 @@ async fn plain_connection_reads_each_message_once() {
 
     // Without a checkpoint everything is read again and JetStream drops the duplicates:
     // what a changed UIDVALIDITY leads to.
-    let forgetful = ConnectorState {
+    let forgetful = SourceContext {
         checkpoints: None,
         ..connector_state(&bus)
     };
@@ -358,11 +358,11 @@ async fn idle_pushes_new_mail_and_shutdown_ends_run() {
         poll_interval: Duration::from_secs(3600),
         ..dovecot.spec(ImapSecurity::Plain)
     };
-    let state = connector_state(&bus);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let state = connector_state(&bus).with_shutdown(Shutdown::new(shutdown));
     let mut idle_reader = reader(state.clone(), spec);
     let mut sink = Sink::bus(&bus, MAX_RAW);
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let running = tokio::spawn(async move { idle_reader.run(&mut sink, shutdown).await });
+    let running = tokio::spawn(async move { sources::run(&mut idle_reader, &mut sink).await });
 
     let count = support::wait_for_count(&bus, INTERACTIONS_STREAM, 1, PUSH_WAIT).await;
     assert_eq!(count, 1, "the mail already there was not read");
@@ -483,19 +483,15 @@ async fn run_backs_off_on_connection_errors_and_stops_on_shutdown() {
         poll_interval: Duration::from_secs(60),
         ca_file: None,
     };
-    let state = ConnectorState {
-        name: CONNECTOR.into(),
-        checkpoints: None,
-        counters: Arc::new(Counters::default()),
-    };
-    let mut unreachable = reader(state.clone(), spec.clone());
     let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let state = SourceContext::new(template(), None).with_shutdown(Shutdown::new(shutdown));
+    let mut unreachable = reader(state.clone(), spec.clone());
     let running = tokio::spawn(async move {
         let mut sink = Sink::Print {
             json: false,
             printed: 0,
         };
-        unreachable.run(&mut sink, shutdown).await
+        sources::run(&mut unreachable, &mut sink).await
     });
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let error = loop {

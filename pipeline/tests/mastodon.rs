@@ -17,9 +17,10 @@ use axum::routing::get;
 use rapport_config::{MastodonSpec, Secret, Settings};
 use rapport_connectors::ParseContext;
 use rapport_pipeline::bus::{DLQ_STREAM, INTERACTIONS_STREAM};
-use rapport_pipeline::ingest::mastodon::{MastodonCheckpoint, MastodonError, MastodonReader};
-use rapport_pipeline::ingest::{ConnectorState, Counters, Sink};
+use rapport_pipeline::lifecycle::Shutdown;
 use rapport_pipeline::nats_server::EmbeddedNats;
+use rapport_pipeline::sources::mastodon::{MastodonCheckpoint, MastodonError, MastodonReader};
+use rapport_pipeline::sources::{self, Sink, SourceContext};
 use rapport_pipeline::{Bus, Checkpoints};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -403,12 +404,11 @@ impl Harness {
         }
     }
 
-    fn state(&self) -> ConnectorState {
-        ConnectorState {
-            name: CONNECTOR.into(),
-            checkpoints: Some(self.checkpoints()),
-            counters: Arc::new(Counters::default()),
-        }
+    fn state(&self) -> SourceContext {
+        SourceContext::new(
+            ParseContext::new(CONNECTOR, String::new()),
+            Some(self.checkpoints()),
+        )
     }
 
     fn checkpoints(&self) -> Checkpoints {
@@ -416,14 +416,16 @@ impl Harness {
     }
 
     /// A reader as the daemon builds one (a fresh reader = a restarted process).
-    fn reader(&self, spec: MastodonSpec) -> (MastodonReader, ConnectorState) {
-        let state = self.state();
-        let reader = MastodonReader::new(
-            state.clone(),
-            spec,
-            ParseContext::new(CONNECTOR, String::new()),
-        )
-        .unwrap();
+    fn reader(&self, spec: MastodonSpec) -> (MastodonReader, SourceContext) {
+        self.reader_in(self.state(), spec)
+    }
+
+    fn reader_in(
+        &self,
+        state: SourceContext,
+        spec: MastodonSpec,
+    ) -> (MastodonReader, SourceContext) {
+        let reader = MastodonReader::new(state.clone(), spec).unwrap();
         (reader, state)
     }
 
@@ -719,11 +721,14 @@ async fn run_polls_until_shutdown_and_stops_promptly() {
     let h = harness().await;
     h.fake.add_statuses(1..=5);
     // A long interval: after the first poll the reader is sleeping when shutdown comes.
-    let (mut reader, _) = h.reader(h.spec(TOKEN, &["home"], Duration::from_secs(3600)));
-    let mut sink = h.sink();
     let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let (mut reader, _) = h.reader_in(
+        h.state().with_shutdown(Shutdown::new(shutdown)),
+        h.spec(TOKEN, &["home"], Duration::from_secs(3600)),
+    );
+    let mut sink = h.sink();
     let task = tokio::spawn(async move {
-        reader.run(&mut sink, shutdown).await;
+        sources::run(&mut reader, &mut sink).await.unwrap();
     });
     assert_eq!(
         h.wait_for_count(INTERACTIONS_STREAM, 5, Duration::from_secs(30))
@@ -742,11 +747,14 @@ async fn run_waits_out_a_rate_limit_and_records_it() {
     let h = harness().await;
     h.fake.add_statuses(1..=4);
     h.fake.rate_limited.store(1, Ordering::SeqCst);
-    let (mut reader, state) = h.reader(h.spec(TOKEN, &["home"], Duration::from_secs(3600)));
-    let mut sink = h.sink();
     let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let (mut reader, state) = h.reader_in(
+        h.state().with_shutdown(Shutdown::new(shutdown)),
+        h.spec(TOKEN, &["home"], Duration::from_secs(3600)),
+    );
+    let mut sink = h.sink();
     let task = tokio::spawn(async move {
-        reader.run(&mut sink, shutdown).await;
+        sources::run(&mut reader, &mut sink).await.unwrap();
     });
     // The first request gets 429 with Retry-After: 1; the retry after it reads the page.
     assert_eq!(

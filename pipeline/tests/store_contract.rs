@@ -7,9 +7,11 @@ use rapport_connectors::{Author, Channel, Interaction, Role};
 use rapport_models::classify::MessageSignals;
 use rapport_pipeline::flags::{Flag, FlagKind, FlagStatus, Severity};
 use rapport_pipeline::profile::{CustomerProfile, Relationship, SentimentTrajectory};
+use rapport_pipeline::queries::set_flag_status;
 use rapport_pipeline::store::{
-    AnalysedInteraction, CustomerPoint, CustomerSpace, EdgeStore, FlagFilter, InteractionFilter,
-    InteractionPoint, RemoteConfig, RemoteStore, Store, StoreError, Terms,
+    AnalysedInteraction, CustomerPoint, CustomerSpace, CustomerStore, EdgeStore, FlagFilter,
+    InteractionFilter, InteractionPoint, InteractionStore, RemoteConfig, RemoteStore, Store,
+    StoreError, Terms,
 };
 use time::macros::datetime;
 
@@ -248,17 +250,20 @@ async fn contract<S: Store>(store: &S) {
         .await
         .unwrap();
     assert_eq!(new.len(), 2);
-    let updated = store
-        .set_flag_status(
-            "complaint:c1",
-            FlagStatus::Acknowledged,
-            "mette",
-            datetime!(2026-03-02 09:00 UTC),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    // A status change: read by `flag`, changed by the domain, saved by `save_flag_status`.
+    let updated = set_flag_status(
+        store,
+        "complaint:c1",
+        FlagStatus::Acknowledged,
+        "mette",
+        datetime!(2026-03-02 09:00 UTC),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(updated.status_by.as_deref(), Some("mette"));
+    let reread = store.flag("complaint:c1").await.unwrap().unwrap();
+    assert_eq!(reread, updated, "the saved status is what is read back");
     let again = store
         .insert_new_flags(vec![(
             flag("complaint:c1", FlagKind::Complaint, "anna"),
@@ -292,17 +297,18 @@ async fn contract<S: Store>(store: &S) {
             .unwrap(),
         ["complaint:c1"]
     );
+    assert!(store.flag("nope").await.unwrap().is_none());
     assert!(
-        store
-            .set_flag_status(
-                "nope",
-                FlagStatus::Resolved,
-                "x",
-                datetime!(2026-03-02 9:00 UTC)
-            )
-            .await
-            .unwrap()
-            .is_none()
+        set_flag_status(
+            store,
+            "nope",
+            FlagStatus::Resolved,
+            "x",
+            datetime!(2026-03-02 9:00 UTC)
+        )
+        .await
+        .unwrap()
+        .is_none()
     );
 
     // Merging: Erik's interactions and flags move to Anna, his profile goes.

@@ -36,6 +36,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::bus::{self, AlertTopology};
 use crate::flags::{Flag, FlagKind, Severity};
+use crate::lifecycle::{Backoff, Shutdown};
 pub use mail::Language;
 pub use schedule::{Cadence, Delivery};
 pub use transport::Mailer;
@@ -317,12 +318,13 @@ impl Queue {
         rules: &[AlertRule],
         mailer: &Mailer,
         settings: &Settings,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
     ) {
+        let mut shutdown = Shutdown::new(stop);
         let mut messages = None;
-        let mut pause = Duration::from_millis(100);
+        let mut pause = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         info!(rules = rules.len(), "alerter started");
-        while !*stop.borrow() {
+        while !shutdown.requested() {
             if !self.loaded {
                 match self.load().await {
                     Ok(()) => self.loaded = true,
@@ -346,19 +348,18 @@ impl Queue {
                 nap = nap.min(until.unsigned_abs());
             }
             let Some(stream) = messages.as_mut().filter(|_| self.loaded) else {
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => pause = (pause * 2).min(Duration::from_secs(10)),
-                    _ = stop.wait_for(|s| *s) => break,
+                if shutdown.sleep(pause.next_delay()).await {
+                    break;
                 }
                 continue;
             };
-            pause = Duration::from_millis(100);
+            pause.reset();
             // The select only decides; the work is done after it, where no borrow of the
             // stop signal is held across an await.
             let next = tokio::select! {
                 next = stream.next() => Some(next),
                 _ = tokio::time::sleep(nap) => None,
-                _ = stop.wait_for(|s| *s) => break,
+                () = shutdown.wait() => break,
             };
             match next {
                 Some(Some(Ok(message))) => self.take(rules, message).await,

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use async_nats::jetstream;
 
 use crate::alerts::{AlertStats, RuleStats};
-use crate::analysis::WorkerCounters;
 use crate::bus::{ANALYSIS_CONSUMER, DLQ_STREAM, INTERACTIONS_STREAM};
-use crate::ingest::Counters;
+use crate::sources::Counters;
+use crate::worker::WorkerCounters;
 
 /// A counter per connector: metric name, help text, and how to read it.
 type CounterSeries = (&'static str, &'static str, fn(&Counters) -> u64);

@@ -25,12 +25,12 @@ use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::analysis::Analyzer;
 use crate::checkpoint::Checkpoints;
 use crate::flags::{FlagKind, FlagStatus};
-use crate::ingest::status::connector_rows;
 use crate::queries::{self, QueryError};
-use crate::store::{ConfiguredStore, CustomerSpace, FlagFilter, InteractionFilter, Store};
+use crate::sources::status::connector_rows;
+use crate::store::{ConfiguredStore, CustomerSpace, FlagFilter, InteractionFilter};
+use crate::worker::Analyzer;
 
 pub use crate::bearer::{generated_token, is_authorised, token_or_generated};
 pub use metrics::Metrics;
@@ -329,11 +329,7 @@ async fn set_flag_status(
             "by: who works the flag is missing (or over 200 characters)",
         ));
     }
-    match ctx
-        .store
-        .set_flag_status(&id, status, by, OffsetDateTime::now_utc())
-        .await?
-    {
+    match queries::set_flag_status(&ctx.store, &id, status, by, OffsetDateTime::now_utc()).await? {
         Some(flag) => ok(flag),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -395,11 +391,10 @@ async fn openapi() -> Response {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let shutdown = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
+    let mut stop = crate::lifecycle::Shutdown::new(stop);
+    let shutdown = async move { stop.wait().await };
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -5,14 +5,14 @@
 use std::time::Duration;
 
 use rapport_config::Settings;
-use time::OffsetDateTime;
 
 use super::remote::RemoteConfig;
 use super::{
-    AnalysedInteraction, CustomerPoint, CustomerSpace, EdgeStore, FlagFilter, InteractionFilter,
-    InteractionPoint, RemoteStore, Scored, Store, StoreError, Terms,
+    AnalysedInteraction, CustomerPoint, CustomerSpace, CustomerStore, EdgeStore, FlagFilter,
+    FlagStore, InteractionFilter, InteractionPoint, InteractionStore, RemoteStore, Scored,
+    StoreError, Terms,
 };
-use crate::flags::{Flag, FlagStatus};
+use crate::flags::Flag;
 use crate::profile::CustomerProfile;
 
 #[derive(Clone)]
@@ -90,7 +90,7 @@ macro_rules! dispatch {
     };
 }
 
-impl Store for ConfiguredStore {
+impl InteractionStore for ConfiguredStore {
     async fn upsert_interactions(&self, points: Vec<InteractionPoint>) -> Result<(), StoreError> {
         dispatch!(self, s => s.upsert_interactions(points))
     }
@@ -136,7 +136,9 @@ impl Store for ConfiguredStore {
     ) -> Result<Vec<(AnalysedInteraction, Vec<f32>)>, StoreError> {
         dispatch!(self, s => s.list_interactions_with_vectors(filter, limit))
     }
+}
 
+impl CustomerStore for ConfiguredStore {
     async fn merge_customers(&self, from: &str, to: &str) -> Result<u64, StoreError> {
         dispatch!(self, s => s.merge_customers(from, to))
     }
@@ -162,7 +164,9 @@ impl Store for ConfiguredStore {
     async fn all_customers(&self) -> Result<Vec<CustomerProfile>, StoreError> {
         dispatch!(self, s => s.all_customers())
     }
+}
 
+impl FlagStore for ConfiguredStore {
     async fn insert_new_flags(
         &self,
         flags: Vec<(Flag, Vec<f32>)>,
@@ -178,13 +182,11 @@ impl Store for ConfiguredStore {
         dispatch!(self, s => s.flags(filter))
     }
 
-    async fn set_flag_status(
-        &self,
-        id: &str,
-        status: FlagStatus,
-        by: &str,
-        at: OffsetDateTime,
-    ) -> Result<Option<Flag>, StoreError> {
-        dispatch!(self, s => s.set_flag_status(id, status, by, at))
+    async fn flag(&self, id: &str) -> Result<Option<Flag>, StoreError> {
+        dispatch!(self, s => s.flag(id))
+    }
+
+    async fn save_flag_status(&self, flag: &Flag) -> Result<(), StoreError> {
+        dispatch!(self, s => s.save_flag_status(flag))
     }
 }

@@ -29,16 +29,16 @@ use qdrant_edge::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
 use super::{
     AnalysedInteraction, CUSTOMER_INDEXES, CUSTOMERS, Clause, CustomerPoint, CustomerSpace,
-    FLAG_INDEXES, FLAGS, FlagFilter, INTERACTION_INDEXES, INTERACTIONS, IndexKind,
-    InteractionFilter, InteractionPoint, RELATIONSHIP_VECTOR, SCROLL_PAGE, SEMANTIC_VECTOR, Scored,
-    Store, StoreError, TERMS_VECTOR, TEXT_VECTOR, Terms, customer_point_id, flag_point_id,
-    interaction_payload, interaction_point_id, newest_first, payload_error, timeline, to_payload,
+    CustomerStore, FLAG_INDEXES, FLAGS, FlagFilter, FlagStore, INTERACTION_INDEXES, INTERACTIONS,
+    IndexKind, InteractionFilter, InteractionPoint, InteractionStore, RELATIONSHIP_VECTOR,
+    SCROLL_PAGE, SEMANTIC_VECTOR, Scored, StoreError, TERMS_VECTOR, TEXT_VECTOR, Terms,
+    customer_point_id, flag_point_id, interaction_payload, interaction_point_id, newest_first,
+    payload_error, timeline, to_payload,
 };
-use crate::flags::{Flag, FlagStatus};
+use crate::flags::Flag;
 use crate::profile::CustomerProfile;
 use rapport_config::relationships::DIMENSIONS;
 
@@ -434,7 +434,7 @@ fn scored<T: DeserializeOwned>(
         .collect()
 }
 
-impl Store for EdgeStore {
+impl InteractionStore for EdgeStore {
     async fn upsert_interactions(&self, points: Vec<InteractionPoint>) -> Result<(), StoreError> {
         if points.is_empty() {
             return Ok(());
@@ -575,7 +575,9 @@ impl Store for EdgeStore {
             .await?;
         Ok(timeline(found, limit, |(s, _)| s))
     }
+}
 
+impl CustomerStore for EdgeStore {
     async fn merge_customers(&self, from: &str, to: &str) -> Result<u64, StoreError> {
         let from = from.to_string();
         let to = to.to_string();
@@ -695,7 +697,9 @@ impl Store for EdgeStore {
         })
         .await
     }
+}
 
+impl FlagStore for EdgeStore {
     async fn insert_new_flags(
         &self,
         flags: Vec<(Flag, Vec<f32>)>,
@@ -780,34 +784,38 @@ impl Store for EdgeStore {
         ))
     }
 
-    async fn set_flag_status(
-        &self,
-        id: &str,
-        status: FlagStatus,
-        by: &str,
-        at: OffsetDateTime,
-    ) -> Result<Option<Flag>, StoreError> {
+    async fn flag(&self, id: &str) -> Result<Option<Flag>, StoreError> {
         let point_id = PointId::Uuid(flag_point_id(id));
-        let by = by.to_string();
-        self.blocking("update", move |inner| {
-            let Some(record) = retrieve(&inner.flags, &[point_id], true)?
+        self.blocking("retrieve", move |inner| {
+            let Some(record) = retrieve(&inner.flags, &[point_id], false)?
                 .into_iter()
                 .next()
             else {
                 return Ok(None);
             };
+            Ok(Some(from_payload(&record.id, record.payload)?))
+        })
+        .await
+    }
+
+    async fn save_flag_status(&self, flag: &Flag) -> Result<(), StoreError> {
+        let point_id = PointId::Uuid(flag_point_id(&flag.id));
+        let flag = flag.clone();
+        self.blocking("update", move |inner| {
+            // The engine rewrites whole points: keep the stored vector beside the new payload.
+            let Some(record) = retrieve(&inner.flags, &[point_id], true)?
+                .into_iter()
+                .next()
+            else {
+                return Ok(());
+            };
             let vector = named_vector(&record.vector, TEXT_VECTOR);
-            let mut flag: Flag = from_payload(&record.id, record.payload)?;
-            flag.status = status;
-            flag.status_by = Some(by);
-            flag.status_at = Some(at);
             let point = PointStruct::new(
                 point_id,
                 Vectors::new_named([(TEXT_VECTOR, vector)]),
                 to_payload(&flag.id, &flag)?,
             );
-            upsert(inner, &inner.flags, vec![point])?;
-            Ok(Some(flag))
+            upsert(inner, &inner.flags, vec![point])
         })
         .await
     }

@@ -217,9 +217,16 @@ pub enum StoreError {
     Payload { id: String, message: String },
 }
 
-/// What every backend offers. Writes are idempotent (point id = [`interaction_point_id`])
-/// and durable when they return: the worker acknowledges a message only afterwards.
-pub trait Store: Send + Sync + 'static {
+/// What every backend offers: one trait per aggregate (interactions, customers, flags).
+/// Writes are idempotent (point id = [`interaction_point_id`]) and durable when they
+/// return: the worker acknowledges a message only afterwards. Rules (what a status change
+/// means, what a profile holds) are the domain's; a backend only stores and finds.
+pub trait Store: InteractionStore + CustomerStore + FlagStore {}
+
+impl<T: InteractionStore + CustomerStore + FlagStore> Store for T {}
+
+/// Interactions with their text and terms vectors.
+pub trait InteractionStore: Send + Sync + 'static {
     /// Inserts or overwrites, by interaction id.
     fn upsert_interactions(
         &self,
@@ -267,7 +274,10 @@ pub trait Store: Send + Sync + 'static {
         filter: &InteractionFilter,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<(AnalysedInteraction, Vec<f32>)>, StoreError>> + Send;
+}
 
+/// Customer profiles with their `semantic` and `relationship` vectors.
+pub trait CustomerStore: Send + Sync + 'static {
     /// Moves what is stored under customer `from` to `to`: its interactions and flags
     /// change owner and its profile is removed (rebuild `to`'s afterwards). Returns the
     /// interactions moved. The history half of merging two customers into one.
@@ -303,7 +313,11 @@ pub trait Store: Send + Sync + 'static {
     fn all_customers(
         &self,
     ) -> impl Future<Output = Result<Vec<CustomerProfile>, StoreError>> + Send;
+}
 
+/// The flag queue. A flag's status is changed by the domain ([`Flag::set_status`]) and
+/// saved here.
+pub trait FlagStore: Send + Sync + 'static {
     /// Stores the flags not stored yet and returns those; a flag already stored keeps
     /// its status and evidence.
     fn insert_new_flags(
@@ -323,14 +337,12 @@ pub trait Store: Send + Sync + 'static {
         filter: &FlagFilter,
     ) -> impl Future<Output = Result<Vec<Flag>, StoreError>> + Send;
 
-    /// Sets a flag's status (who and when); `None` if there is no such flag.
-    fn set_flag_status(
-        &self,
-        id: &str,
-        status: FlagStatus,
-        by: &str,
-        at: OffsetDateTime,
-    ) -> impl Future<Output = Result<Option<Flag>, StoreError>> + Send;
+    /// The flag with this id, if there is one.
+    fn flag(&self, id: &str) -> impl Future<Output = Result<Option<Flag>, StoreError>> + Send;
+
+    /// Saves `flag`'s status, who set it and when; its evidence and vector stay as stored.
+    /// `flag` is one read with [`FlagStore::flag`].
+    fn save_flag_status(&self, flag: &Flag) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 fn payload_error(id: &str, e: impl std::fmt::Display) -> StoreError {

@@ -26,16 +26,16 @@ use qdrant_client::qdrant::{
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde::de::DeserializeOwned;
-use time::OffsetDateTime;
 
 use super::{
     AnalysedInteraction, CUSTOMER_INDEXES, CUSTOMERS, Clause, CustomerPoint, CustomerSpace,
-    FLAG_INDEXES, FLAGS, FlagFilter, INTERACTION_INDEXES, INTERACTIONS, IndexKind,
-    InteractionFilter, InteractionPoint, RELATIONSHIP_VECTOR, SCROLL_PAGE, SEMANTIC_VECTOR, Scored,
-    Store, StoreError, TERMS_VECTOR, TEXT_VECTOR, Terms, customer_point_id, flag_point_id,
-    interaction_payload, interaction_point_id, newest_first, payload_error, timeline, to_payload,
+    CustomerStore, FLAG_INDEXES, FLAGS, FlagFilter, FlagStore, INTERACTION_INDEXES, INTERACTIONS,
+    IndexKind, InteractionFilter, InteractionPoint, InteractionStore, RELATIONSHIP_VECTOR,
+    SCROLL_PAGE, SEMANTIC_VECTOR, Scored, StoreError, TERMS_VECTOR, TEXT_VECTOR, Terms,
+    customer_point_id, flag_point_id, interaction_payload, interaction_point_id, newest_first,
+    payload_error, timeline, to_payload,
 };
-use crate::flags::{Flag, FlagStatus};
+use crate::flags::Flag;
 use crate::profile::CustomerProfile;
 use rapport_config::relationships::DIMENSIONS;
 
@@ -450,7 +450,7 @@ fn text_vector(vector: Vec<f32>) -> HashMap<String, Vec<f32>> {
     HashMap::from([(TEXT_VECTOR.to_string(), vector)])
 }
 
-impl Store for RemoteStore {
+impl InteractionStore for RemoteStore {
     async fn upsert_interactions(&self, points: Vec<InteractionPoint>) -> Result<(), StoreError> {
         let points = points
             .into_iter()
@@ -555,7 +555,9 @@ impl Store for RemoteStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(timeline(found, limit, |(s, _)| s))
     }
+}
 
+impl CustomerStore for RemoteStore {
     async fn merge_customers(&self, from: &str, to: &str) -> Result<u64, StoreError> {
         let owned_by_from = || Filter::must([keyword("customer_id", from)]);
         let moved = self
@@ -648,7 +650,9 @@ impl Store for RemoteStore {
             .map(|point| from_payload(&point.id, point.payload))
             .collect()
     }
+}
 
+impl FlagStore for RemoteStore {
     async fn insert_new_flags(
         &self,
         flags: Vec<(Flag, Vec<f32>)>,
@@ -717,40 +721,37 @@ impl Store for RemoteStore {
         ))
     }
 
-    async fn set_flag_status(
-        &self,
-        id: &str,
-        status: FlagStatus,
-        by: &str,
-        at: OffsetDateTime,
-    ) -> Result<Option<Flag>, StoreError> {
+    async fn flag(&self, id: &str) -> Result<Option<Flag>, StoreError> {
         let point = point_id(flag_point_id(id));
         let Some(stored) = self
-            .retrieve(&self.flags, vec![point.clone()], false)
+            .retrieve(&self.flags, vec![point], false)
             .await?
             .into_iter()
             .next()
         else {
             return Ok(None);
         };
-        let mut flag: Flag = from_payload(&stored.id, stored.payload)?;
-        flag.status = status;
-        flag.status_by = Some(by.to_string());
-        flag.status_at = Some(at);
+        Ok(Some(from_payload(&stored.id, stored.payload)?))
+    }
+
+    async fn save_flag_status(&self, flag: &Flag) -> Result<(), StoreError> {
+        let id = &flag.id;
         // Only the status fields are set, so the vector and evidence stay as stored.
         let status_fields = serde_json::json!({
             "status": flag.status,
             "status_by": flag.status_by,
-            "status_at": to_payload(id, &flag)?.get("status_at").cloned(),
+            "status_at": to_payload(id, flag)?.get("status_at").cloned(),
         });
         self.client
             .set_payload(
                 SetPayloadPointsBuilder::new(&self.flags, json_payload(id, status_fields)?)
-                    .points_selector(PointsIdsList { ids: vec![point] })
+                    .points_selector(PointsIdsList {
+                        ids: vec![point_id(flag_point_id(id))],
+                    })
                     .wait(true),
             )
             .await
             .map_err(failed("update"))?;
-        Ok(Some(flag))
+        Ok(())
     }
 }

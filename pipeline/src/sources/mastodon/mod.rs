@@ -35,22 +35,24 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use rapport_config::{MastodonSpec, Secret};
-use rapport_connectors::ParseContext;
 use rapport_connectors::social::parse_mastodon;
 use reqwest::header::{ACCEPT, HeaderMap, RETRY_AFTER};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::{Rfc2822, Rfc3339};
-use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 use url::Url;
 
-use super::{ConnectorState, Sink};
-use super::{emit_unit, parse_guarded};
-use crate::bus::{BusError, Published};
+use crate::bus::BusError;
 use crate::checkpoint::Checkpoints;
+use crate::sources::context::SourceContext;
+use crate::sources::emit::{emit_unit, parse_guarded};
+use crate::sources::kind::{BuiltSource, SourceKind, Tested};
+use crate::sources::run::{Pass, Retry, Source, SourceError};
+use crate::sources::sink::Sink;
 
 /// Items asked for per request: the most Mastodon returns for timelines and notifications.
 pub const PAGE_LIMIT: usize = 40;
@@ -60,8 +62,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// A page bigger than this is refused: 40 statuses are a few hundred KiB at most.
 const MAX_BODY_BYTES: usize = 16 << 20;
-const BACKOFF_START: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// The shortest wait after a rate limit.
+const RATE_LIMIT_MIN_WAIT: Duration = Duration::from_secs(1);
 /// The longest a rate limit is waited out before asking again.
 const RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(3600);
 /// How long a shutdown waits for handed interactions to be acknowledged.
@@ -130,6 +132,41 @@ impl MastodonError {
         }
     }
 }
+
+impl From<MastodonError> for SourceError {
+    fn from(error: MastodonError) -> Self {
+        let retry = match (&error, error.retry_after()) {
+            (_, Some(asked)) => Retry::After(asked.clamp(RATE_LIMIT_MIN_WAIT, RATE_LIMIT_MAX_WAIT)),
+            (MastodonError::CaFile { .. } | MastodonError::Timeline { .. }, None) => Retry::Never,
+            _ => Retry::Backoff,
+        };
+        SourceError {
+            message: error.to_string(),
+            retry,
+        }
+    }
+}
+
+/// `kind = "mastodon"`: the timelines of one account.
+pub static SOURCE: SourceKind = SourceKind {
+    kind: "mastodon",
+    build: |connector, cx, _, sink| {
+        let rapport_config::ConnectorSpec::Mastodon(spec) = &connector.spec else {
+            unreachable!("the registry hands a mastodon source only mastodon connectors")
+        };
+        let reader = MastodonReader::new(cx, spec.clone()).map_err(SourceError::from)?;
+        Ok(BuiltSource::Pulled {
+            source: Box::new(reader),
+            sink,
+        })
+    },
+    test: |connector, _, _| {
+        let rapport_config::ConnectorSpec::Mastodon(spec) = &connector.spec else {
+            unreachable!("the registry hands a mastodon source only mastodon connectors")
+        };
+        Box::pin(async move { Tested::from_result(test(spec).await) })
+    },
+};
 
 /// The cursor of one timeline: every item up to `since_id` is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -302,9 +339,8 @@ pub fn newer(a: &str, b: &str) -> bool {
 
 /// Polls the timelines of one Mastodon account.
 pub struct MastodonReader {
-    state: ConnectorState,
+    cx: SourceContext,
     spec: MastodonSpec,
-    template: ParseContext,
     http: reqwest::Client,
     /// Cursor per checkpoint key as last loaded or saved (in dry-run the only copy); a key
     /// is present once loaded, `None` meaning no cursor yet.
@@ -312,20 +348,15 @@ pub struct MastodonReader {
 }
 
 impl MastodonReader {
-    /// `template` carries the connector-wide parse settings; the source is set per request.
-    pub fn new(
-        state: ConnectorState,
-        spec: MastodonSpec,
-        template: ParseContext,
-    ) -> Result<Self, MastodonError> {
+    /// Reads with `cx`'s parse settings; the source is set per request.
+    pub fn new(cx: SourceContext, spec: MastodonSpec) -> Result<Self, MastodonError> {
         for name in &spec.timelines {
             Timeline::parse(name)?;
         }
         let http = client(&spec)?;
         Ok(MastodonReader {
-            state,
+            cx,
             spec,
-            template,
             http,
             cursors: HashMap::new(),
         })
@@ -334,7 +365,7 @@ impl MastodonReader {
     /// The checkpoint key of a timeline.
     pub fn checkpoint_key(&self, timeline: &str) -> String {
         Checkpoints::key(
-            &self.state.name,
+            &self.cx.name,
             &format!("mastodon:{}/{timeline}", instance_text(&self.spec.instance)),
         )
     }
@@ -351,7 +382,7 @@ impl MastodonReader {
                 Ok(n) => handed += n,
                 Err(e) if e.stops_poll() => return Err(e),
                 Err(e) => {
-                    warn!(connector = %self.state.name, timeline = %name, error = %e,
+                    warn!(connector = %self.cx.name, timeline = %name, error = %e,
                         "Mastodon timeline failed");
                     first_error.get_or_insert(e);
                 }
@@ -361,49 +392,6 @@ impl MastodonReader {
             Some(e) => Err(e),
             None => Ok(handed),
         }
-    }
-
-    /// Polls every `poll_interval` until `shutdown` turns true (or its sender is dropped).
-    /// Failures are recorded in the connector's counters and retried with capped exponential
-    /// back-off; a rate limit is waited out as the instance asks. A poll in progress when
-    /// shutdown comes is abandoned (its cursor is not moved, so it is read again next time)
-    /// after a short wait for what it handed over to be acknowledged.
-    pub async fn run(&mut self, sink: &mut Sink, mut shutdown: watch::Receiver<bool>) {
-        info!(connector = %self.state.name, instance = %instance_text(&self.spec.instance),
-            timelines = ?self.spec.timelines, "Mastodon connector started");
-        let mut backoff = BACKOFF_START;
-        while !*shutdown.borrow() {
-            let outcome = tokio::select! {
-                outcome = self.poll_once(sink) => outcome,
-                () = shutdown_requested(&mut shutdown) => {
-                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, sink.commit()).await;
-                    break;
-                }
-            };
-            let wait = match outcome {
-                Ok(handed) => {
-                    backoff = BACKOFF_START;
-                    debug!(connector = %self.state.name, handed, "Mastodon poll done");
-                    self.spec.poll_interval
-                }
-                Err(e) => {
-                    self.state.counters.record_error(e.to_string());
-                    let wait = match e.retry_after() {
-                        Some(asked) => asked.clamp(BACKOFF_START, RATE_LIMIT_MAX_WAIT),
-                        None => backoff,
-                    };
-                    warn!(connector = %self.state.name, error = %e, retry_in = ?wait,
-                        "Mastodon poll failed; retrying");
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                    wait
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = shutdown_requested(&mut shutdown) => break,
-            }
-        }
-        info!(connector = %self.state.name, "Mastodon connector stopped");
     }
 
     async fn poll_timeline(&mut self, name: &str, sink: &mut Sink) -> Result<u64, MastodonError> {
@@ -416,7 +404,7 @@ impl MastodonReader {
         for _ in 0..MAX_PAGES_PER_POLL {
             let url = timeline.page_url(&self.spec.instance, cursor.as_deref())?;
             let Some(body) = fetch(&self.http, self.spec.access_token.as_ref(), &url).await? else {
-                debug!(connector = %self.state.name, timeline = %name,
+                debug!(connector = %self.cx.name, timeline = %name,
                     "timeline is being prepared by the instance (HTTP 206); next poll");
                 break;
             };
@@ -427,17 +415,13 @@ impl MastodonReader {
                     self.hand(&url, body, sink).await?;
                     return Err(MastodonError::Unexpected {
                         url: url.to_string(),
-                        expected: if notifications {
-                            "notification list"
-                        } else {
-                            "timeline"
-                        },
+                        expected: page_kind(notifications),
                         reason,
                     });
                 }
             };
             let Some(newest) = page.newest else { break };
-            debug!(connector = %self.state.name, timeline = %name, items = page.items,
+            debug!(connector = %self.cx.name, timeline = %name, items = page.items,
                 statuses = page.statuses.len(), "Mastodon page");
             handed += self.hand(&url, ndjson(&page.statuses), sink).await?;
             self.save_cursor(&key, &newest).await?;
@@ -453,35 +437,26 @@ impl MastodonReader {
     /// interactions handed.
     async fn hand(&self, url: &Url, input: Bytes, sink: &mut Sink) -> Result<u64, BusError> {
         let source = url.to_string();
-        let mut ctx = self.template.clone();
-        ctx.source = source.clone();
-        ctx.source_time = OffsetDateTime::now_utc();
+        let ctx = self.cx.parse_context(&source, OffsetDateTime::now_utc());
         let mut handed = 0;
         for mut unit in parse_guarded(input.len(), || parse_mastodon(&input, &ctx)) {
             if let Err(error) = &mut unit.outcome {
                 // Line numbers would point into the re-encoded page; the status uri is named.
                 error.reason = strip_line_number(&error.reason).to_string();
             }
-            if let Ok(n) = emit_unit(sink, &self.state, &source, unit, &input, 0).await? {
+            if let Ok(n) = emit_unit(sink, &self.cx, &source, unit, &input, 0).await? {
                 handed += n;
             }
         }
-        let published = sink.commit().await?;
-        self.count_published(published);
+        self.cx.commit(sink).await?;
         Ok(handed)
-    }
-
-    fn count_published(&self, published: Published) {
-        let counters = &self.state.counters;
-        counters.add(&counters.published, published.stored);
-        counters.add(&counters.duplicates, published.duplicates);
     }
 
     async fn load_cursor(&mut self, key: &str) -> Result<Option<String>, BusError> {
         if let Some(cursor) = self.cursors.get(key) {
             return Ok(cursor.clone());
         }
-        let cursor = match &self.state.checkpoints {
+        let cursor = match &self.cx.checkpoints {
             Some(checkpoints) => checkpoints
                 .get::<MastodonCheckpoint>(key)
                 .await?
@@ -493,7 +468,7 @@ impl MastodonReader {
     }
 
     async fn save_cursor(&mut self, key: &str, since_id: &str) -> Result<(), BusError> {
-        if let Some(checkpoints) = &self.state.checkpoints {
+        if let Some(checkpoints) = &self.cx.checkpoints {
             let checkpoint = MastodonCheckpoint {
                 since_id: since_id.to_string(),
             };
@@ -510,9 +485,43 @@ impl MastodonReader {
     }
 }
 
-async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
-    // A dropped sender means nobody can ask any more: stop as well.
-    let _ = shutdown.wait_for(|stop| *stop).await;
+impl Source for MastodonReader {
+    fn context(&self) -> &SourceContext {
+        &self.cx
+    }
+
+    /// One poll of every timeline. A poll in progress when shutdown comes is abandoned (its
+    /// cursor is not moved, so it is read again next time) after a short wait for what it
+    /// handed over to be acknowledged.
+    fn pass<'a>(&'a mut self, sink: &'a mut Sink) -> BoxFuture<'a, Result<Pass, SourceError>> {
+        Box::pin(async move {
+            let mut shutdown = self.cx.shutdown.clone();
+            tokio::select! {
+                polled = self.poll_once(sink) => Ok(Pass { handed: polled?, complete: true }),
+                () = shutdown.wait() => {
+                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, sink.commit()).await;
+                    Ok(Pass { handed: 0, complete: false })
+                }
+            }
+        })
+    }
+
+    fn wait(&mut self) -> BoxFuture<'_, Result<(), SourceError>> {
+        Box::pin(async move {
+            let mut shutdown = self.cx.shutdown.clone();
+            shutdown.sleep(self.spec.poll_interval).await;
+            Ok(())
+        })
+    }
+}
+
+/// What a page of this timeline is, for errors.
+fn page_kind(notifications: bool) -> &'static str {
+    if notifications {
+        "notification list"
+    } else {
+        "timeline"
+    }
 }
 
 /// One status a line, compact (JSON strings escape their newlines).
@@ -730,11 +739,7 @@ pub async fn test(spec: &MastodonSpec) -> Result<String, MastodonError> {
         Some(body) => {
             Page::read(&body, notifications, None).map_err(|reason| MastodonError::Unexpected {
                 url: url.to_string(),
-                expected: if notifications {
-                    "notification list"
-                } else {
-                    "timeline"
-                },
+                expected: page_kind(notifications),
                 reason,
             })?
         }

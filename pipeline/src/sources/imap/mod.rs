@@ -24,14 +24,13 @@ use async_imap::imap_proto::{Response, Status};
 use async_imap::types::{Capabilities, Capability, Fetch, Mailbox};
 use async_imap::{Client, Session};
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use rapport_config::{ImapMode, ImapSecurity, ImapSpec};
-use rapport_connectors::ParseContext;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -45,10 +44,13 @@ use tokio_rustls::rustls::{
 };
 use tracing::{debug, info, warn};
 
-use super::{ConnectorState, Sink, ingest_dead_letter};
-use super::{emit_unit, parse_guarded};
-use crate::bus::{BusError, Published};
+use crate::bus::BusError;
 use crate::checkpoint::Checkpoints;
+use crate::sources::context::{CommitBatch, SourceContext};
+use crate::sources::emit::{emit_unit, parse_guarded};
+use crate::sources::kind::{BuiltSource, SourceKind, Tested};
+use crate::sources::run::{Pass, Source, SourceError};
+use crate::sources::sink::Sink;
 
 /// Messages handed to the sink between two commits (and cursor writes).
 const COMMIT_EVERY: usize = 500;
@@ -58,8 +60,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// RFC 2177 asks clients to re-issue IDLE at least every 29 minutes.
 const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
-const BACKOFF_START: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
@@ -100,6 +100,36 @@ impl ImapError {
     }
 }
 
+impl From<ImapError> for SourceError {
+    fn from(error: ImapError) -> Self {
+        if error.is_permanent() {
+            SourceError::permanent(error.to_string())
+        } else {
+            SourceError::transient(error.to_string())
+        }
+    }
+}
+
+/// `kind = "imap"`: one mailbox of one account.
+pub static SOURCE: SourceKind = SourceKind {
+    kind: "imap",
+    build: |connector, cx, _, sink| {
+        let rapport_config::ConnectorSpec::Imap(spec) = &connector.spec else {
+            unreachable!("the registry hands an imap source only imap connectors")
+        };
+        Ok(BuiltSource::Pulled {
+            source: Box::new(ImapReader::new(cx, spec.clone())),
+            sink,
+        })
+    },
+    test: |connector, _, _| {
+        let rapport_config::ConnectorSpec::Imap(spec) = &connector.spec else {
+            unreachable!("the registry hands an imap source only imap connectors")
+        };
+        Box::pin(async move { Tested::from_result(test(spec).await) })
+    },
+};
+
 /// The cursor of one mailbox: everything up to `last_uid` under `uidvalidity` is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImapCheckpoint {
@@ -109,171 +139,110 @@ pub struct ImapCheckpoint {
 
 /// Reads one mailbox of one IMAP account.
 pub struct ImapReader {
-    state: ConnectorState,
+    cx: SourceContext,
     spec: ImapSpec,
-    template: ParseContext,
     key: String,
     /// The cursor as last loaded or saved; `None` until loaded (and in dry-run: in memory).
     cursor: Option<ImapCheckpoint>,
     loaded: bool,
+    /// The connection kept between passes by a running connector.
+    open: Option<OpenSession>,
+}
+
+struct OpenSession {
+    session: ImapSession,
+    /// IDLE is configured and the server offers it.
+    idle: bool,
 }
 
 impl ImapReader {
-    /// `template` carries the connector-wide parse settings; the source is set per message.
-    pub fn new(state: ConnectorState, spec: ImapSpec, template: ParseContext) -> Self {
+    /// Reads with `cx`'s parse settings; the source is set per message.
+    pub fn new(cx: SourceContext, spec: ImapSpec) -> Self {
         let key = Checkpoints::key(
-            &state.name,
+            &cx.name,
             &format!("imap:{}@{}/{}", spec.username, spec.host, spec.mailbox),
         );
         ImapReader {
-            state,
+            cx,
             spec,
-            template,
             key,
             cursor: None,
             loaded: false,
+            open: None,
         }
     }
 
-    /// Follows the mailbox until `shutdown` turns true: connect, log in, read new mail, then
-    /// wait for more with IDLE (when configured and offered by the server) or by polling.
-    /// Lost connections are re-established with capped exponential back-off; each failure
-    /// is recorded in the connector's counters. Returns an error only for problems that
-    /// retrying cannot fix (an unreadable `ca_file`).
-    pub async fn run(
-        &mut self,
-        sink: &mut Sink,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Result<(), ImapError> {
-        let mut backoff = BACKOFF_START;
-        while !stopping(&shutdown) {
-            match self.follow(sink, &mut shutdown, &mut backoff).await {
-                Ok(()) => break,
-                Err(e) => {
-                    self.state.counters.record_error(e.to_string());
-                    if e.is_permanent() {
-                        return Err(e);
-                    }
-                    warn!(connector = %self.state.name, error = %e, retry_in = ?backoff,
-                        "IMAP connection failed; reconnecting");
-                    if sleep_or_shutdown(&mut shutdown, backoff).await {
-                        break;
-                    }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
-            }
-        }
-        info!(connector = %self.state.name, "IMAP connector stopped");
-        Ok(())
-    }
-
-    /// One pass: connects, reads everything new since the cursor, logs out. Returns the
-    /// number of interactions handed to the sink.
+    /// One pass on a connection of its own: connects, reads everything new since the
+    /// cursor, logs out. Returns the number of interactions handed to the sink.
     pub async fn fetch_new(&mut self, sink: &mut Sink) -> Result<u64, ImapError> {
         let mut connected = open(&self.spec).await?;
-        let pass = self.pass(&mut connected.session, sink, None).await?;
+        let pass = self.read_new(&mut connected.session, sink).await?;
         logout(connected.session).await;
         Ok(pass.handed)
     }
 
-    /// One connection's life: passes separated by IDLE or sleeps. `Ok` means shutdown.
-    async fn follow(
-        &mut self,
-        sink: &mut Sink,
-        shutdown: &mut watch::Receiver<bool>,
-        backoff: &mut Duration,
-    ) -> Result<(), ImapError> {
+    /// The running connector's connection: opened on first use and after a failure.
+    async fn connect(&self) -> Result<OpenSession, ImapError> {
         let Connected {
-            mut session,
+            session,
             capabilities,
             ..
         } = open(&self.spec).await?;
         let idle = self.spec.mode == ImapMode::Idle && has_capability(&capabilities, "IDLE");
         if self.spec.mode == ImapMode::Idle && !idle {
-            warn!(connector = %self.state.name, host = %self.spec.host,
+            warn!(connector = %self.cx.name, host = %self.spec.host,
                 poll_secs = self.spec.poll_interval.as_secs(),
                 "the IMAP server does not offer IDLE; polling instead");
         }
-        info!(connector = %self.state.name, host = %self.spec.host, mailbox = %self.spec.mailbox,
+        info!(connector = %self.cx.name, host = %self.spec.host, mailbox = %self.spec.mailbox,
             idle, "IMAP connected");
-        loop {
-            let pass = self.pass(&mut session, sink, Some(shutdown)).await?;
-            *backoff = BACKOFF_START;
-            debug!(connector = %self.state.name, handed = pass.handed, "IMAP pass done");
-            if !pass.complete {
-                // Stopped mid-fetch for shutdown: the rest of the answer is still on the
-                // wire, so drop the connection rather than read it for LOGOUT.
-                return Ok(());
-            }
-            // Notifications were read by the pass's commands; the next SELECT reports anew.
-            while session.unsolicited_responses.try_recv().is_ok() {}
-            if stopping(shutdown) {
-                break;
-            }
-            if idle {
-                let (back, stop) = self.idle(session, shutdown).await?;
-                session = back;
-                if stop {
-                    break;
-                }
-            } else if sleep_or_shutdown(shutdown, self.spec.poll_interval).await {
-                break;
-            }
-        }
-        logout(session).await;
-        Ok(())
+        Ok(OpenSession { session, idle })
     }
 
     /// IDLE until the server reports a change, the renewal interval passes, or shutdown.
-    /// Returns the session (after `DONE`) and whether shutdown was requested.
-    async fn idle(
-        &self,
-        session: ImapSession,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(ImapSession, bool), ImapError> {
+    /// Returns the session (after `DONE`).
+    async fn idle(&self, session: ImapSession) -> Result<ImapSession, ImapError> {
         let idle_error = |message: String| ImapError::Idle {
             host: self.spec.host.clone(),
             message,
         };
+        let mut shutdown = self.cx.shutdown.clone();
         let mut handle = session.idle();
         timeout(COMMAND_TIMEOUT, handle.init())
             .await
             .map_err(|_| idle_error(no_answer()))?
             .map_err(|e| idle_error(e.to_string()))?;
-        let stop = {
+        {
             let (wait, _interrupt) = handle.wait_with_timeout(IDLE_RENEW);
             tokio::select! {
                 woke = wait => {
                     let woke = woke.map_err(|e| idle_error(e.to_string()))?;
-                    debug!(connector = %self.state.name, ?woke, "IDLE ended");
-                    false
+                    debug!(connector = %self.cx.name, ?woke, "IDLE ended");
                 }
                 // The server's keep-alives reset the library's own timeout, so renew here.
-                () = tokio::time::sleep(IDLE_RENEW) => false,
-                () = shutdown_requested(shutdown) => true,
+                () = tokio::time::sleep(IDLE_RENEW) => {}
+                () = shutdown.wait() => {}
             }
-        };
-        let session = timeout(COMMAND_TIMEOUT, handle.done())
+        }
+        timeout(COMMAND_TIMEOUT, handle.done())
             .await
             .map_err(|_| idle_error(no_answer()))?
-            .map_err(|e| idle_error(e.to_string()))?;
-        Ok((session, stop))
+            .map_err(|e| idle_error(e.to_string()))
     }
 
-    /// Selects the mailbox and hands over every message after the cursor. With `shutdown`,
-    /// a long first read stops at the next commit once shutdown is requested.
-    async fn pass(
+    /// Selects the mailbox and hands over every message after the cursor. A long first
+    /// read stops at the next commit once shutdown is requested.
+    async fn read_new(
         &mut self,
         session: &mut ImapSession,
         sink: &mut Sink,
-        shutdown: Option<&watch::Receiver<bool>>,
     ) -> Result<Pass, ImapError> {
         let mailbox = select(session, &self.spec).await?;
         let uidvalidity = mailbox.uid_validity.unwrap_or(0);
         let mut last_uid = match self.load_cursor().await? {
             Some(cursor) if cursor.uidvalidity == uidvalidity => cursor.last_uid,
             Some(cursor) => {
-                info!(connector = %self.state.name, mailbox = %self.spec.mailbox,
+                info!(connector = %self.cx.name, mailbox = %self.spec.mailbox,
                     old = cursor.uidvalidity, new = uidvalidity,
                     "UIDVALIDITY changed: reading the mailbox again (duplicates are dropped)");
                 0
@@ -307,7 +276,7 @@ impl ImapReader {
         .map_err(|_| fetch_error(no_answer()))?
         .map_err(|e| fetch_error(e.to_string()))?;
         let mut handed = 0;
-        let mut since_commit = 0;
+        let mut batch = CommitBatch::every(COMMIT_EVERY);
         let mut highest = last_uid;
         loop {
             let next = timeout(COMMAND_TIMEOUT, fetches.next())
@@ -324,12 +293,11 @@ impl ImapReader {
             }
             handed += self.hand_over(sink, uid, &fetch).await?;
             highest = highest.max(uid);
-            since_commit += 1;
-            if since_commit >= COMMIT_EVERY {
-                since_commit = 0;
+            // Messages, not interactions: a commit every so many fetched bodies.
+            if batch.handed(1) {
                 self.commit(sink, uidvalidity, highest).await?;
                 last_uid = highest;
-                if shutdown.is_some_and(stopping) {
+                if self.cx.shutdown.requested() {
                     return Ok(Pass {
                         handed,
                         complete: false,
@@ -353,28 +321,24 @@ impl ImapReader {
         );
         let Some(body) = fetch.body() else {
             let reason = format!("the server returned no body for UID {uid}");
-            let counters = &self.state.counters;
-            counters.add(&counters.read, 1);
-            counters.add(&counters.failed, 1);
-            counters.record_error(format!("{source}: {reason}"));
-            let letter = ingest_dead_letter(&self.state.name, &source, None, reason, Bytes::new());
-            sink.dead_letter(&letter).await?;
+            self.cx
+                .reject(sink, &source, None, reason, Bytes::new())
+                .await?;
             return Ok(0);
         };
         let raw = Bytes::copy_from_slice(body);
-        let mut ctx = self.template.clone();
-        ctx.source = source.clone();
-        ctx.source_time = fetch
+        let received = fetch
             .internal_date()
             .and_then(|date| OffsetDateTime::from_unix_timestamp(date.timestamp()).ok())
             .unwrap_or_else(OffsetDateTime::now_utc);
+        let ctx = self.cx.parse_context(&source, received);
         // parse_eml checks the size caps itself; a parser panic becomes a dead letter.
         let mut handed = 0;
         for unit in parse_guarded(raw.len(), || {
             rapport_connectors::Format::Eml.parse(&raw, &ctx)
         }) {
-            debug!(connector = %self.state.name, uid, bytes = raw.len(), ok = unit.outcome.is_ok(), "message");
-            handed += emit_unit(sink, &self.state, &source, unit, &raw, 0)
+            debug!(connector = %self.cx.name, uid, bytes = raw.len(), ok = unit.outcome.is_ok(), "message");
+            handed += emit_unit(sink, &self.cx, &source, unit, &raw, 0)
                 .await?
                 .unwrap_or(0);
         }
@@ -388,16 +352,13 @@ impl ImapReader {
         uidvalidity: u32,
         last_uid: u32,
     ) -> Result<(), BusError> {
-        let published: Published = sink.commit().await?;
-        let counters = &self.state.counters;
-        counters.add(&counters.published, published.stored);
-        counters.add(&counters.duplicates, published.duplicates);
+        self.cx.commit(sink).await?;
         let cursor = ImapCheckpoint {
             uidvalidity,
             last_uid,
         };
         if self.cursor != Some(cursor) {
-            if let Some(checkpoints) = &self.state.checkpoints {
+            if let Some(checkpoints) = &self.cx.checkpoints {
                 checkpoints.put(&self.key, &cursor).await?;
             }
             self.cursor = Some(cursor);
@@ -407,7 +368,7 @@ impl ImapReader {
 
     async fn load_cursor(&mut self) -> Result<Option<ImapCheckpoint>, BusError> {
         if !self.loaded {
-            if let Some(checkpoints) = &self.state.checkpoints {
+            if let Some(checkpoints) = &self.cx.checkpoints {
                 self.cursor = checkpoints.get(&self.key).await?;
             }
             self.loaded = true;
@@ -416,12 +377,62 @@ impl ImapReader {
     }
 }
 
-/// What one pass did.
-struct Pass {
-    /// Interactions handed to the sink.
-    handed: u64,
-    /// False when it stopped early for shutdown.
-    complete: bool,
+impl Source for ImapReader {
+    fn context(&self) -> &SourceContext {
+        &self.cx
+    }
+
+    /// Connects when no connection is open, then reads what is new on it. A connection
+    /// that fails, or stops mid-fetch for shutdown (the rest of the answer is still on the
+    /// wire), is dropped rather than logged out.
+    fn pass<'a>(&'a mut self, sink: &'a mut Sink) -> BoxFuture<'a, Result<Pass, SourceError>> {
+        Box::pin(async move {
+            let mut open = match self.open.take() {
+                Some(open) => open,
+                None => self.connect().await?,
+            };
+            let pass = self.read_new(&mut open.session, sink).await?;
+            debug!(connector = %self.cx.name, handed = pass.handed, "IMAP pass done");
+            if pass.complete {
+                // Notifications were read by the pass's commands; the next SELECT reports anew.
+                while open.session.unsolicited_responses.try_recv().is_ok() {}
+                self.open = Some(open);
+            }
+            Ok(pass)
+        })
+    }
+
+    /// IDLE where the server offers it, else the poll interval.
+    fn wait(&mut self) -> BoxFuture<'_, Result<(), SourceError>> {
+        Box::pin(async move {
+            match self.open.take() {
+                Some(OpenSession {
+                    session,
+                    idle: true,
+                }) => {
+                    let session = self.idle(session).await?;
+                    self.open = Some(OpenSession {
+                        session,
+                        idle: true,
+                    });
+                }
+                open => {
+                    self.open = open;
+                    let mut shutdown = self.cx.shutdown.clone();
+                    shutdown.sleep(self.spec.poll_interval).await;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(open) = self.open.take() {
+                logout(open.session).await;
+            }
+        })
+    }
 }
 
 /// `rapport connectors test`: connects, logs in and selects the mailbox, and describes
@@ -545,7 +556,10 @@ async fn newest_message(
             })
             .unwrap_or_else(|| "(no From)".into()),
     };
-    let ctx = ParseContext::new("test", format!("imap://{}/{}", spec.host, spec.mailbox));
+    let ctx = rapport_connectors::ParseContext::new(
+        "test",
+        format!("imap://{}/{}", spec.host, spec.mailbox),
+    );
     if fetch
         .size
         .is_some_and(|size| size as usize <= ctx.max_file_bytes)
@@ -941,23 +955,6 @@ fn hide(message: &str, password: &str) -> String {
 
 fn no_answer() -> String {
     "no answer (timed out)".to_string()
-}
-
-fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
-    *shutdown.borrow() || shutdown.has_changed().is_err()
-}
-
-/// Resolves once shutdown is requested (or its sender is gone).
-async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-/// Sleeps for `duration`; true when shutdown came first.
-async fn sleep_or_shutdown(shutdown: &mut watch::Receiver<bool>, duration: Duration) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(duration) => false,
-        () = shutdown_requested(shutdown) => true,
-    }
 }
 
 #[cfg(test)]

@@ -10,13 +10,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::sources::context::SourceContext;
+use crate::sources::emit::{emit_unit, parse_guarded};
+use crate::sources::kind::{BuiltSource, SourceKind, Tested, Verdict};
+use crate::sources::run::SourceError;
+use crate::sources::sink::Sink;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use rapport_connectors::ParseContext;
 use serde_json::json;
 use tokio::sync::{Mutex, Semaphore};
 
@@ -25,13 +29,49 @@ pub const MAX_IN_FLIGHT: usize = 64;
 /// Longest a request may wait for JetStream to store it.
 pub const STORE_LIMIT: Duration = Duration::from_secs(30);
 
-use super::{ConnectorState, Sink};
-use super::{emit_unit, parse_guarded};
+/// `kind = "chat-webhook"`: a route on the API listener, with the API's bearer token.
+pub static SOURCE: SourceKind = SourceKind {
+    kind: "chat-webhook",
+    build: |connector, cx, settings, sink| {
+        let rapport_config::ConnectorSpec::ChatWebhook { route } = &connector.spec else {
+            unreachable!("the registry hands a chat-webhook source only chat-webhook connectors")
+        };
+        let token = crate::bearer::api_token(settings).ok_or_else(|| {
+            SourceError::permanent(format!(
+                "connectors.{}: a chat-webhook needs a bearer token: set api.token, api.token_file or RAPPORT_API_TOKEN",
+                connector.name
+            ))
+        })?;
+        let hook = ChatWebhook::new(cx, token, sink);
+        Ok(BuiltSource::Pushed(
+            hook.router(route, settings.api.max_body_bytes),
+        ))
+    },
+    test: |connector, _, settings| {
+        let rapport_config::ConnectorSpec::ChatWebhook { route } = &connector.spec else {
+            unreachable!("the registry hands a chat-webhook source only chat-webhook connectors")
+        };
+        let tested = match crate::bearer::api_token(settings) {
+            Some(_) => Tested {
+                report: format!(
+                    "webhook POST http://{}{route} (bearer token set)",
+                    settings.api.addr
+                ),
+                verdict: Verdict::Ready,
+            },
+            None => Tested {
+                report: "no bearer token: set api.token, api.token_file or RAPPORT_API_TOKEN"
+                    .into(),
+                verdict: Verdict::Misconfigured,
+            },
+        };
+        Box::pin(std::future::ready(tested))
+    },
+};
 
 #[derive(Clone)]
 pub struct ChatWebhook {
-    state: ConnectorState,
-    template: ParseContext,
+    cx: SourceContext,
     token: Arc<String>,
     sink: Arc<Mutex<Sink>>,
     in_flight: Arc<Semaphore>,
@@ -39,10 +79,9 @@ pub struct ChatWebhook {
 }
 
 impl ChatWebhook {
-    pub fn new(state: ConnectorState, template: ParseContext, token: String, sink: Sink) -> Self {
+    pub fn new(cx: SourceContext, token: String, sink: Sink) -> Self {
         ChatWebhook {
-            state,
-            template,
+            cx,
             token: Arc::new(token),
             sink: Arc::new(Mutex::new(sink)),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
@@ -92,7 +131,7 @@ async fn receive(State(hook): State<ChatWebhook>, request: Request) -> Response 
     match tokio::time::timeout(STORE_LIMIT, store(&hook, body)).await {
         Ok((status, body)) => (status, body).into_response(),
         Err(_) => {
-            hook.state
+            hook.cx
                 .counters
                 .record_error("webhook request not stored within 30 s");
             error(
@@ -108,10 +147,10 @@ async fn store(
     hook: &ChatWebhook,
     body: axum::body::Bytes,
 ) -> (StatusCode, Json<serde_json::Value>) {
-    let source = format!("webhook:{}", hook.state.name);
-    let mut ctx = hook.template.clone();
-    ctx.source = source.clone();
-    ctx.source_time = time::OffsetDateTime::now_utc();
+    let source = format!("webhook:{}", hook.cx.name);
+    let ctx = hook
+        .cx
+        .parse_context(&source, time::OffsetDateTime::now_utc());
     let units = parse_guarded(body.len(), || {
         rapport_connectors::chat::parse_chat_json(&body, &ctx)
     });
@@ -120,19 +159,14 @@ async fn store(
     let mut sink = hook.sink.lock().await;
     for unit in units {
         let start = unit.start;
-        match emit_unit(&mut sink, &hook.state, &source, unit, &body, 0).await {
+        match emit_unit(&mut sink, &hook.cx, &source, unit, &body, 0).await {
             Ok(Ok(n)) => accepted += n,
             Ok(Err(reason)) => rejected.push(json!({"offset": start, "reason": reason})),
             Err(e) => return unavailable(hook, e.to_string()),
         }
     }
-    match sink.commit().await {
-        Ok(published) => {
-            let counters = &hook.state.counters;
-            counters.add(&counters.published, published.stored);
-            counters.add(&counters.duplicates, published.duplicates);
-        }
-        Err(e) => return unavailable(hook, e.to_string()),
+    if let Err(e) = hook.cx.commit(&mut sink).await {
+        return unavailable(hook, e.to_string());
     }
     let status = if accepted == 0 && !rejected.is_empty() {
         StatusCode::BAD_REQUEST
@@ -147,7 +181,7 @@ async fn store(
 
 /// The bus failed: the details go to the connector's status, the caller learns to retry.
 fn unavailable(hook: &ChatWebhook, message: String) -> (StatusCode, Json<serde_json::Value>) {
-    hook.state.counters.record_error(message);
+    hook.cx.counters.record_error(message);
     (
         StatusCode::SERVICE_UNAVAILABLE,
         Json(json!({"error": "not stored: the message bus is unavailable; retry later"})),

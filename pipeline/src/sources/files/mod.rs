@@ -19,16 +19,20 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
-use rapport_connectors::{Format, ParseContext, detect};
+use futures::future::BoxFuture;
+use rapport_connectors::{Format, detect, interactions};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
-use super::{ConnectorState, Sink, emit_unit, ingest_dead_letter, parse_guarded};
 use crate::bus::{BusError, Published};
 use crate::checkpoint::Checkpoints;
+use crate::sources::context::{CommitBatch, SourceContext};
+use crate::sources::emit::{emit_unit, parse_guarded};
+use crate::sources::kind::{BuiltSource, SourceKind, Tested, Verdict};
+use crate::sources::run::{Pass, Source, SourceError};
+use crate::sources::sink::Sink;
 
 /// Interactions handed to the sink between two commits (and checkpoint writes).
 const COMMIT_EVERY: usize = 8192;
@@ -95,41 +99,34 @@ impl ScanReport {
 pub type Progress<'a> = &'a mut (dyn FnMut(u64, u64) + Send);
 
 pub struct FileReader {
-    state: ConnectorState,
+    cx: SourceContext,
     root: PathBuf,
     layout: Layout,
-    template: ParseContext,
     checkpoints_by_key: HashMap<String, FileCheckpoint>,
     loaded: bool,
     /// See [`FileReader::settle`].
     settle: Option<Duration>,
     parse_window: usize,
-    stop: Option<watch::Receiver<bool>>,
+    poll_interval: Duration,
 }
 
 impl FileReader {
-    /// `template` carries the connector-wide parse settings; source and time are per file.
-    pub fn new(
-        state: ConnectorState,
-        root: PathBuf,
-        layout: Layout,
-        template: ParseContext,
-    ) -> Self {
+    /// Reads `root` with `cx`'s parse settings; source and time are set per file.
+    pub fn new(cx: SourceContext, root: PathBuf, layout: Layout) -> Self {
         let layout = match layout {
             Layout::Files(Some(Format::Maildir)) => Layout::Maildir,
             Layout::Files(None) if is_maildir(&root) => Layout::Maildir,
             other => other,
         };
         FileReader {
-            state,
+            cx,
             root,
             layout,
-            template,
             checkpoints_by_key: HashMap::new(),
             loaded: false,
             settle: None,
             parse_window: PARSE_WINDOW,
-            stop: None,
+            poll_interval: Duration::from_secs(1),
         }
     }
 
@@ -146,14 +143,15 @@ impl FileReader {
         self
     }
 
-    /// Ends a scan early, at the next file or commit, once `stop` turns true.
-    pub fn stop_on(mut self, stop: watch::Receiver<bool>) -> Self {
-        self.stop = Some(stop);
+    /// How long a running connector waits between scans (default 1 s).
+    pub fn poll_every(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
         self
     }
 
+    /// A scan ends early, at the next file or commit, once the context's shutdown comes.
     fn stopping(&self) -> bool {
-        self.stop.as_ref().is_some_and(|stop| *stop.borrow())
+        self.cx.shutdown.requested()
     }
 
     /// Reads every new or changed file once. A file that cannot be read is recorded and
@@ -164,8 +162,8 @@ impl FileReader {
         progress: Progress<'_>,
     ) -> Result<ScanReport, IngestError> {
         if !self.loaded {
-            if let Some(checkpoints) = &self.state.checkpoints {
-                let prefix = Checkpoints::prefix(&self.state.name);
+            if let Some(checkpoints) = &self.cx.checkpoints {
+                let prefix = Checkpoints::prefix(&self.cx.name);
                 self.checkpoints_by_key = checkpoints.load_prefix(&prefix).await?;
             }
             self.loaded = true;
@@ -212,7 +210,7 @@ impl FileReader {
                 Err(IngestError::Io { path, source }) => {
                     // The file changed under us or cannot be read: next scan tries again.
                     warn!(path = %path.display(), error = %source, "file read failed; retrying next scan");
-                    self.state
+                    self.cx
                         .counters
                         .record_error(format!("{}: {source}", path.display()));
                 }
@@ -265,7 +263,7 @@ impl FileReader {
             Layout::Files(None) => detect(&file.path, &head),
         };
         // A large JSON document tells its shape only by keys that may come late.
-        if format.is_none() && whole.is_none() && size <= self.template.max_file_bytes as u64 {
+        if format.is_none() && whole.is_none() && size <= self.cx.template.max_file_bytes as u64 {
             let bytes = read_range(&mut handle, 0, size as usize)
                 .await
                 .map_err(io)?;
@@ -286,10 +284,10 @@ impl FileReader {
             return Ok(());
         }
         let splits = format.splits(&head);
-        if !splits && whole.is_none() && size > self.template.max_file_bytes as u64 {
+        if !splits && whole.is_none() && size > self.cx.template.max_file_bytes as u64 {
             let reason = format!(
                 "too large: {size} bytes, over the cap of {} bytes (ingest.max_file_bytes)",
-                self.template.max_file_bytes
+                self.cx.template.max_file_bytes
             );
             self.reject_file(file, Some(0), reason, head.clone(), sink, report)
                 .await?;
@@ -308,16 +306,15 @@ impl FileReader {
             }
             _ => 0,
         };
-        let mut ctx = self.template.clone();
-        ctx.source = source.clone();
-        ctx.source_time = OffsetDateTime::from_unix_timestamp_nanos(file.mtime_ns)
+        let modified = OffsetDateTime::from_unix_timestamp_nanos(file.mtime_ns)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let mut ctx = self.cx.parse_context(source, modified);
         if splits && matches!(format, Format::ChatJson | Format::Mastodon) {
             ctx.ndjson = Some(true); // decided on the file's head, kept for every window
         }
         let head_digest = head_hash(&head);
         let mut window_start = if splits { resume } else { 0 };
-        let mut since_commit = 0;
+        let mut batch = CommitBatch::every(COMMIT_EVERY);
         let mut held_back_at = None;
         'windows: loop {
             let window = match (&whole, splits) {
@@ -357,15 +354,18 @@ impl FileReader {
                     break 'windows;
                 }
                 report.units += 1;
-                match emit_unit(sink, &self.state, source, unit, &window, window_start).await? {
-                    Ok(n) => {
-                        report.interactions += n;
-                        since_commit += n as usize;
-                    }
-                    Err(_) => report.rejected += 1,
-                }
-                if since_commit >= COMMIT_EVERY {
-                    since_commit = 0;
+                let handed =
+                    match emit_unit(sink, &self.cx, source, unit, &window, window_start).await? {
+                        Ok(n) => {
+                            report.interactions += n;
+                            n
+                        }
+                        Err(_) => {
+                            report.rejected += 1;
+                            0
+                        }
+                    };
+                if batch.handed(handed as usize) {
                     self.commit(sink, report, file, end, &head_digest, false)
                         .await?;
                     if self.stopping() {
@@ -401,38 +401,18 @@ impl FileReader {
         head: &str,
         complete: bool,
     ) -> Result<(), BusError> {
-        let published = sink.commit().await?;
-        let counters = &self.state.counters;
-        counters.add(&counters.published, published.stored);
-        counters.add(&counters.duplicates, published.duplicates);
+        let published = self.cx.commit(sink).await?;
         report.add_published(published);
         self.save(
             &file.key,
-            FileCheckpoint {
-                source: file.source.clone(),
-                size: file.size,
-                mtime_ns: file.mtime_ns,
-                offset,
-                head: head.to_string(),
-                complete,
-            },
+            file.checkpoint(offset, head.to_string(), complete),
         )
         .await
     }
 
     async fn save_complete(&mut self, file: &FileAtScan, head: &[u8]) -> Result<(), BusError> {
-        self.save(
-            &file.key,
-            FileCheckpoint {
-                source: file.source.clone(),
-                size: file.size,
-                mtime_ns: file.mtime_ns,
-                offset: file.size,
-                head: head_hash(head),
-                complete: true,
-            },
-        )
-        .await
+        let checkpoint = file.checkpoint(file.size, head_hash(head), true);
+        self.save(&file.key, checkpoint).await
     }
 
     /// A whole file that cannot be read as interactions: dead-lettered and counted.
@@ -445,19 +425,16 @@ impl FileReader {
         sink: &mut Sink,
         report: &mut ScanReport,
     ) -> Result<(), BusError> {
-        let counters = &self.state.counters;
-        counters.add(&counters.read, 1);
-        counters.add(&counters.failed, 1);
-        counters.record_error(format!("{}: {reason}", file.source));
-        let letter = ingest_dead_letter(&self.state.name, &file.source, offset, reason, raw);
-        sink.dead_letter(&letter).await?;
+        self.cx
+            .reject(sink, &file.source, offset, reason, raw)
+            .await?;
         sink.commit().await?;
         report.rejected += 1;
         Ok(())
     }
 
     async fn save(&mut self, key: &str, checkpoint: FileCheckpoint) -> Result<(), BusError> {
-        if let Some(checkpoints) = &self.state.checkpoints {
+        if let Some(checkpoints) = &self.cx.checkpoints {
             checkpoints.put(key, &checkpoint).await?;
         }
         self.checkpoints_by_key.insert(key.to_string(), checkpoint);
@@ -475,7 +452,7 @@ impl FileReader {
                 format!("file:{}", absolute.display())
             }
         };
-        Checkpoints::key(&self.state.name, &source_key)
+        Checkpoints::key(&self.cx.name, &source_key)
     }
 }
 
@@ -486,6 +463,20 @@ struct FileAtScan {
     key: String,
     size: u64,
     mtime_ns: i128,
+}
+
+impl FileAtScan {
+    /// Its checkpoint: stored up to `offset`, the whole file once `complete`.
+    fn checkpoint(&self, offset: u64, head: String, complete: bool) -> FileCheckpoint {
+        FileCheckpoint {
+            source: self.source.clone(),
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+            offset,
+            head,
+            complete,
+        }
+    }
 }
 
 /// The files a connector reads, sorted: everything below a directory (hidden files
@@ -591,41 +582,174 @@ fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
-/// The parse settings shared by every file of a connector.
-pub fn parse_template(
-    connector: &rapport_config::Connector,
-    ingest: &rapport_config::settings::IngestSettings,
-) -> ParseContext {
-    let mut ctx = ParseContext::new(connector.name.clone(), String::new());
-    ctx.company_domains = connector.company_domains.clone();
-    ctx.speaker_roles = connector.speaker_roles.clone();
-    ctx.max_message_bytes = ingest.max_message_bytes;
-    ctx.max_file_bytes = ingest.max_file_bytes;
-    ctx
+/// `kind = "files"`: files or a directory of exports, each file's format detected unless
+/// the connector names one.
+pub static SOURCE: SourceKind = SourceKind {
+    kind: "files",
+    build: |connector, cx, settings, sink| {
+        let rapport_config::ConnectorSpec::Files {
+            path,
+            format,
+            poll_interval,
+        } = &connector.spec
+        else {
+            unreachable!("the registry hands a files source only files connectors")
+        };
+        Ok(watched(
+            cx,
+            path,
+            Layout::Files(*format),
+            *poll_interval,
+            settings,
+            sink,
+        ))
+    },
+    test: |connector, cx, _| {
+        let rapport_config::ConnectorSpec::Files { path, format, .. } = &connector.spec else {
+            unreachable!("the registry hands a files source only files connectors")
+        };
+        Box::pin(test_layout(cx, path, Layout::Files(*format)))
+    },
+};
+
+/// A directory the daemon watches: scanned every `poll_interval`, recently written files
+/// left to settle.
+pub(crate) fn watched(
+    cx: SourceContext,
+    path: &Path,
+    layout: Layout,
+    poll_interval: Duration,
+    settings: &rapport_config::Settings,
+    sink: Sink,
+) -> BuiltSource {
+    let reader = FileReader::new(cx, path.to_path_buf(), layout)
+        .settle(Duration::from_secs(settings.ingest.settle_secs))
+        .poll_every(poll_interval);
+    BuiltSource::Pulled {
+        source: Box::new(reader),
+        sink,
+    }
+}
+
+impl Source for FileReader {
+    fn context(&self) -> &SourceContext {
+        &self.cx
+    }
+
+    fn pass<'a>(&'a mut self, sink: &'a mut Sink) -> BoxFuture<'a, Result<Pass, SourceError>> {
+        Box::pin(async move {
+            let report = self.scan(sink, &mut |_, _| {}).await?;
+            if report.files_read > 0 {
+                info!(connector = %self.cx.name, ?report, "files scanned");
+            }
+            Ok(Pass {
+                handed: report.interactions,
+                complete: !self.stopping(),
+            })
+        })
+    }
+
+    fn wait(&mut self) -> BoxFuture<'_, Result<(), SourceError>> {
+        Box::pin(async move {
+            let mut shutdown = self.cx.shutdown.clone();
+            shutdown.sleep(self.poll_interval).await;
+            Ok(())
+        })
+    }
+}
+
+impl From<IngestError> for SourceError {
+    fn from(error: IngestError) -> Self {
+        SourceError::transient(error.to_string())
+    }
+}
+
+/// `rapport connectors test` for files and Maildirs: lists what is there and parses the
+/// first three files, a line each.
+pub async fn test_layout(cx: &SourceContext, path: &Path, layout: Layout) -> Tested {
+    let files = match list_files(path, layout) {
+        Ok(files) => files,
+        Err(e) => {
+            return Tested {
+                report: e.to_string(),
+                verdict: Verdict::Failed,
+            };
+        }
+    };
+    let mut report = format!("{} readable, {} file(s)", path.display(), files.len());
+    let mut line = |text: String| {
+        report.push('\n');
+        report.push_str(&text);
+    };
+    let mut failures = 0;
+    for file in files.iter().take(3) {
+        let bytes = match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => {
+                line(format!("  {}: cannot read: {e}", file.display()));
+                failures += 1;
+                continue;
+            }
+        };
+        let format = match layout {
+            Layout::Maildir => Some(Format::Eml),
+            Layout::Files(format) => format.or_else(|| detect(file, &bytes)),
+        };
+        let Some(format) = format else {
+            line(format!("  {}: unrecognised format", file.display()));
+            failures += 1;
+            continue;
+        };
+        let ctx = cx.parse_context(&file.display().to_string(), cx.template.source_time);
+        let units = format.parse(&bytes, &ctx);
+        let ok = interactions(&units).count();
+        let bad: Vec<_> = units
+            .iter()
+            .filter_map(|u| u.outcome.as_ref().err())
+            .collect();
+        line(format!(
+            "  {} [{format}]: {ok} interaction(s), {} rejected",
+            file.display(),
+            bad.len()
+        ));
+        if let Some(first) = interactions(&units).next() {
+            let text: String = first.text.chars().take(80).collect();
+            line(format!(
+                "    first: {} {:?} {}: {text:?}",
+                first.occurred_at,
+                first.author.role,
+                first.channel.as_str()
+            ));
+        }
+        for e in bad.iter().take(2) {
+            line(format!("    rejected: {e}"));
+        }
+        failures += usize::from(ok == 0 && !bad.is_empty());
+    }
+    Tested {
+        report,
+        verdict: if failures > 0 {
+            Verdict::Failed
+        } else {
+            Verdict::Ready
+        },
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use rapport_connectors::ParseContext;
 
     use super::{FileReader, Layout, ScanReport};
-    use crate::ingest::{ConnectorState, Counters, Sink};
+    use crate::sources::{Sink, SourceContext};
+
+    fn context() -> SourceContext {
+        SourceContext::new(ParseContext::new("t", ""), None)
+    }
 
     async fn dry_run(path: &std::path::Path, window: usize) -> ScanReport {
-        let state = ConnectorState {
-            name: "t".into(),
-            checkpoints: None,
-            counters: Arc::new(Counters::default()),
-        };
-        let mut reader = FileReader::new(
-            state,
-            path.to_path_buf(),
-            Layout::Files(None),
-            ParseContext::new("t", ""),
-        )
-        .parse_window(window);
+        let mut reader = FileReader::new(context(), path.to_path_buf(), Layout::Files(None))
+            .parse_window(window);
         let mut sink = Sink::Print {
             json: false,
             printed: 0,
@@ -634,17 +758,7 @@ mod tests {
     }
 
     fn reader(path: &std::path::Path) -> FileReader {
-        let state = ConnectorState {
-            name: "t".into(),
-            checkpoints: None,
-            counters: Arc::new(Counters::default()),
-        };
-        FileReader::new(
-            state,
-            path.to_path_buf(),
-            Layout::Files(None),
-            ParseContext::new("t", ""),
-        )
+        FileReader::new(context(), path.to_path_buf(), Layout::Files(None))
     }
 
     fn print_sink() -> Sink {
@@ -683,7 +797,7 @@ mod tests {
 
     #[test]
     fn a_panicking_parser_becomes_one_rejected_unit() {
-        let units = crate::ingest::parse_guarded(42, || panic!("boom"));
+        let units = crate::sources::parse_guarded(42, || panic!("boom"));
         assert_eq!(units.len(), 1);
         assert_eq!((units[0].start, units[0].end), (0, 42));
         let reason = &units[0].outcome.as_ref().unwrap_err().reason;
