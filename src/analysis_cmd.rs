@@ -7,7 +7,7 @@ use rapport_config::{Config, Settings};
 use rapport_models::{ModelSpec, catalogue, package};
 use rapport_pipeline::flags::FlagRules;
 use rapport_pipeline::profile::ProfileRules;
-use rapport_pipeline::redact::Redactor;
+
 use rapport_pipeline::worker::Analyzer;
 use tracing::info;
 
@@ -66,7 +66,7 @@ pub(crate) fn load_analyzer(config: &Config) -> Result<Arc<Analyzer>, u8> {
     let classifier = load_classifier(config)?;
     Ok(Arc::new(Analyzer {
         classifier,
-        redactor: Redactor::from_settings(&settings.privacy),
+        redactor: settings.privacy.redactor(),
         catalogue,
         profile_rules: profile_rules(settings),
         flag_rules: flag_rules(settings),

@@ -10,11 +10,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use rapport_config::{Config, LogFormat};
-use rapport_connectors::Format;
+use rapport_connectors::{Channel, Format};
 use rapport_pipeline::daemon::{self, Role};
+use rapport_pipeline::flags::{FlagKind, FlagStatus};
 use rapport_pipeline::sources::files::{FileReader, Layout, ScanReport};
 use rapport_pipeline::sources::status::ConnectorRow;
 use rapport_pipeline::sources::{Sink, SourceContext, parse_template};
+use rapport_pipeline::store::CustomerSpace;
 use rapport_pipeline::{Bus, Checkpoints};
 
 mod analysis_cmd;
@@ -33,6 +35,7 @@ mod query_cmd;
 mod search_eval_cmd;
 mod signal_args;
 mod signals_cmd;
+mod typed_args;
 
 use exit::{EXIT_CONFIG, EXIT_FAILURE, EXIT_REJECTED};
 
@@ -93,8 +96,8 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Source format; `auto` detects each file from its content.
-        #[arg(long, default_value = "auto", value_parser = format_names())]
-        format: String,
+        #[arg(long, default_value = "auto", value_parser = typed_args::format())]
+        format: typed_args::FormatChoice,
         /// Parse and print, publish nothing.
         #[arg(long)]
         dry_run: bool,
@@ -158,16 +161,16 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         k: usize,
         /// `semantic`: what they write about; `relationship`: how they relate to you.
-        #[arg(long, default_value = "semantic", value_parser = ["semantic", "relationship"])]
-        by: String,
+        #[arg(long, default_value = "semantic", value_parser = typed_args::customer_space())]
+        by: CustomerSpace,
         #[arg(long)]
         json: bool,
     },
     /// Interactions best for TEXT by meaning, its words breaking near-ties, grouped by customer.
     Search {
         text: String,
-        #[arg(long, value_parser = ["email", "chat", "call", "social"])]
-        channel: Option<String>,
+        #[arg(long, value_parser = typed_args::channel())]
+        channel: Option<Channel>,
         /// Only interactions at or after this date or RFC 3339 time.
         #[arg(long)]
         since: Option<String>,
@@ -184,18 +187,18 @@ enum Command {
     },
     /// Flags: complaint, honesty, churn_risk, public_escalation, superuser.
     Flags {
-        #[arg(long)]
-        kind: Option<String>,
-        #[arg(long)]
-        status: Option<String>,
+        #[arg(long, value_parser = typed_args::flag_kind())]
+        kind: Option<FlagKind>,
+        #[arg(long, value_parser = typed_args::flag_status())]
+        status: Option<FlagStatus>,
         #[arg(long)]
         json: bool,
     },
     /// Work a flag: acknowledge or resolve it, recording who did.
     Flag {
         id: String,
-        #[arg(long, value_parser = ["open", "acknowledged", "resolved"])]
-        status: String,
+        #[arg(long, value_parser = typed_args::flag_status())]
+        status: FlagStatus,
         /// Who (an agent's name or login).
         #[arg(long)]
         by: String,
@@ -304,12 +307,6 @@ fn code(result: Result<(), u8>) -> u8 {
     result.err().unwrap_or(0)
 }
 
-fn format_names() -> Vec<&'static str> {
-    std::iter::once("auto")
-        .chain(Format::ALL.iter().map(|f| f.name()))
-        .collect()
-}
-
 fn main() -> ExitCode {
     // candle's element-wise thread pool spins while it waits for work; on two cores the
     // spinning thread competes with the GEMM threads (fine-tuning ran at half speed).
@@ -372,7 +369,7 @@ async fn dispatch(cli: Cli) -> u8 {
             dry_run,
             json,
             connector,
-        } => ingest(&config, paths, &format, dry_run, json, &connector).await,
+        } => ingest(&config, paths, format.0, dry_run, json, &connector).await,
         Command::Dlq { command } => match command {
             DlqCommand::List { stage, json } => {
                 connectors_cmd::dlq_list(&config, stage.as_deref(), json).await
@@ -437,27 +434,17 @@ async fn dispatch(cli: Cli) -> u8 {
             k,
             by,
             json,
-        } => code(query_cmd::similar(&config, &customer, k, &by, json).await),
+        } => code(query_cmd::similar(&config, &customer, k, by, json).await),
         Command::Search {
             text,
             channel,
             since,
             k,
             json,
-        } => code(
-            query_cmd::search(
-                &config,
-                &text,
-                channel.as_deref(),
-                since.as_deref(),
-                k,
-                json,
-            )
-            .await,
-        ),
+        } => code(query_cmd::search(&config, &text, channel, since.as_deref(), k, json).await),
         Command::Portfolio { json } => code(query_cmd::portfolio(&config, json).await),
         Command::Flags { kind, status, json } => {
-            code(query_cmd::flags(&config, kind.as_deref(), status.as_deref(), json).await)
+            code(query_cmd::flags(&config, kind, status, json).await)
         }
         Command::Customer { id, json } => code(query_cmd::customer(&config, &id, json).await),
         Command::Flag {
@@ -465,7 +452,7 @@ async fn dispatch(cli: Cli) -> u8 {
             status,
             by,
             json,
-        } => code(query_cmd::set_flag_status(&config, &id, &status, &by, json).await),
+        } => code(query_cmd::set_flag_status(&config, &id, status, &by, json).await),
         Command::Identities {
             command: IdentitiesCommand::Import { file, json },
         } => code(query_cmd::import_identities(&config, &file, json).await),
@@ -561,13 +548,12 @@ fn config_command(command: &ConfigCommand, config_file: Option<PathBuf>) -> u8 {
 async fn ingest(
     config: &Config,
     paths: Vec<PathBuf>,
-    format: &str,
+    format: Option<Format>,
     dry_run: bool,
     json: bool,
     connector_name: &str,
 ) -> u8 {
     let settings = &config.settings;
-    let format = Format::from_name(format);
     let template = parse_template(
         config.connector(connector_name),
         connector_name,

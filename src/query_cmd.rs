@@ -11,7 +11,7 @@ use rapport_pipeline::queries::{
     self, CustomerHits, CustomerView, PortfolioRow, QueryError, SimilarCustomer,
 };
 use rapport_pipeline::store::{
-    ConfiguredStore, CustomerSpace, CustomerStore, FlagFilter, InteractionFilter, StoreError,
+    ConfiguredStore, CustomerSpace, CustomerStore, FlagFilter, StoreError,
 };
 
 use crate::api_client::ApiClient;
@@ -106,20 +106,15 @@ pub async fn similar(
     config: &Config,
     customer: &str,
     k: usize,
-    space: &str,
+    space: CustomerSpace,
     json: bool,
 ) -> Result<(), u8> {
-    let space_name = space;
-    let space = match space {
-        "relationship" => CustomerSpace::Relationship,
-        _ => CustomerSpace::Semantic,
-    };
     let found: Vec<SimilarCustomer> = match open_source(config).await? {
         Source::Store(store) => queries::similar(&store, customer, k, space)
             .await
             .map_err(query_failed)?,
         Source::Api(api) => {
-            let query = [("k", k.to_string()), ("space", space_name.to_string())];
+            let query = [("k", k.to_string()), ("space", space.as_str().to_string())];
             api.get(&["api", "customers", customer, "similar"], &query)
                 .await?
         }
@@ -159,18 +154,11 @@ pub(crate) fn print_similar(found: &[SimilarCustomer], space: CustomerSpace) {
 pub async fn search(
     config: &Config,
     text: &str,
-    channel: Option<&str>,
+    channel: Option<rapport_connectors::Channel>,
     since: Option<&str>,
     k: usize,
     json: bool,
 ) -> Result<(), u8> {
-    let channel = match channel {
-        None => None,
-        Some(name) => Some(queries::parse_channel(name).ok_or_else(|| {
-            eprintln!("rapport: --channel {name:?} is not one of email, chat, call, social");
-            EXIT_CONFIG
-        })?),
-    };
     let since = match since {
         None => None,
         Some(value) => Some(queries::parse_since(value).ok_or_else(|| {
@@ -208,12 +196,7 @@ pub async fn search(
         })?
         .vectors
         .remove(0);
-    let filter = InteractionFilter {
-        channel,
-        since,
-        ..Default::default()
-    };
-    let found = queries::search(&store, query, text, &filter, k)
+    let found = queries::search(&store, query, text, channel, since, k)
         .await
         .map_err(query_failed)?;
     print_found(&found, json)
@@ -286,27 +269,10 @@ pub(crate) fn print_portfolio(rows: &[PortfolioRow]) {
 
 pub async fn flags(
     config: &Config,
-    kind: Option<&str>,
-    status: Option<&str>,
+    kind: Option<FlagKind>,
+    status: Option<FlagStatus>,
     json: bool,
 ) -> Result<(), u8> {
-    let kind = match kind {
-        None => None,
-        Some(k) => Some(FlagKind::parse(k).ok_or_else(|| {
-            eprintln!(
-                "rapport: --kind {k:?} is not one of {}",
-                FlagKind::ALL.map(FlagKind::as_str).join(", ")
-            );
-            EXIT_CONFIG
-        })?),
-    };
-    let status = match status {
-        None => None,
-        Some(s) => Some(FlagStatus::parse(s).ok_or_else(|| {
-            eprintln!("rapport: --status {s:?} is not one of open, acknowledged, resolved");
-            EXIT_CONFIG
-        })?),
-    };
     let found: Vec<Flag> = match open_source(config).await? {
         Source::Store(store) => {
             let filter = FlagFilter {
@@ -356,14 +322,10 @@ pub(crate) fn print_flags(flags: &[Flag]) {
 pub async fn set_flag_status(
     config: &Config,
     id: &str,
-    status: &str,
+    status: FlagStatus,
     by: &str,
     json: bool,
 ) -> Result<(), u8> {
-    let status = FlagStatus::parse(status).ok_or_else(|| {
-        eprintln!("rapport: --status {status:?} is not one of open, acknowledged, resolved");
-        EXIT_CONFIG
-    })?;
     let store = match open_source(config).await? {
         Source::Store(store) => store,
         Source::Api(api) => {

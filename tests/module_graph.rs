@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The source trees checked: every library and the binary.
-const CRATES: [&str; 6] = [
+const CRATES: [&str; 7] = [
+    "record/src",
     "domain/src",
     "src",
     "config/src",
@@ -222,4 +223,30 @@ fn no_crate_has_an_import_cycle_between_its_modules() {
         }
     }
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+/// The pipeline's layers point one way: the wiring (`daemon`, `api`) may use the adapters
+/// (bus, sources, worker, store, queries…), and no adapter reaches back up into the wiring.
+#[test]
+fn the_pipeline_adapters_never_import_the_wiring_above_them() {
+    const WIRING: [&str; 2] = ["daemon", "api"];
+    let edges = graph(&main_dir().join("pipeline/src"));
+    let upward: Vec<String> = edges
+        .iter()
+        .filter(|(from, _)| !WIRING.contains(&from.as_str()))
+        .flat_map(|(from, to)| {
+            to.iter()
+                .filter(|t| WIRING.contains(&t.as_str()))
+                .map(move |t| format!("{from} → {t}"))
+        })
+        .collect();
+    assert!(
+        upward.is_empty(),
+        "adapters importing the wiring: {upward:?}"
+    );
+    assert!(
+        edges["daemon"].contains("sources") && edges["daemon"].contains("worker"),
+        "the checker reads the daemon's imports: {:?}",
+        edges["daemon"]
+    );
 }

@@ -136,6 +136,22 @@ pub struct PrivacySettings {
 /// The kinds `privacy.kinds` accepts.
 pub const PII_KINDS: [&str; 6] = ["email", "phone", "card", "iban", "cpr", "fodselsnummer"];
 
+impl PrivacySettings {
+    /// The redactor this configures: `None` when redaction is off. The kinds were
+    /// validated when the config loaded.
+    pub fn redactor(&self) -> Option<rapport_domain::redaction::Redactor> {
+        use rapport_domain::redaction::{PiiKind, Redactor};
+        self.redact.then(|| {
+            let kinds: Vec<PiiKind> = self
+                .kinds
+                .iter()
+                .filter_map(|k| PiiKind::parse(k))
+                .collect();
+            Redactor::new(&kinds)
+        })
+    }
+}
+
 impl Default for PrivacySettings {
     fn default() -> Self {
         PrivacySettings {
@@ -565,4 +581,41 @@ pub struct ConnectorSettings {
     pub company_domains: Option<Vec<String>>,
     /// Calls: speaker label → role (`{ spk_0 = "agent", spk_1 = "customer" }`).
     pub speaker_roles: Option<BTreeMap<String, String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PII_KINDS, PrivacySettings};
+    use rapport_domain::redaction::PiiKind;
+
+    #[test]
+    fn the_config_turns_kinds_on_and_off() {
+        // Every kind the config accepts is one the redactor knows, and the reverse.
+        for name in PII_KINDS {
+            assert!(PiiKind::parse(name).is_some(), "{name}");
+        }
+        assert_eq!(PII_KINDS.len(), PiiKind::ALL.len());
+        let defaults = PrivacySettings::default().redactor().unwrap();
+        assert_eq!(
+            defaults.redact("a@b.dk +45 12 34 56 78").text,
+            "[email] [phone]"
+        );
+        let phones_only = PrivacySettings {
+            redact: true,
+            kinds: vec!["phone".into()],
+        };
+        assert_eq!(
+            phones_only
+                .redactor()
+                .unwrap()
+                .redact("a@b.dk +45 12 34 56 78")
+                .text,
+            "a@b.dk [phone]"
+        );
+        let off = PrivacySettings {
+            redact: false,
+            ..PrivacySettings::default()
+        };
+        assert!(off.redactor().is_none());
+    }
 }

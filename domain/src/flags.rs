@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 
 use crate::interaction::AnalysedInteraction;
 use crate::profile::CustomerProfile;
-use rapport_connectors::Role;
+use rapport_record::Role;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,14 +80,14 @@ impl FlagStatus {
         }
     }
 
+    pub const ALL: [FlagStatus; 3] = [
+        FlagStatus::Open,
+        FlagStatus::Acknowledged,
+        FlagStatus::Resolved,
+    ];
+
     pub fn parse(name: &str) -> Option<FlagStatus> {
-        [
-            FlagStatus::Open,
-            FlagStatus::Acknowledged,
-            FlagStatus::Resolved,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == name)
+        FlagStatus::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
 

@@ -3,7 +3,7 @@
 //! (profiles, flags). No I/O: the store keeps it, queries return it.
 
 use crate::signals::MessageSignals;
-use rapport_connectors::Interaction;
+use rapport_record::Interaction;
 use serde::{Deserialize, Serialize};
 
 /// One analysed interaction as stored: the record (text already redacted), who it belongs

@@ -2,14 +2,16 @@
 //! or HTTP). The analysed interaction and its signals, customer profiles with their
 //! relationship dimensions and nearest relationship type, flags with their status, and the
 //! phrase cues the rules share. The worker, the store, the queries and the API sit above
-//! it; it depends only on the record (`rapport-connectors`).
+//! it; it depends only on the record (`rapport-record`), never on the parsers.
 
 pub mod cues;
 pub mod flags;
+pub mod identity;
 pub mod interaction;
 pub mod profile;
+pub mod redaction;
 pub mod relationships;
 pub mod testing;
 
 /// The signals the models read in a message: a record, kept with the interaction's.
-pub use rapport_connectors::signals;
+pub use rapport_record::signals;

@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 
 use crate::relationships::{DIMENSIONS, RelationshipCatalogue};
-use rapport_connectors::Role;
+use rapport_record::Role;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -321,7 +321,7 @@ pub fn build(
                 *languages.entry(language.clone()).or_insert(0) += 1;
             }
             // A call turn's "name" is the transcriber's speaker label, not a person's.
-            if i.author.name.is_some() && i.channel != rapport_connectors::Channel::Call {
+            if i.author.name.is_some() && i.channel != rapport_record::Channel::Call {
                 name = i.author.name.clone();
             }
         }

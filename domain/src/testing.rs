@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use rapport_connectors::{Author, Channel, Interaction, Role};
+use rapport_record::{Author, Channel, Interaction, Role};
 
 use crate::interaction::AnalysedInteraction;
 use crate::signals::{HeadVerdict, MessageSignals, PrototypeScore};

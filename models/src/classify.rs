@@ -8,7 +8,7 @@ use crate::signal_branch::recipe::LABELS_TASK;
 use crate::signal_branch::{BranchError, SignalBranch};
 use crate::{Encoder, ModelError};
 
-pub use rapport_connectors::signals::{HeadVerdict, MessageSignals};
+pub use rapport_record::signals::{HeadVerdict, MessageSignals};
 
 /// Who wrote a message, for labels that apply to one side only (`hype` is the agent's,
 /// `allegation` the customer's); `None` where unknown, and then every label applies.

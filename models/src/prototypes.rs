@@ -55,7 +55,7 @@ pub struct PrototypeScorer {
     centre: Vec<f32>,
 }
 
-pub use rapport_connectors::signals::PrototypeScore;
+pub use rapport_record::signals::PrototypeScore;
 
 /// `v − centre`, scaled back to unit length.
 fn centred(vector: &[f32], centre: &[f32]) -> Vec<f32> {

@@ -7,7 +7,7 @@
 //! customer is kept under `conversation.<sha256(conversation_id)[..32]>`, so an agent's
 //! reply joins the timeline of the customer it answers.
 //!
-//! **Rules.** An author whose ids are unknown becomes a new customer whose id derives from
+//! **Rules** (the pure ones are `rapport_domain::identity`). An author whose ids are unknown becomes a new customer whose id derives from
 //! the author's first id (`cust-<sha256[..16]>`), so two workers meeting the same new
 //! author at once agree without coordination; `create` (compare-and-set on absence) makes
 //! the first writer win for every id. When an author's ids are already linked to two
@@ -17,8 +17,9 @@
 //! side effect of one message.
 
 use async_nats::jetstream::kv;
-use rapport_connectors::{Author, Role};
-use sha2::{Digest, Sha256};
+use rapport_connectors::Author;
+use rapport_domain::identity::{CustomerBy, customer_by, imported_customer};
+pub use rapport_domain::identity::{conversation_key, identity_key, new_customer_id};
 
 #[derive(Debug, thiserror::Error)]
 #[error("identity store (KV rapport-identities) {operation} failed: {message}")]
@@ -37,33 +38,6 @@ pub struct Identities {
     bucket: kv::Store,
 }
 
-/// The KV key of an identity (`email:a@b.dk`); ids compare case-insensitively for e-mail.
-pub fn identity_key(identity: &str) -> String {
-    format!("id.{}", hashed(&normalise(identity)))
-}
-
-fn conversation_key(conversation_id: &str) -> String {
-    format!("conversation.{}", hashed(conversation_id))
-}
-
-fn hashed(value: &str) -> String {
-    hex::encode(&Sha256::digest(value.as_bytes())[..16])
-}
-
-/// E-mail addresses are case-insensitive in practice; handles and phones are already
-/// normalised by the connectors.
-fn normalise(identity: &str) -> String {
-    match identity.strip_prefix("email:") {
-        Some(address) => format!("email:{}", address.to_lowercase()),
-        None => identity.to_string(),
-    }
-}
-
-/// The customer id a new author gets: stable for the same first identity.
-pub fn new_customer_id(first_identity: &str) -> String {
-    format!("cust-{}", &hashed(&normalise(first_identity))[..16])
-}
-
 impl Identities {
     pub fn new(bucket: kv::Store) -> Identities {
         Identities { bucket }
@@ -77,15 +51,9 @@ impl Identities {
         author: &Author,
         conversation_id: &str,
     ) -> Result<Option<String>, IdentityError> {
-        let customer = match author.role {
-            Role::Agent | Role::Bot => None,
-            // A caller without a number, a chat visitor without a login: known only by the
-            // conversation, which then stands for them.
-            Role::Customer | Role::Unknown if author.ids.is_empty() => {
-                self.customer_of(&[format!("conversation:{conversation_id}")])
-                    .await?
-            }
-            Role::Customer | Role::Unknown => self.customer_of(&author.ids).await?,
+        let customer = match customer_by(author, conversation_id) {
+            CustomerBy::Conversation => None,
+            CustomerBy::Ids(ids) => self.customer_of(&ids).await?,
         };
         match customer {
             Some(customer) => {
@@ -287,13 +255,7 @@ impl Identities {
                     known.push(customer);
                 }
             }
-            let customer = match known.first() {
-                Some(customer) => customer.clone(),
-                None => match &row.crm_id {
-                    Some(crm) => format!("crm-{}", crm_token(crm)),
-                    None => new_customer_id(&row.ids[0]),
-                },
-            };
+            let customer = imported_customer(&known, row.crm_id.as_deref(), &row.ids);
             planned.push(PlannedRow {
                 ids: row.ids.clone(),
                 merged_from: known.into_iter().filter(|k| *k != customer).collect(),
@@ -323,19 +285,6 @@ impl Identities {
         let planned = self.plan(rows).await?;
         self.apply(&planned).await
     }
-}
-
-/// A CRM number as a customer id part: letters, digits, `-` and `_` kept.
-fn crm_token(crm: &str) -> String {
-    crm.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -14,14 +14,13 @@ pub mod identities;
 pub mod lifecycle;
 pub mod nats_server;
 pub mod queries;
-pub mod redact;
 pub mod sources;
 pub mod store;
 pub mod subjects;
 pub mod worker;
 
 /// The domain core's modules, where the pipeline has always named them.
-pub use rapport_domain::{cues, flags, interaction, profile};
+pub use rapport_domain::{cues, flags, interaction, profile, redaction};
 
 pub use bus::{Bus, BusError, Published, Publisher};
 pub use checkpoint::Checkpoints;

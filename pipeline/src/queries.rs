@@ -16,7 +16,7 @@ use crate::store::{
 
 /// A channel by its name in the data (`email`, `chat`, `call`, `social`).
 pub fn parse_channel(name: &str) -> Option<rapport_connectors::Channel> {
-    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+    rapport_connectors::Channel::parse(name)
 }
 
 /// A date (`2026-03-01`, midnight UTC) or an RFC 3339 time (`2026-03-01T10:00:00Z`).
@@ -242,15 +242,21 @@ fn query_share(query: &Terms, document: &Terms) -> f32 {
 
 /// Interactions best for `text` (embedded as `query`) by meaning and words
 /// ([`find_interactions`]), grouped by customer: up to `k` customers, best first, each
-/// with up to three hits. Near-empty messages that share no word with the query are left
-/// out.
+/// with up to three hits, on `channel` and since `since` where given. Near-empty messages
+/// that share no word with the query are left out.
 pub async fn search<S: Store>(
     store: &S,
     query: Vec<f32>,
     text: &str,
-    filter: &InteractionFilter,
+    channel: Option<rapport_connectors::Channel>,
+    since: Option<time::OffsetDateTime>,
     k: usize,
 ) -> Result<Vec<CustomerHits>, QueryError> {
+    let filter = &InteractionFilter {
+        channel,
+        since,
+        ..Default::default()
+    };
     const HITS_PER_CUSTOMER: usize = 3;
     let terms = Terms::of_query(text);
     // Enough candidates that k customers usually fill up even when some have many hits.

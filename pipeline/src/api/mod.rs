@@ -29,7 +29,7 @@ use crate::checkpoint::Checkpoints;
 use crate::flags::{FlagKind, FlagStatus};
 use crate::queries::{self, QueryError};
 use crate::sources::status::connector_rows;
-use crate::store::{ConfiguredStore, CustomerSpace, FlagFilter, InteractionFilter};
+use crate::store::{ConfiguredStore, CustomerSpace, FlagFilter};
 use crate::worker::Analyzer;
 
 pub use crate::bearer::{generated_token, is_authorised, token_or_generated};
@@ -190,13 +190,10 @@ async fn similar(
     let Query(params) = params?;
     let k = k_in_range(params.k, 10)?;
     let space = match params.space.as_deref() {
-        None | Some("semantic") => CustomerSpace::Semantic,
-        Some("relationship") => CustomerSpace::Relationship,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "space={other:?}: must be semantic or relationship"
-            )));
-        }
+        None => CustomerSpace::Semantic,
+        Some(name) => CustomerSpace::parse(name).ok_or_else(|| {
+            ApiError::bad_request(format!("space={name:?}: must be semantic or relationship"))
+        })?,
     };
     ok(queries::similar(&ctx.store, &id, k, space).await?)
 }
@@ -256,12 +253,7 @@ async fn search(State(ctx): Ctx, params: Result<Query<SearchParams>, QueryReject
     .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
     .vectors
     .remove(0);
-    let filter = InteractionFilter {
-        channel,
-        since,
-        ..Default::default()
-    };
-    ok(queries::search(&ctx.store, query, &text, &filter, k).await?)
+    ok(queries::search(&ctx.store, query, &text, channel, since, k).await?)
 }
 
 async fn portfolio(State(ctx): Ctx) -> ApiResult {

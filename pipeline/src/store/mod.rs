@@ -154,6 +154,20 @@ pub enum CustomerSpace {
 }
 
 impl CustomerSpace {
+    pub const ALL: [CustomerSpace; 2] = [CustomerSpace::Semantic, CustomerSpace::Relationship];
+
+    /// As `--by` and the API's `space` name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CustomerSpace::Semantic => "semantic",
+            CustomerSpace::Relationship => "relationship",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<CustomerSpace> {
+        CustomerSpace::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     pub fn vector_name(self) -> &'static str {
         match self {
             CustomerSpace::Semantic => SEMANTIC_VECTOR,

@@ -15,7 +15,6 @@ use super::error::BatchError;
 use super::{Analysed, Analyzer, BatchLimits, RESOLVE_CONCURRENCY, WorkerCounters};
 use crate::bus::Publisher;
 use crate::identities::Identities;
-use crate::redact::Redactor;
 use crate::store::{AnalysedInteraction, InteractionPoint};
 
 /// Decodes, redacts, resolves and classifies each batch.
@@ -110,7 +109,7 @@ async fn analyse_batch(
     // After resolution, which needs the identity keys that redaction drops.
     if let Some(redactor) = &analyzer.redactor {
         for interaction in &mut interactions {
-            redact_interaction(redactor, interaction);
+            redactor.redact_interaction(interaction);
         }
     }
     let analyzer = analyzer.clone();
@@ -150,25 +149,4 @@ fn speaker(role: Role) -> Option<Speaker> {
         Role::Agent | Role::Bot => Some(Speaker::Agent),
         Role::Unknown => None,
     }
-}
-
-/// Redacts what is stored: the text, the subject and other text attributes, and the
-/// author's identity keys (they live in the identity bucket, linked by `customer_id`).
-fn redact_interaction(redactor: &Redactor, interaction: &mut Interaction) {
-    if let std::borrow::Cow::Owned(text) = redactor.redact(&interaction.text).text {
-        interaction.text = text;
-    }
-    for value in interaction.attributes.values_mut() {
-        if let serde_json::Value::String(s) = value
-            && let std::borrow::Cow::Owned(redacted) = redactor.redact(s).text
-        {
-            *s = redacted;
-        }
-    }
-    if let Some(name) = &interaction.author.name
-        && let std::borrow::Cow::Owned(redacted) = redactor.redact(name).text
-    {
-        interaction.author.name = Some(redacted);
-    }
-    interaction.author.ids.clear();
 }

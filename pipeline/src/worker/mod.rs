@@ -50,7 +50,7 @@ use crate::histogram::{self, Histogram};
 use crate::identities::Identities;
 use crate::lifecycle::Shutdown;
 use crate::profile::ProfileRules;
-use crate::redact::Redactor;
+use crate::redaction::Redactor;
 use crate::store::{InteractionPoint, Store};
 
 /// The dead-letter stage of this worker: `rapport.dlq.analysis`.

@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
+use rapport_record::Interaction;
 use regex::Regex;
 
 /// A kind of personal data Rapport redacts.
@@ -163,17 +164,25 @@ impl Redactor {
         }
     }
 
-    /// As `privacy` configures it: `None` when redaction is off. The kinds were
-    /// validated when the config loaded.
-    pub fn from_settings(privacy: &rapport_config::settings::PrivacySettings) -> Option<Redactor> {
-        privacy.redact.then(|| {
-            let kinds: Vec<PiiKind> = privacy
-                .kinds
-                .iter()
-                .filter_map(|k| PiiKind::parse(k))
-                .collect();
-            Redactor::new(&kinds)
-        })
+    /// Redacts what is stored: the text, the subject and other text attributes, and the
+    /// author's identity keys (they live in the identity bucket, linked by `customer_id`).
+    pub fn redact_interaction(&self, interaction: &mut Interaction) {
+        if let Cow::Owned(text) = self.redact(&interaction.text).text {
+            interaction.text = text;
+        }
+        for value in interaction.attributes.values_mut() {
+            if let serde_json::Value::String(s) = value
+                && let Cow::Owned(redacted) = self.redact(s).text
+            {
+                *s = redacted;
+            }
+        }
+        if let Some(name) = &interaction.author.name
+            && let Cow::Owned(redacted) = self.redact(name).text
+        {
+            interaction.author.name = Some(redacted);
+        }
+        interaction.author.ids.clear();
     }
 
     /// Every span of `kind` in `text`, validated.
@@ -434,30 +443,5 @@ mod tests {
             Some(PiiKind::Fodselsnummer)
         );
         assert_eq!(PiiKind::parse("ssn"), None);
-    }
-
-    #[test]
-    fn the_config_turns_kinds_on_and_off() {
-        use rapport_config::settings::{PII_KINDS, PrivacySettings};
-        // Every kind the config accepts is one the redactor knows.
-        for name in PII_KINDS {
-            assert!(PiiKind::parse(name).is_some(), "{name}");
-        }
-        let defaults = Redactor::from_settings(&PrivacySettings::default()).unwrap();
-        assert_eq!(defaults.kinds, PiiKind::ALL.to_vec());
-        let phones_only = PrivacySettings {
-            redact: true,
-            kinds: vec!["phone".into()],
-        };
-        let redactor = Redactor::from_settings(&phones_only).unwrap();
-        assert_eq!(
-            redactor.redact("a@b.dk +45 12 34 56 78").text,
-            "a@b.dk [phone]"
-        );
-        let off = PrivacySettings {
-            redact: false,
-            ..PrivacySettings::default()
-        };
-        assert!(Redactor::from_settings(&off).is_none());
     }
 }
