@@ -318,6 +318,9 @@ fn excerpt(text: &str) -> String {
 /// that meets a rule, or an agent's (or bot's) reply, which may evade an earlier complaint.
 /// Conversations of other messages need no second look.
 pub fn may_raise(stored: &AnalysedInteraction, rules: &FlagRules) -> bool {
+    if !stored.is_authored() {
+        return false;
+    }
     if !is_customer(stored) {
         return true;
     }
@@ -334,7 +337,11 @@ pub fn conversation_flags(
     conversation: &[(AnalysedInteraction, Vec<f32>)],
     rules: &FlagRules,
 ) -> Vec<Flag> {
-    let mut items: Vec<&(AnalysedInteraction, Vec<f32>)> = conversation.iter().collect();
+    // Auto-replies and messages without text of their own neither raise nor answer a flag.
+    let mut items: Vec<&(AnalysedInteraction, Vec<f32>)> = conversation
+        .iter()
+        .filter(|(s, _)| s.is_authored())
+        .collect();
     items.sort_by(|a, b| {
         (a.0.interaction.occurred_at, &a.0.interaction.id)
             .cmp(&(b.0.interaction.occurred_at, &b.0.interaction.id))
@@ -471,6 +478,26 @@ mod tests {
         answer_similarity: 0.85,
         superuser_min_answers: 5,
     };
+
+    #[test]
+    fn auto_replies_and_messages_without_their_own_text_raise_no_flag() {
+        for (key, value) in [("auto_reply", true), ("own_text", false)] {
+            let mut automatic = complaint(true);
+            automatic
+                .interaction
+                .attributes
+                .insert(key.into(), serde_json::Value::from(value));
+            assert!(!automatic.is_authored(), "{key}");
+            assert!(!may_raise(&automatic, &RULES), "{key}");
+            assert!(
+                conversation(vec![(automatic, vec![1.0])]).is_empty(),
+                "{key}"
+            );
+        }
+        // The same complaint, written by the customer, is flagged.
+        assert!(complaint(true).is_authored());
+        assert!(!conversation(vec![(complaint(true), vec![1.0])]).is_empty());
+    }
 
     #[test]
     fn working_a_flag_keeps_who_and_when_and_never_its_evidence() {

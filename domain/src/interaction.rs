@@ -42,6 +42,17 @@ impl AnalysedInteraction {
             .copied()
     }
 
+    /// Whether the text is the author's own words: not an auto-reply (`attributes.auto_reply`,
+    /// an out-of-office or a tracker's notification), and not the stand-in for a message with
+    /// no text of its own (`attributes.own_text = false`: only quotes, or only attachments,
+    /// recorded by its subject). Only the author's words count towards a profile and its
+    /// flags; the rest stays on the timeline.
+    pub fn is_authored(&self) -> bool {
+        let attributes = &self.interaction.attributes;
+        attributes.get("auto_reply").and_then(|v| v.as_bool()) != Some(true)
+            && attributes.get("own_text").and_then(|v| v.as_bool()) != Some(false)
+    }
+
     /// Whether the message reads enough like a complaint to carry an allegation
     /// ([`ALLEGATION_MIN_COMPLAINT`]; a message the complaint head did not read may).
     pub fn may_allege(&self) -> bool {

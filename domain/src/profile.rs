@@ -295,7 +295,8 @@ pub fn build(
     catalogue: &RelationshipCatalogue,
     rules: &ProfileRules,
 ) -> Option<BuiltProfile> {
-    let mut inputs: Vec<&ProfileInput> = inputs.iter().collect();
+    // Only the customer's own words build the profile (see `AnalysedInteraction::is_authored`).
+    let mut inputs: Vec<&ProfileInput> = inputs.iter().filter(|i| i.stored.is_authored()).collect();
     inputs.sort_by_key(|i| {
         (
             i.stored.interaction.occurred_at,

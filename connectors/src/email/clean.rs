@@ -168,16 +168,19 @@ enum Marker {
 }
 
 impl Marker {
-    fn is_quote(self) -> bool {
-        !matches!(self, Marker::Signature)
+    /// A forwarded message's header: what follows is passed on, not replied to.
+    fn is_forward(self) -> bool {
+        matches!(self, Marker::Separator | Marker::HeaderBlock)
     }
 }
 
 /// Strips quoted replies and signatures from a plain-text body.
 ///
-/// When the body *starts* with a quote marker and nothing would remain (a forward without a
-/// note, a fully quoted message), the quoted material is kept without its markers instead:
-/// a best-effort text beats an empty one. An empty result means the sender wrote nothing.
+/// When the body *starts* with a forward (`-----Original Message-----`, an Outlook header
+/// block) and nothing would remain, the forwarded text is kept without its header: what the
+/// sender chose to pass on. A reply that only quotes keeps nothing: the quoted words are
+/// someone else's (the message is then recorded by its subject). An empty result means the
+/// sender wrote nothing.
 pub fn strip_quotes_and_signatures(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let (kept, first_marker) = own_text(&lines);
@@ -185,7 +188,7 @@ pub fn strip_quotes_and_signatures(text: &str) -> String {
         return kept.join("\n").trim().to_string();
     }
     match first_marker {
-        Some((0, marker)) if marker.is_quote() => {
+        Some((0, marker)) if marker.is_forward() => {
             let rest = unquote(skip_leading_markers(&lines));
             let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
             own_text(&rest).0.join("\n").trim().to_string()
@@ -217,6 +220,8 @@ fn own_text<'a>(lines: &[&'a str]) -> (Vec<&'a str>, Option<(usize, Marker)>) {
         }
         if is_quoted(line) {
             first_marker.get_or_insert((content_seen, Marker::Quote));
+        } else if introduces_quote(line) && next_non_blank(lines, i + 1).is_some_and(is_quoted) {
+            // "Kari Nordmann skrev:" above an inline quote: the quote's label, not an answer.
         } else {
             if !line.trim().is_empty() {
                 content_seen += 1;
@@ -233,6 +238,23 @@ fn own_text<'a>(lines: &[&'a str]) -> (Vec<&'a str>, Option<(usize, Marker)>) {
         kept.pop();
     }
     (kept, first_marker)
+}
+
+/// A short line that labels the quote below it without a date: "Kari Nordmann skrev:",
+/// "Anna <anna@example.net> wrote:", "Lars schrieb:".
+fn introduces_quote(line: &str) -> bool {
+    const ENDINGS: &[&str] = &[
+        "wrote:",
+        "writes:",
+        "skrev:",
+        "skriver:",
+        "schrieb:",
+        "a écrit :",
+        "a écrit:",
+        "schreef:",
+    ];
+    let t = line.trim().to_lowercase();
+    t.chars().count() <= 160 && ENDINGS.iter().any(|e| t.ends_with(e))
 }
 
 fn marker_at(lines: &[&str], i: usize) -> Option<Marker> {
@@ -700,11 +722,27 @@ mod tests {
     }
 
     #[test]
-    fn a_body_that_opens_with_a_quote_marker_keeps_the_quoted_text() {
+    fn a_forward_without_a_note_keeps_the_forwarded_text_but_a_bare_quote_is_not_the_senders() {
         let forward = "-----Original Message-----\nFrom: Bo <bo@example.com>\nSent: Monday\nSubject: Refund\n\nI still have no refund.\n";
         assert_eq!(strip(forward), "I still have no refund.");
+        // Someone else's words: the message is recorded by its subject instead.
         let all_quoted = "> I still have no refund.\n> Bo";
-        assert_eq!(strip(all_quoted), "I still have no refund.\nBo");
+        assert_eq!(strip(all_quoted), "");
+        let attributed =
+            "Den 2. mar. 2026 kl. 14.00 skrev Sven Ek <sven@example.se>:\n> Samma här.";
+        assert_eq!(strip(attributed), "");
+    }
+
+    #[test]
+    fn an_undated_label_above_an_inline_quote_is_not_an_answer() {
+        let text =
+            "Kari Nordmann skrev:\n> Jeg har samme feil.\n\nSamma här.\n>> Yes, twice.\nEn timme.";
+        assert_eq!(strip(text), "Samma här.\nEn timme.");
+        // A sentence that ends in "wrote:" but introduces no quote stays.
+        assert_eq!(
+            strip("This is what support wrote:\nreinstall"),
+            "This is what support wrote:\nreinstall"
+        );
     }
 
     #[test]

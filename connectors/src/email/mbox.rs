@@ -45,7 +45,7 @@ pub fn parse(input: &[u8], ctx: &ParseContext) -> Vec<Unit> {
                     "empty mbox entry: a \"From \" separator line with no message after it",
                 ));
             }
-            super::message::parse(&message, ctx).map(|interaction| vec![interaction])
+            super::message::parse(&message, ctx)
         });
         units.push(Unit {
             start: start as u64,

@@ -1,6 +1,8 @@
 //! One RFC 5322 message → one [`Interaction`].
 
-use mail_parser::{Address, HeaderName, HeaderValue, Message, MessageParser, PartType};
+use mail_parser::{
+    Address, HeaderName, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
+};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -10,20 +12,122 @@ use crate::ids::content_hash;
 use crate::record::{Author, Channel, Interaction, Role};
 use crate::unit::ParseContext;
 
-/// The reason given for a message whose text is nothing but quotes and signatures.
-pub const EMPTY_BODY: &str =
-    "empty body: the message has no text after removing quotes and signatures";
+/// The reason given for a message with nothing to record: no text of its own once quotes
+/// and signatures are removed, and no subject or attachment to stand for it.
+pub const EMPTY_BODY: &str = "empty body: the message has no text after removing quotes and signatures, and no subject or attachment to stand for it";
 
-/// Parses one message. See [`super::parse_eml`].
+/// Subject prefixes of automatic replies (out-of-office and the like) in the four languages
+/// and the clients' English, matched case-insensitively.
+const AUTO_REPLY_SUBJECTS: &[&str] = &[
+    "auto:",
+    "automatic reply",
+    "autoreply",
+    "auto-reply",
+    "out of office",
+    "autosvar",
+    "automatisk svar",
+    "automatiskt svar",
+    "fraværende",
+    "frånvaro",
+    "abwesenheitsnotiz",
+];
+
+/// Parses one message, or each message of a digest: a mailing list's `multipart/digest`
+/// bundles its members' messages, and each is an interaction of its own. See
+/// [`super::parse_eml`].
 ///
 /// Size caps: the raw message (attachments included: a customer's mail with photos runs to
 /// megabytes) is held to `max_file_bytes`; the text extracted from it to `max_message_bytes`.
-pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Interaction, ParseError> {
+pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, ParseError> {
     ctx.check_file_size(input.len())?;
     let message = MessageParser::default()
         .parse(input)
         .ok_or_else(|| ParseError::new("not an e-mail message: no header fields found"))?;
-    if !has_message_headers(&message) {
+    let digest: Vec<&[u8]> = if is_digest(&message) {
+        message
+            .attachments()
+            .filter_map(|part| part.message())
+            .map(|inner| inner.raw_message())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if digest.is_empty() {
+        return one(&message, input, ctx).map(|interaction| vec![interaction]);
+    }
+    let mut all = Vec::with_capacity(digest.len());
+    for (n, raw) in digest.iter().enumerate() {
+        let inner = MessageParser::default().parse(raw).ok_or_else(|| {
+            ParseError::new(format!("digest message {}: no header fields", n + 1))
+        })?;
+        let interaction = one(&inner, raw, ctx).map_err(|e| {
+            ParseError::new(format!(
+                "digest message {} of {}: {}",
+                n + 1,
+                digest.len(),
+                e.reason
+            ))
+        })?;
+        all.push(interaction);
+    }
+    Ok(all)
+}
+
+/// `Content-Type: multipart/digest` (RFC 2046 §5.1.5).
+fn is_digest(message: &Message<'_>) -> bool {
+    message.content_type().is_some_and(|ct| {
+        ct.ctype().eq_ignore_ascii_case("multipart")
+            && ct
+                .subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("digest"))
+    })
+}
+
+/// An automatic reply: `Auto-Submitted` other than `no` (RFC 3834: out-of-office
+/// responders, trackers' notifications), the older `X-Autoreply`/`X-Autorespond`,
+/// `Precedence: auto_reply`, or an out-of-office subject.
+fn is_auto_reply(message: &Message<'_>) -> bool {
+    let header = |name: &str| {
+        // `HeaderName::parse` gives the known names (Auto-Submitted is one) their variant.
+        message
+            .header_raw(HeaderName::parse(name)?)
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    let auto_submitted = header("Auto-Submitted").is_some_and(|v| !v.is_empty() && v != "no");
+    let legacy = header("X-Autoreply").is_some() || header("X-Autorespond").is_some();
+    let precedence = header("Precedence").is_some_and(|v| v == "auto_reply");
+    let subject = message.subject().map(|s| s.trim().to_lowercase());
+    let subject_says =
+        subject.is_some_and(|s| AUTO_REPLY_SUBJECTS.iter().any(|p| s.starts_with(p)));
+    auto_submitted || legacy || precedence || subject_says
+}
+
+/// What stands for a message without text of its own (only quotes, only attachments): its
+/// subject and the names of its attachments; `None` when it has neither.
+fn stand_in_text(message: &Message<'_>) -> Option<String> {
+    let subject = message.subject().map(str::trim).filter(|s| !s.is_empty());
+    let names = attachment_names(message);
+    let attached = (!names.is_empty()).then(|| format!("[attachments: {}]", names.join(", ")));
+    match (subject, attached) {
+        (None, None) => None,
+        (Some(subject), None) => Some(subject.to_string()),
+        (None, Some(attached)) => Some(attached),
+        (Some(subject), Some(attached)) => Some(format!("{subject}\n{attached}")),
+    }
+}
+
+fn attachment_names(message: &Message<'_>) -> Vec<String> {
+    message
+        .attachments()
+        .filter_map(|part| part.attachment_name())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// One message → its interaction.
+fn one(message: &Message<'_>, input: &[u8], ctx: &ParseContext) -> Result<Interaction, ParseError> {
+    if !has_message_headers(message) {
         return Err(ParseError::new(
             "not an e-mail message: none of the header fields From, To, Subject, Date, \
              Message-ID, Received or Content-Type is present",
@@ -46,8 +150,20 @@ pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Interaction, ParseError
     );
 
     let mut attributes = Map::new();
-    let occurred_at = occurred_at(&message, ctx, &mut attributes);
-    let text = body_text(&message)?;
+    let occurred_at = occurred_at(message, ctx, &mut attributes);
+    // A message with no text of its own is still recorded (it is part of the thread), by
+    // its subject and attachments, and marked so that profiles and flags leave it out.
+    let text = match body_text(message) {
+        Ok(text) => text,
+        Err(empty) => {
+            let text = stand_in_text(message).ok_or(empty)?;
+            attributes.insert("own_text".into(), Value::from(false));
+            text
+        }
+    };
+    if is_auto_reply(message) {
+        attributes.insert("auto_reply".into(), Value::from(true));
+    }
     if text.len() > ctx.max_message_bytes {
         return Err(ParseError::new(format!(
             "too large: the text body is {} bytes, over the cap of {} bytes (ingest.max_message_bytes)",
@@ -72,6 +188,10 @@ pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Interaction, ParseError
             "attachments".into(),
             Value::from(message.attachment_count()),
         );
+        let names = attachment_names(message);
+        if !names.is_empty() {
+            attributes.insert("attachment_names".into(), Value::from(names));
+        }
     }
     if !references.is_empty() {
         attributes.insert("references".into(), Value::from(references));
@@ -83,9 +203,9 @@ pub fn parse(input: &[u8], ctx: &ParseContext) -> Result<Interaction, ParseError
         channel: Channel::Email,
         connector: ctx.connector.clone(),
         occurred_at,
-        author: author(&message, ctx),
+        author: author(message, ctx),
         text,
-        language: language(&message),
+        language: language(message),
         public: false,
         in_reply_to: in_reply_to.map(|id| format!("email:{id}")),
         attributes,

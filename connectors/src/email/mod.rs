@@ -7,12 +7,15 @@
 //! | `in_reply_to` | `email:<In-Reply-To>` |
 //! | `author` | From (and Reply-To) as `email:<address>`; agent when the domain is one of `company_domains` or below it |
 //! | `occurred_at` | Date in UTC, else the newest Received date (`date_source: "received"`), else the source time: file mtime or IMAP INTERNALDATE (`date_source: "source"`); a bad Date is kept as `date_header` |
-//! | `text` | the text body (HTML converted), quoted replies and signatures removed |
+//! | `text` | the text body (HTML converted), quoted replies and signatures removed; for a message with no text of its own (only quotes, only attachments), its subject and attachment names, with `own_text: false` |
 //! | `language` | Content-Language |
-//! | `attributes` | `subject`, `message_id`, `to`, `cc`, `attachments` (count), `references`, `date_source` |
+//! | `attributes` | `subject`, `message_id`, `to`, `cc`, `attachments` (count), `attachment_names`, `references`, `date_source`, `auto_reply: true` (RFC 3834 `Auto-Submitted`, `X-Autoreply`, out-of-office subjects), `own_text: false` |
 //!
-//! Charsets are decoded by `mail-parser`. A message with no text of its own after cleaning
-//! is an error ("empty body"), so it reaches the dead-letter queue instead of the analysis.
+//! Charsets are decoded by `mail-parser`. A `multipart/digest` gives one interaction per
+//! message it bundles. A message with no text of its own after cleaning is recorded by its
+//! subject and attachments (`own_text: false`), and auto-replies are marked: the domain keeps
+//! both out of profiles and flags, but they stay on the timeline. Only a message with
+//! neither text, subject nor attachment is an error ("empty body") for the dead-letter queue.
 //! Size caps: the raw message, attachments included, is held to `max_file_bytes`; the text
 //! extracted from it to `max_message_bytes`.
 
@@ -31,9 +34,9 @@ use crate::error::ParseError;
 use crate::record::Interaction;
 use crate::unit::{ParseContext, Unit};
 
-/// One RFC 5322 message → one interaction.
+/// One RFC 5322 message → one interaction (one per bundled message for a digest).
 pub fn parse_eml(input: &[u8], ctx: &ParseContext) -> Result<Vec<Interaction>, ParseError> {
-    message::parse(input, ctx).map(|interaction| vec![interaction])
+    message::parse(input, ctx)
 }
 
 /// An mbox file (mboxrd/mboxo, LF or CRLF) → one unit per message.

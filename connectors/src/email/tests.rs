@@ -426,8 +426,125 @@ fn dates_outside_1900_to_2999_fall_back_like_invalid_ones() {
 }
 
 #[test]
-fn empty_body_is_an_error_for_the_dead_letter_queue() {
-    assert_eq!(error("empty-body.eml"), EMPTY_BODY);
+fn a_message_without_text_of_its_own_is_recorded_by_its_subject() {
+    // "Sendt fra min iPhone" above a quote: nothing the customer wrote, but part of the thread.
+    let m = one("empty-body.eml");
+    assert_eq!(m.text, "Re: Din returlabel");
+    assert_eq!(m.attributes["own_text"], false);
+    // No text, no subject, no attachment: nothing to record, so a dead letter says why.
+    assert_eq!(error("nothing-at-all.eml"), EMPTY_BODY);
+}
+
+/// A mailing list's archive in the shapes that lost messages before: inline answers between
+/// quotes, an answer below a leading quote, a tracker's notification, an out-of-office, an
+/// undated label over a quote three levels deep, a reply that only quotes, a message that is
+/// only an attachment, a forward with a note. Every message is kept, with its own words.
+#[test]
+fn a_list_archive_keeps_every_answer_and_marks_automatic_mail() {
+    let units = parse_mbox(&bytes("list-archive.mbox"), &ctx("list-archive.mbox"));
+    let all: Vec<Interaction> = units
+        .into_iter()
+        .flat_map(|u| {
+            u.outcome
+                .unwrap_or_else(|e| panic!("a message was rejected: {e}"))
+        })
+        .collect();
+    assert_eq!(all.len(), 8, "every message is an interaction");
+    let by_id = |id: &str| {
+        all.iter()
+            .find(|i| i.id == format!("email:{id}"))
+            .unwrap_or_else(|| panic!("{id} missing"))
+    };
+    let flag = |i: &Interaction, key: &str| i.attributes.get(key).and_then(|v| v.as_bool());
+
+    let inline = by_id("list-inline-1@example.net");
+    for answer in ["Not for me;", "Yes, twice.", "4.2.1 on both phones."] {
+        assert!(
+            inline.text.contains(answer),
+            "{answer:?} in {:?}",
+            inline.text
+        );
+    }
+    assert!(!inline.text.contains("Did you try"), "{:?}", inline.text);
+
+    let after_quote = by_id("list-after-quote-1@example.no");
+    assert!(
+        after_quote.text.starts_with("Jeg har samme feil."),
+        "{:?}",
+        after_quote.text
+    );
+    assert!(
+        after_quote
+            .text
+            .ends_with("Med vennlig hilsen\nKari Nordmann\nOslo"),
+        "the answer and its closing are kept: {:?}",
+        after_quote.text
+    );
+
+    let tracker = by_id("bug-4711-3@tracker.example.org");
+    assert!(
+        tracker.text.contains("Reproduced on 4.2.1"),
+        "{:?}",
+        tracker.text
+    );
+    assert_eq!(flag(tracker, "auto_reply"), Some(true));
+    let away = by_id("ooo-mette-1@example.dk");
+    assert_eq!(flag(away, "auto_reply"), Some(true));
+    assert_eq!(
+        flag(inline, "auto_reply"),
+        None,
+        "people's mail is not automatic"
+    );
+
+    let deep = by_id("list-deep-1@example.se");
+    assert_eq!(
+        deep.text,
+        "Samma här, och supporten har inte svarat på en vecka.\nDet stämmer med vad jag ser: ungefär en timme.\n\nMed vänliga hälsningar\nSven"
+    );
+
+    let quoted_only = by_id("list-quoted-only-1@example.dk");
+    assert_eq!(quoted_only.text, "Re: [users] sync stops after the update");
+    assert_eq!(flag(quoted_only, "own_text"), Some(false));
+
+    let attachment = by_id("list-attachment-1@example.dk");
+    assert_eq!(
+        attachment.text,
+        "Log from my laptop\n[attachments: sync.log]"
+    );
+    assert_eq!(flag(attachment, "own_text"), Some(false));
+    assert_eq!(
+        attachment.attributes["attachment_names"],
+        serde_json::json!(["sync.log"])
+    );
+
+    let forward = by_id("list-forward-1@example.dk");
+    assert_eq!(
+        forward.text,
+        "Her er svaret fra supporten, det hjælper ikke."
+    );
+}
+
+#[test]
+fn a_digest_gives_each_bundled_message_its_own_interaction() {
+    let all = parse_eml(&bytes("digest.eml"), &ctx("digest.eml")).unwrap();
+    let found: Vec<(&str, &str)> = all
+        .iter()
+        .map(|i| (i.id.as_str(), i.text.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "email:digest-part-1@example.net",
+                "The nightly build fixed it for me."
+            ),
+            (
+                "email:digest-part-2@example.org",
+                "Not for me, it still stops after an hour."
+            ),
+        ]
+    );
+    assert_eq!(all[1].author.ids, ["email:lars@example.org"]);
 }
 
 #[test]
@@ -591,6 +708,48 @@ fn corpus_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Every `.eml` of the e-mail corpus (RFC samples, real clients, legacy and malformed
+/// messages): how many interactions are kept. 45 before digests were split and messages
+/// without text of their own were recorded by their subject; 53 now. What is still
+/// rejected has no text, subject or attachment at all, or is not a message.
+#[test]
+fn corpus_messages_with_text_a_subject_or_an_attachment_are_all_kept() {
+    let Some(root) = corpus("email/mail-parser") else {
+        return;
+    };
+    let (mut files, mut kept) = (0, 0);
+    let mut rejected = Vec::new();
+    for dir in ["rfc", "thirdparty", "legacy", "malformed"] {
+        for path in corpus_files(&root.join(dir)) {
+            files += 1;
+            let name = path.display().to_string();
+            match parse_eml(&std::fs::read(&path).unwrap(), &ctx(&name)) {
+                Ok(all) => {
+                    assert!(all.iter().all(|i| i.check().is_ok()), "{name}");
+                    kept += all.len();
+                }
+                Err(e) => rejected.push((name, e.reason)),
+            }
+        }
+    }
+    eprintln!(
+        "{files} messages: {kept} interactions kept, {} rejected",
+        rejected.len()
+    );
+    for (name, reason) in &rejected {
+        eprintln!("  {name}: {reason}");
+        assert!(
+            reason == EMPTY_BODY || reason.starts_with("not an e-mail message"),
+            "{name}: rejected for another reason: {reason}"
+        );
+    }
+    assert_eq!(files, 61, "the corpus changed: update the counts");
+    assert!(
+        kept >= 53,
+        "only {kept} interactions kept from {files} messages"
+    );
 }
 
 #[test]
