@@ -7,17 +7,19 @@
 //!
 //! - `id` `call:<job/request id, else content hash>:<turn index>`, `conversation_id`
 //!   `call:<…>`, `in_reply_to` the previous turn when another speaker said it;
-//! - `occurred_at` call start (Deepgram `metadata.created`, else `ctx.source_time`) plus
-//!   the turn's start offset;
+//! - `occurred_at` call start plus the turn's start offset: Deepgram `metadata.created`,
+//!   else a date (and time) in the file name, else `ctx.source_time` (the file's mtime),
+//!   recorded in `date_source` (`vendor`, `file_name`, `source`);
 //! - `author.role` from the vendor's role (Call Analytics), else the configured speaker map,
 //!   else the label itself (`Agent`, `Kunde`), else unknown; `author.name` the label;
 //! - `attributes`: `speaker`, `start_s`, `end_s`, `confidence` (mean over words),
-//!   `source_format`, and for Call Analytics `vendor_sentiment`, `loudness_mean`,
+//!   `source_format`, `date_source`, and for Call Analytics `vendor_sentiment`, `loudness_mean`,
 //!   `loudness_max`, `issues`, `action_items`, `outcomes`.
 
 mod assemblyai;
 mod captions;
 mod deepgram;
+mod start_time;
 mod transcribe;
 mod turns;
 mod whisper;

@@ -99,7 +99,8 @@ impl Piece {
 pub(crate) struct Call {
     /// The vendor's job or request id; `None` falls back to a hash of the file.
     pub id: Option<String>,
-    /// When the call (or the recording) started; `None` falls back to `ctx.source_time`.
+    /// When the call (or the recording) started, by the vendor; `None` falls back to a date
+    /// in the file name, then `ctx.source_time` ([`super::start_time`]).
     pub start: Option<OffsetDateTime>,
     /// BCP 47 tag the file states.
     pub language: Option<String>,
@@ -142,7 +143,7 @@ pub(crate) fn build(
         .map(str::to_string)
         .unwrap_or_else(|| crate::ids::content_hash(input));
     let conversation_id = format!("call:{call_id}");
-    let call_start = call.start.unwrap_or(ctx.source_time);
+    let (call_start, date_source) = super::start_time::call_start(call.start, ctx);
     let language = call
         .language
         .as_deref()
@@ -179,7 +180,11 @@ pub(crate) fn build(
             language: language.map(str::to_string),
             public: false,
             in_reply_to,
-            attributes: attributes(turn, call.source_format),
+            attributes: {
+                let mut attributes = attributes(turn, call.source_format);
+                attributes.insert("date_source".into(), date_source.into());
+                attributes
+            },
         });
     }
     Ok(out)
