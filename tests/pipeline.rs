@@ -641,6 +641,7 @@ async fn several_workers_share_the_consumer_and_a_qdrant_server() {
             api_key: std::env::var("QDRANT_API_KEY").ok(),
             collection_prefix: prefix,
             timeout: Duration::from_secs(30),
+            layout: rapport_pipeline::store::CollectionLayout::default(),
         },
         384,
     )

@@ -385,6 +385,28 @@ fn validate_settings(settings: &Settings, origin: &dyn Fn(&str) -> Origin) -> Ve
             found.push((path.into(), format!("{value} is not between 0 and 1")));
         }
     }
+    let qdrant = &settings.qdrant;
+    for (field, value) in [
+        ("qdrant.shard_number", qdrant.shard_number),
+        ("qdrant.replication_factor", qdrant.replication_factor),
+        (
+            "qdrant.write_consistency_factor",
+            qdrant.write_consistency_factor,
+        ),
+    ] {
+        if value == 0 {
+            found.push((field.into(), "must be at least 1".into()));
+        }
+    }
+    if qdrant.write_consistency_factor > qdrant.replication_factor {
+        found.push((
+            "qdrant.write_consistency_factor".into(),
+            format!(
+                "{} is more copies than qdrant.replication_factor = {} keeps: no write could ever be confirmed",
+                qdrant.write_consistency_factor, qdrant.replication_factor
+            ),
+        ));
+    }
     if settings.analysis.batch_messages == 0 {
         found.push((
             "analysis.batch_messages".into(),

@@ -280,6 +280,19 @@ pub struct QdrantSettings {
     pub collection_prefix: String,
     /// Each request gives up after this many seconds.
     pub timeout_secs: u64,
+    /// Shards per collection, spread over the cluster's nodes (Qdrant cannot change it
+    /// later). Default 1.
+    pub shard_number: u32,
+    /// Copies of each shard. On a cluster of three, 3 keeps every collection when one node
+    /// dies. Default 1 (a single server).
+    pub replication_factor: u32,
+    /// Copies that must confirm a write before Rapport acknowledges the message: with
+    /// replication 3, 2 survives one node. At most `replication_factor`. Default 1.
+    pub write_consistency_factor: u32,
+    /// Payloads on disk (Qdrant's default) rather than in memory.
+    pub on_disk_payload: bool,
+    /// Vectors memory-mapped from disk rather than held in memory. Default false.
+    pub on_disk_vectors: bool,
 }
 
 impl Default for QdrantSettings {
@@ -290,6 +303,11 @@ impl Default for QdrantSettings {
             api_key_file: None,
             collection_prefix: "rapport_".into(),
             timeout_secs: 30,
+            shard_number: 1,
+            replication_factor: 1,
+            write_consistency_factor: 1,
+            on_disk_payload: true,
+            on_disk_vectors: false,
         }
     }
 }

@@ -263,6 +263,43 @@ ca_file = "{}"
 }
 
 #[test]
+fn a_qdrant_cluster_layout_that_cannot_confirm_a_write_is_refused() {
+    let problems = load_str(
+        "[qdrant]\nshard_number = 0\nreplication_factor = 2\nwrite_consistency_factor = 3\n",
+        "q.toml",
+        no_env(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        problems.contains("qdrant.shard_number: must be at least 1"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains(
+            "qdrant.write_consistency_factor: 3 is more copies than qdrant.replication_factor = 2"
+        ),
+        "{problems}"
+    );
+    let cluster = load_str(
+        "[qdrant]\nurl = \"http://qdrant:6334\"\nshard_number = 3\nreplication_factor = 3\nwrite_consistency_factor = 2\non_disk_vectors = true\n",
+        "q.toml",
+        no_env(),
+    )
+    .unwrap();
+    let q = &cluster.0.qdrant;
+    assert_eq!(
+        (
+            q.shard_number,
+            q.replication_factor,
+            q.write_consistency_factor
+        ),
+        (3, 3, 2)
+    );
+    assert!(q.on_disk_payload && q.on_disk_vectors);
+}
+
+#[test]
 fn an_enabled_chat_webhook_needs_a_token() {
     let source = "[connectors.chat]\nkind = \"chat-webhook\"\n";
     let problems = load_str(source, "r.toml", no_env()).unwrap_err();

@@ -9,9 +9,9 @@ use rapport_pipeline::flags::{Flag, FlagKind, FlagStatus, Severity};
 use rapport_pipeline::profile::{CustomerProfile, Relationship, SentimentTrajectory};
 use rapport_pipeline::queries::set_flag_status;
 use rapport_pipeline::store::{
-    AnalysedInteraction, CustomerPoint, CustomerSpace, CustomerStore, EdgeStore, FlagFilter,
-    InteractionFilter, InteractionPoint, InteractionStore, RemoteConfig, RemoteStore, Store,
-    StoreError, Terms,
+    AnalysedInteraction, CollectionLayout, CustomerPoint, CustomerSpace, CustomerStore, EdgeStore,
+    FlagFilter, InteractionFilter, InteractionPoint, InteractionStore, RemoteConfig, RemoteStore,
+    Store, StoreError, Terms,
 };
 use time::macros::datetime;
 
@@ -398,6 +398,7 @@ async fn remote_store_meets_the_contract_when_a_server_is_configured() {
         api_key: std::env::var("QDRANT_API_KEY").ok(),
         collection_prefix: format!("rapport_contract_{}_", std::process::id()),
         timeout: std::time::Duration::from_secs(30),
+        layout: CollectionLayout::default(),
     };
     let store = RemoteStore::connect(&config, DIMS).await.unwrap();
     contract(&store).await;

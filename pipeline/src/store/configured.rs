@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rapport_config::Settings;
 
-use super::remote::RemoteConfig;
+use super::remote::{CollectionLayout, RemoteConfig};
 use super::{
     AnalysedInteraction, CustomerPoint, CustomerSpace, CustomerStore, EdgeStore, FlagFilter,
     FlagStore, InteractionFilter, InteractionPoint, InteractionStore, RemoteStore, Scored,
@@ -35,6 +35,7 @@ impl ConfiguredStore {
                     api_key: qdrant_api_key(settings)?,
                     collection_prefix: settings.qdrant.collection_prefix.clone(),
                     timeout: Duration::from_secs(settings.qdrant.timeout_secs),
+                    layout: CollectionLayout::from_settings(&settings.qdrant),
                 };
                 Ok(ConfiguredStore::Remote(
                     RemoteStore::connect(&config, dims).await?,

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 pub use configured::ConfiguredStore;
 pub use edge::EdgeStore;
-pub use remote::{RemoteConfig, RemoteStore};
+pub use remote::{CollectionLayout, RemoteConfig, RemoteStore};
 
 /// The `interactions` collection.
 pub const INTERACTIONS: &str = "interactions";

@@ -14,11 +14,11 @@ use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::vector_output::Vector as OutputVector;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfigKind;
 use qdrant_client::qdrant::{
-    Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeletePointsBuilder, Distance, FieldType, Filter, GetPointsBuilder, PointId, PointStruct,
-    PointsIdsList, Query, QueryPointsBuilder, Range, RetrievedPoint, ScoredPoint,
-    ScrollPointsBuilder, SetPayloadPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
-    VectorsConfigBuilder, VectorsOutput,
+    CollectionParams, Condition, CountPointsBuilder, CreateCollectionBuilder,
+    CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter,
+    GetPointsBuilder, PointId, PointStruct, PointsIdsList, Query, QueryPointsBuilder, Range,
+    RetrievedPoint, ScoredPoint, ScrollPointsBuilder, SetPayloadPointsBuilder, UpsertPointsBuilder,
+    VectorParamsBuilder, VectorsConfigBuilder, VectorsOutput, WriteOrdering, WriteOrderingType,
 };
 use qdrant_client::qdrant::{
     CreateVectorNameRequestBuilder, Modifier, NamedVectors, SparseVectorCreationConfigBuilder,
@@ -49,6 +49,93 @@ pub struct RemoteConfig {
     /// contract suite its own throwaway set).
     pub collection_prefix: String,
     pub timeout: Duration,
+    /// How the collections are laid out over a cluster.
+    pub layout: CollectionLayout,
+}
+
+/// A collection's layout over a Qdrant cluster (`[qdrant]` shard_number,
+/// replication_factor, write_consistency_factor, on_disk_payload, on_disk_vectors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectionLayout {
+    pub shard_number: u32,
+    pub replication_factor: u32,
+    pub write_consistency_factor: u32,
+    pub on_disk_payload: bool,
+    pub on_disk_vectors: bool,
+}
+
+impl Default for CollectionLayout {
+    /// One server: one shard, one copy.
+    fn default() -> Self {
+        CollectionLayout {
+            shard_number: 1,
+            replication_factor: 1,
+            write_consistency_factor: 1,
+            on_disk_payload: true,
+            on_disk_vectors: false,
+        }
+    }
+}
+
+impl CollectionLayout {
+    pub fn from_settings(qdrant: &rapport_config::settings::QdrantSettings) -> Self {
+        CollectionLayout {
+            shard_number: qdrant.shard_number,
+            replication_factor: qdrant.replication_factor,
+            write_consistency_factor: qdrant.write_consistency_factor,
+            on_disk_payload: qdrant.on_disk_payload,
+            on_disk_vectors: qdrant.on_disk_vectors,
+        }
+    }
+
+    /// Replicated writes go through a leader that is re-elected when its node dies
+    /// (`medium`), so a write is confirmed by `write_consistency_factor` live copies and
+    /// survives one node; a single copy needs no ordering (`weak`, Qdrant's default).
+    fn ordering(&self) -> WriteOrdering {
+        let kind = if self.replication_factor > 1 {
+            WriteOrderingType::Medium
+        } else {
+            WriteOrderingType::Weak
+        };
+        WriteOrdering {
+            r#type: kind as i32,
+        }
+    }
+
+    /// How an existing collection differs from this layout, one phrase per setting. Qdrant
+    /// fixes the shard count at creation; the rest can be changed with its API.
+    #[expect(
+        deprecated,
+        reason = "on_disk_payload is what a Qdrant 1.18 server reports; payload.memory came in 1.19"
+    )]
+    fn differences(&self, found: &CollectionParams) -> Vec<String> {
+        let mut differ = Vec::new();
+        let mut compare = |name: &str, found: u32, wanted: u32| {
+            if found != wanted {
+                differ.push(format!(
+                    "{name} is {found}, the configuration asks {wanted}"
+                ));
+            }
+        };
+        compare("shard_number", found.shard_number, self.shard_number);
+        compare(
+            "replication_factor",
+            found.replication_factor.unwrap_or(1),
+            self.replication_factor,
+        );
+        compare(
+            "write_consistency_factor",
+            found.write_consistency_factor.unwrap_or(1),
+            self.write_consistency_factor,
+        );
+        if found.on_disk_payload != self.on_disk_payload {
+            differ.push(format!(
+                "on_disk_payload is {}, the configuration asks {}",
+                found.on_disk_payload, self.on_disk_payload
+            ));
+        }
+        differ
+    }
 }
 
 /// The remote store. Cheap to clone: the client multiplexes one channel.
@@ -59,6 +146,7 @@ pub struct RemoteStore {
     customers: String,
     flags: String,
     url: String,
+    layout: CollectionLayout,
 }
 
 impl RemoteStore {
@@ -88,6 +176,7 @@ impl RemoteStore {
             customers: format!("{}{CUSTOMERS}", config.collection_prefix),
             flags: format!("{}{FLAGS}", config.collection_prefix),
             url: config.url.clone(),
+            layout: config.layout,
         };
         store
             .ensure_collection(
@@ -186,8 +275,10 @@ impl RemoteStore {
     }
 
     /// Creates `name` unless it exists (another worker may create it at the same moment:
-    /// losing that race is fine), checks its vector sizes, and creates the indexes
-    /// (creating an existing index is a no-op for Qdrant).
+    /// losing that race is fine) with the configured layout, checks its vector sizes,
+    /// reports where an existing collection's layout differs from the configuration (it is
+    /// used as it is, never recreated), and creates the indexes (creating an existing index
+    /// is a no-op for Qdrant).
     async fn ensure_collection(
         &self,
         name: &str,
@@ -209,12 +300,22 @@ impl RemoteStore {
             for (vector, dims, distance) in vectors {
                 config.add_named_vector_params(
                     *vector,
-                    VectorParamsBuilder::new(*dims as u64, *distance),
+                    VectorParamsBuilder::new(*dims as u64, *distance)
+                        .on_disk(self.layout.on_disk_vectors),
                 );
             }
+            let layout = &self.layout;
+            // on_disk_payload, not payload.memory: a Qdrant 1.18 server reads only the former.
             let created = self
                 .client
-                .create_collection(CreateCollectionBuilder::new(name).vectors_config(config))
+                .create_collection(
+                    CreateCollectionBuilder::new(name)
+                        .vectors_config(config)
+                        .shard_number(layout.shard_number)
+                        .replication_factor(layout.replication_factor)
+                        .write_consistency_factor(layout.write_consistency_factor)
+                        .on_disk_payload(layout.on_disk_payload),
+                )
                 .await;
             if let Err(e) = created
                 && !self.client.collection_exists(name).await.unwrap_or(false)
@@ -227,10 +328,15 @@ impl RemoteStore {
             .collection_info(name)
             .await
             .map_err(|e| open_error(e.to_string()))?;
-        let sizes: HashMap<String, u64> = info
-            .result
-            .and_then(|i| i.config)
-            .and_then(|c| c.params)
+        let params = info.result.and_then(|i| i.config).and_then(|c| c.params);
+        if let Some(params) = &params {
+            let differences = self.layout.differences(params);
+            if !differences.is_empty() {
+                tracing::warn!(collection = %location, differences = %differences.join("; "),
+                    "the collection's layout differs from [qdrant] in the configuration; it is used as it is (recreate it, or change it with Qdrant's cluster API)");
+            }
+        }
+        let sizes: HashMap<String, u64> = params
             .and_then(|p| p.vectors_config)
             .and_then(|v| v.config)
             .map(|config| match config {
@@ -275,7 +381,11 @@ impl RemoteStore {
             return Ok(());
         }
         self.client
-            .upsert_points(UpsertPointsBuilder::new(collection, points).wait(true))
+            .upsert_points(
+                UpsertPointsBuilder::new(collection, points)
+                    .wait(true)
+                    .ordering(self.layout.ordering()),
+            )
             .await
             .map_err(failed("upsert"))?;
         Ok(())
@@ -578,7 +688,8 @@ impl CustomerStore for RemoteStore {
                 .set_payload(
                     SetPayloadPointsBuilder::new(collection.as_str(), owner.clone())
                         .points_selector(owned_by_from())
-                        .wait(true),
+                        .wait(true)
+                        .ordering(self.layout.ordering()),
                 )
                 .await
                 .map_err(failed("merge"))?;
@@ -589,7 +700,8 @@ impl CustomerStore for RemoteStore {
                     .points(PointsIdsList {
                         ids: vec![point_id(customer_point_id(from))],
                     })
-                    .wait(true),
+                    .wait(true)
+                    .ordering(self.layout.ordering()),
             )
             .await
             .map_err(failed("merge"))?;
@@ -748,10 +860,52 @@ impl FlagStore for RemoteStore {
                     .points_selector(PointsIdsList {
                         ids: vec![point_id(flag_point_id(id))],
                     })
-                    .wait(true),
+                    .wait(true)
+                    .ordering(self.layout.ordering()),
             )
             .await
             .map_err(failed("update"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[expect(deprecated, reason = "what a Qdrant 1.18 server reports")]
+    fn params(shards: u32, replicas: u32, consistency: u32) -> CollectionParams {
+        CollectionParams {
+            shard_number: shards,
+            replication_factor: Some(replicas),
+            write_consistency_factor: Some(consistency),
+            on_disk_payload: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_collection_laid_out_otherwise_is_reported_setting_by_setting() {
+        let cluster = CollectionLayout {
+            shard_number: 3,
+            replication_factor: 3,
+            write_consistency_factor: 2,
+            ..CollectionLayout::default()
+        };
+        assert!(cluster.differences(&params(3, 3, 2)).is_empty());
+        assert_eq!(
+            cluster.differences(&params(1, 1, 1)),
+            [
+                "shard_number is 1, the configuration asks 3",
+                "replication_factor is 1, the configuration asks 3",
+                "write_consistency_factor is 1, the configuration asks 2",
+            ]
+        );
+        // Replicated writes survive a leader's node; one copy needs no ordering.
+        assert_eq!(cluster.ordering().r#type, WriteOrderingType::Medium as i32);
+        assert_eq!(
+            CollectionLayout::default().ordering().r#type,
+            WriteOrderingType::Weak as i32
+        );
     }
 }
