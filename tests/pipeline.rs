@@ -51,6 +51,16 @@ struct Worker {
 
 impl Worker {
     fn start(nats_url: &str, data_dir: &Path, env: &[(&str, &str)]) -> Worker {
+        Worker::start_with_log(nats_url, data_dir, env, Stdio::inherit())
+    }
+
+    /// As [`Worker::start`], its log (stderr, info level) going to `log`.
+    fn start_with_log(
+        nats_url: &str,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        log: impl Into<Stdio>,
+    ) -> Worker {
         let mut cmd = Command::new(RAPPORT);
         cmd.args(["run", "--role", "workers"])
             .env_clear()
@@ -62,7 +72,7 @@ impl Worker {
             .env("RAPPORT_MODELS_DIR", models_dir().unwrap())
             .env("RAPPORT_NATS_SERVER_BINARY", nats_binary())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -229,7 +239,9 @@ async fn worker_stores_analysed_interactions_and_dead_letters_bad_input() {
     }
     let nats = TestNats::start().await;
     let (_keep, data) = data_dir();
-    let worker = Worker::start(&nats.url(), &data, &[]);
+    let log_path = data.join("worker.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let worker = Worker::start_with_log(&nats.url(), &data, &[], log);
     let js = nats.jetstream().await;
     wait_for_consumer(&js).await;
 
@@ -335,6 +347,26 @@ async fn worker_stores_analysed_interactions_and_dead_letters_bad_input() {
         worker.terminate().success(),
         "the worker exits 0 after SIGTERM"
     );
+
+    // Its log at info level holds no message text and no personal data: ids and counts only.
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        logged.contains("analysis worker started"),
+        "the log was captured: {logged}"
+    );
+    for private in [
+        "anna.jensen",
+        "20 12 34 56",
+        "Min pakke er stadig",
+        "lurat mig",
+        "opsige mit abonnement",
+        "fantastiske",
+    ] {
+        assert!(
+            !logged.contains(private),
+            "{private:?} reached the log:\n{logged}"
+        );
+    }
 
     // Dead letters: both bad inputs, each once, with the reason and the original subject.
     let letters = nats.read_stream("RAPPORT_DLQ").await;
