@@ -33,23 +33,14 @@ pub(super) async fn follow_up<S: Store>(
     )
     .await?;
 
-    let mut by_conversation: BTreeMap<String, Vec<(AnalysedInteraction, Vec<f32>)>> =
-        BTreeMap::new();
-    if !conversations.is_empty() {
-        let those = InteractionFilter {
-            any_conversation: conversations.iter().cloned().collect(),
-            ..Default::default()
-        };
-        for (stored, vector) in store
-            .list_interactions_with_vectors(&those, usize::MAX)
-            .await?
-        {
-            by_conversation
-                .entry(stored.interaction.conversation_id.clone())
-                .or_default()
-                .push((stored, vector));
-        }
-    }
+    let those = InteractionFilter {
+        any_conversation: conversations.iter().cloned().collect(),
+        ..Default::default()
+    };
+    let by_conversation = grouped(store, &those, |s| {
+        Some(s.interaction.conversation_id.clone())
+    })
+    .await?;
     for items in by_conversation.values() {
         for flag in flags::conversation_flags(items, &analyzer.flag_rules) {
             let vector = items
@@ -99,22 +90,11 @@ pub async fn rebuild_profiles<S: Store>(
     let mut superusers: Vec<(Flag, Vec<f32>)> = Vec::new();
     let mut profiles = Vec::with_capacity(customers.len());
     // One query for the batch's customers, then each customer's latest history.
-    let mut histories: BTreeMap<String, Vec<(AnalysedInteraction, Vec<f32>)>> = BTreeMap::new();
     let all_of_them = InteractionFilter {
         any_customer: customers.iter().cloned().collect(),
         ..Default::default()
     };
-    for (stored, vector) in store
-        .list_interactions_with_vectors(&all_of_them, usize::MAX)
-        .await?
-    {
-        if let Some(customer) = stored.customer_id.clone() {
-            histories
-                .entry(customer)
-                .or_default()
-                .push((stored, vector));
-        }
-    }
+    let histories = grouped(store, &all_of_them, |s| s.customer_id.clone()).await?;
     for (customer, mut history) in histories {
         // Oldest first already; keep the latest window.
         let skip = history.len().saturating_sub(profile::PROFILE_WINDOW);
@@ -178,4 +158,74 @@ async fn answers_to_other_customers<S: Store>(
         })
         .map(|s| s.interaction.id.clone())
         .collect())
+}
+
+/// Every stored interaction `filter` finds, with its vector, grouped by `key` (oldest first
+/// within a group; those without a key left out): what a batch touched, read once. A filter
+/// naming no customer and no conversation reads nothing, rather than the whole store (a
+/// batch of agents' replies touches no customer).
+async fn grouped<S: Store>(
+    store: &S,
+    filter: &InteractionFilter,
+    key: impl Fn(&AnalysedInteraction) -> Option<String>,
+) -> Result<BTreeMap<String, Vec<(AnalysedInteraction, Vec<f32>)>>, BatchError> {
+    let mut groups: BTreeMap<String, Vec<(AnalysedInteraction, Vec<f32>)>> = BTreeMap::new();
+    if filter.any_customer.is_empty() && filter.any_conversation.is_empty() {
+        return Ok(groups);
+    }
+    for (stored, vector) in store
+        .list_interactions_with_vectors(filter, usize::MAX)
+        .await?
+    {
+        if let Some(group) = key(&stored) {
+            groups.entry(group).or_default().push((stored, vector));
+        }
+    }
+    Ok(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use rapport_domain::testing::{Message, stored};
+
+    use super::*;
+    use crate::store::{EdgeStore, InteractionPoint, InteractionStore};
+
+    #[tokio::test]
+    async fn what_a_batch_touched_is_read_once_and_nothing_when_it_touched_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EdgeStore::open(dir.path(), 2).unwrap();
+        let message = |id, customer, conversation| InteractionPoint {
+            stored: stored(Message {
+                id,
+                customer,
+                conversation,
+                text: "Pakken er ikke kommet",
+                ..Default::default()
+            }),
+            vector: vec![1.0, 0.0],
+        };
+        store
+            .upsert_interactions(vec![
+                message("m1", "anna", "c1"),
+                message("m2", "anna", "c2"),
+                message("m3", "erik", "c3"),
+            ])
+            .await
+            .unwrap();
+        let by_customer = |customers: &[&str]| InteractionFilter {
+            any_customer: customers.iter().map(|c| c.to_string()).collect(),
+            ..Default::default()
+        };
+        let annas = grouped(&store, &by_customer(&["anna"]), |s| s.customer_id.clone())
+            .await
+            .unwrap();
+        assert_eq!(annas.keys().collect::<Vec<_>>(), ["anna"]);
+        assert_eq!(annas["anna"].len(), 2);
+        // A batch that touched no customer reads nothing, not the whole store.
+        let none = grouped(&store, &by_customer(&[]), |s| s.customer_id.clone())
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
 }
