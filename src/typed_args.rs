@@ -7,28 +7,36 @@ use rapport_connectors::{Channel, Format};
 use rapport_pipeline::flags::{FlagKind, FlagStatus};
 use rapport_pipeline::store::CustomerSpace;
 
+/// A value named by one of `names`, read back with the type's own `parse`.
+fn by_name<T: Clone + Send + Sync + 'static>(
+    names: impl IntoIterator<Item = &'static str>,
+    parse: fn(&str) -> Option<T>,
+) -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(names)
+        .map(move |name| parse(&name).expect("clap admits only the type's own names"))
+}
+
 /// `--kind`: a flag kind.
 pub fn flag_kind() -> impl TypedValueParser<Value = FlagKind> {
-    PossibleValuesParser::new(FlagKind::ALL.map(FlagKind::as_str))
-        .map(|name| FlagKind::parse(&name).expect("clap admits only FlagKind's names"))
+    by_name(FlagKind::ALL.map(FlagKind::as_str), FlagKind::parse)
 }
 
 /// `--status`: a flag status.
 pub fn flag_status() -> impl TypedValueParser<Value = FlagStatus> {
-    PossibleValuesParser::new(FlagStatus::ALL.map(FlagStatus::as_str))
-        .map(|name| FlagStatus::parse(&name).expect("clap admits only FlagStatus's names"))
+    by_name(FlagStatus::ALL.map(FlagStatus::as_str), FlagStatus::parse)
 }
 
 /// `--channel`: a channel.
 pub fn channel() -> impl TypedValueParser<Value = Channel> {
-    PossibleValuesParser::new(Channel::ALL.map(Channel::as_str))
-        .map(|name| Channel::parse(&name).expect("clap admits only Channel's names"))
+    by_name(Channel::ALL.map(Channel::as_str), Channel::parse)
 }
 
 /// `--by`: which of a customer's vectors "similar" means.
 pub fn customer_space() -> impl TypedValueParser<Value = CustomerSpace> {
-    PossibleValuesParser::new(CustomerSpace::ALL.map(CustomerSpace::as_str))
-        .map(|name| CustomerSpace::parse(&name).expect("clap admits only CustomerSpace's names"))
+    by_name(
+        CustomerSpace::ALL.map(CustomerSpace::as_str),
+        CustomerSpace::parse,
+    )
 }
 
 /// `--format`: a source format, or `auto` (`None`: detect each file's). A type of its own,
