@@ -63,22 +63,9 @@ pub fn customer_by(author: &Author, conversation_id: &str) -> CustomerBy {
 pub fn imported_customer(known: &[String], crm_id: Option<&str>, ids: &[String]) -> String {
     match (known.first(), crm_id) {
         (Some(customer), _) => customer.clone(),
-        (None, Some(crm)) => format!("crm-{}", crm_token(crm)),
+        (None, Some(crm)) => format!("crm-{}", rapport_record::ids::token(crm)),
         (None, None) => new_customer_id(&ids[0]),
     }
-}
-
-/// A CRM number as a customer id part: letters, digits, `-` and `_` kept.
-fn crm_token(crm: &str) -> String {
-    crm.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

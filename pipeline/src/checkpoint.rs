@@ -102,13 +102,5 @@ fn kv_error(e: impl std::fmt::Display) -> BusError {
 
 /// KV keys take `[-/_=.a-zA-Z0-9]`; anything else in a connector name becomes `_`.
 fn kv_token(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    rapport_connectors::ids::token(name)
 }

@@ -15,6 +15,21 @@
 
 use sha2::{Digest, Sha256};
 
+/// `value` as a safe id part: ASCII letters, digits, `-` and `_` kept, anything else `_`
+/// (a CRM number in a customer id, a connector name in a KV key).
+pub fn token(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Hex of the first 16 bytes of the SHA-256 of `bytes`: a stable native id for sources that have none.
 pub fn content_hash(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
